@@ -1,0 +1,142 @@
+"""File access through Beam's FileSystems, so local paths and any Beam URL (gs://, s3://...) work.
+
+Writes are atomic: bytes go to a temporary name next to the target, which is
+then renamed over it. A retried or duplicated worker writes the same bytes to
+the same name, so a rename race is harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import uuid
+from collections.abc import Iterable
+from typing import IO
+
+from apache_beam.io.filesystems import FileSystems
+
+
+def is_local(path: str) -> bool:
+    """True for plain paths (no ``scheme://``)."""
+    return "://" not in path
+
+
+def normalize(path: str) -> str:
+    """An absolute local path, or a URL without a trailing slash."""
+    if is_local(path):
+        return os.path.abspath(os.path.expanduser(path))
+    return path.rstrip("/")
+
+
+def join(base: str, *parts: str) -> str:
+    """Joins path parts the way the base's filesystem does."""
+    if is_local(base):
+        return os.path.join(base, *parts)
+    return posixpath.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def is_dir(path: str) -> bool:
+    """True for a local directory, or a URL prefix that has objects under it."""
+    if is_local(path):
+        return os.path.isdir(path)
+    return bool(list_files(path, limit=1))
+
+
+def list_files(root: str, limit: int | None = None) -> list[tuple[str, int]]:
+    """(path, size) of every file under ``root``, recursively, sorted by path."""
+    if is_local(root):
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                try:
+                    found.append((full, os.path.getsize(full)))
+                except OSError:
+                    found.append((full, -1))
+                if limit and len(found) >= limit:
+                    return found
+        return sorted(found)
+    pattern = posixpath.join(root, "**")
+    result = FileSystems.match([pattern], limits=[limit] if limit else None)[0]
+    return sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        return handle.read()
+
+
+def open_write(path: str) -> IO[bytes]:
+    return FileSystems.create(path, compression_type="uncompressed")
+
+
+def temp_name(path: str) -> str:
+    """A unique temporary sibling of ``path``."""
+    return f"{path}.tmp-{uuid.uuid4().hex}"
+
+
+def commit(temp: str, final: str) -> None:
+    """Renames a finished temporary file to its final name, replacing any older one."""
+    if is_local(final):
+        os.replace(temp, final)
+        return
+    if FileSystems.exists(final):
+        FileSystems.delete([final])
+    FileSystems.rename([temp], [final])
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary name and a rename."""
+    temp = temp_name(path)
+    with open_write(temp) as handle:
+        handle.write(data)
+    commit(temp, path)
+
+
+def make_dirs(path: str) -> None:
+    if is_local(path):
+        os.makedirs(path, exist_ok=True)
+    elif not FileSystems.exists(path):
+        FileSystems.mkdirs(path)
+
+
+def is_empty_dir(path: str) -> bool:
+    """True when ``path`` does not exist or holds nothing."""
+    if is_local(path):
+        return not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path))
+    return not list_files(path, limit=1)
+
+
+def clear_dir(path: str, first: Iterable[str] = ()) -> None:
+    """Deletes everything inside ``path``; the names in ``first`` go before the rest."""
+    for name in first:
+        target = join(path, name)
+        if exists(target):
+            FileSystems.delete([target])
+    if is_local(path):
+        for name in sorted(os.listdir(path)):
+            target = os.path.join(path, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            else:
+                os.remove(target)
+        return
+    paths = [p for p, _ in list_files(path)]
+    if paths:
+        FileSystems.delete(paths)
+
+
+def remove_tree(path: str) -> None:
+    """Deletes a folder and what it holds, if it exists."""
+    if is_local(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    paths = [p for p, _ in list_files(path)]
+    if paths:
+        FileSystems.delete(paths)

@@ -1,0 +1,74 @@
+"""The job from start to finish: check, list, run the Beam graph, finalize.
+
+Everything a user can get wrong (input, output folder, options, config) is
+checked in the driver before the pipeline starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from pipeline import fsutil
+from pipeline.errors import UserError
+from pipeline.listing import Listing, list_inputs
+from pipeline.manifest import MANIFEST, finalize
+from pipeline.options import JobConfig
+from pipeline.shard_worker import WORK_DIR
+
+
+def prepare_output(config: JobConfig, listing: Listing) -> None:
+    """Refuses a non-empty output unless ``overwrite``; then clears it, manifest first."""
+    out = config.output
+    if fsutil.is_local(out) and fsutil.is_local(listing.root) and listing.kind == "folder":
+        inside = os.path.commonpath([os.path.abspath(out), listing.root]) == listing.root
+        if inside:
+            raise UserError(f"--output {out!r} is inside --input {listing.root!r}; choose a folder outside it")
+    if not fsutil.is_empty_dir(out):
+        if fsutil.is_local(out) and not os.path.isdir(out):
+            raise UserError(f"--output {out!r} is a file; give a folder")
+        if not config.overwrite:
+            raise UserError(f"--output {out!r} is not empty; pass --overwrite to replace it, or choose a new folder")
+        # The manifest goes first: from then on the folder reads as unfinished.
+        fsutil.clear_dir(out, first=[MANIFEST])
+    fsutil.make_dirs(out)
+    fsutil.make_dirs(fsutil.join(out, WORK_DIR))
+
+
+def plan_shards(config: JobConfig, listing: Listing) -> tuple[dict[str, int], dict[str, int]]:
+    """Copies and shard counts per split, from the listing and config alone."""
+    per_split = Counter(item.split for item in listing.items)
+    copies = {split: config.copies_for(split) for split in listing.splits()}
+    shards = {split: config.shards_for(per_split[split] * copies[split]) for split in listing.splits()}
+    return copies, shards
+
+
+def pipeline_options(beam_args: list[str]) -> Any:
+    """Beam's options from the arguments after ``--``; the DirectRunner unless told otherwise."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    try:
+        return PipelineOptions(list(beam_args))
+    except SystemExit:
+        raise UserError(f"bad Beam option(s) after '--': {' '.join(beam_args)}") from None
+
+
+def run_job(config: JobConfig, beam_args: list[str] | None = None) -> dict[str, Any]:
+    """Runs the whole job and returns the manifest."""
+    import apache_beam as beam
+
+    from pipeline.ptransforms import PlanRecords, WriteShards
+
+    listing = list_inputs(config.input)
+    options = pipeline_options(beam_args or [])
+    prepare_output(config, listing)
+    copies, shards = plan_shards(config, listing)
+    with beam.Pipeline(options=options) as p:
+        _ = (
+            p
+            | "ListInputs" >> beam.Create(listing.items)
+            | "PlanRecords" >> PlanRecords(copies, shards)
+            | "WriteShards" >> WriteShards(config, shards)
+        )
+    return finalize(config, listing, shards)

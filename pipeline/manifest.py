@@ -1,0 +1,228 @@
+"""Finishing a run: merge the shards' sidecars, reconcile the counts, write the manifest last.
+
+The manifest holds no timestamps, host names or runner details, so the same
+input and config give the same manifest bytes on any runner. A folder
+without ``manifest.json`` is an unfinished run and readers refuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections import Counter
+from importlib import metadata
+from typing import Any
+
+from pipeline import __version__, fsutil
+from pipeline.errors import ReconcileError
+from pipeline.listing import Listing
+from pipeline.options import JobConfig
+from pipeline.records import FEATURES, FORMAT_VERSION, TFRecordWriter
+from pipeline.shard_worker import WORK_DIR, shard_name, sidecar_path
+from transforms.encoding import stored_dtype, stores_preprocessed
+
+MANIFEST = "manifest.json"
+INDEX = "index.parquet"
+ERRORS = "errors.parquet"
+_FLUSH_ROWS = 50_000
+INPUT_STAGES = ("listing", "read", "decode")
+PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras")
+
+
+def _schemas() -> tuple[Any, Any]:
+    import pyarrow as pa
+
+    index = pa.schema(
+        [
+            ("key", pa.string()),
+            ("copy", pa.int32()),
+            ("split", pa.string()),
+            ("shard", pa.string()),
+            ("position", pa.int64()),
+            ("label", pa.int64()),
+            ("params", pa.string()),
+            ("record_sha256", pa.string()),
+            ("source_sha256", pa.string()),
+        ]
+    )
+    errors = pa.schema(
+        [
+            ("key", pa.string()),
+            ("copy", pa.int32()),
+            ("split", pa.string()),
+            ("stage", pa.string()),
+            ("error_type", pa.string()),
+            ("message", pa.string()),
+        ]
+    )
+    return index, errors
+
+
+class _ParquetSink:
+    """Streams rows to a parquet file through a temporary name; memory stays bounded."""
+
+    def __init__(self, path: str, schema: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.schema = path, schema
+        self.temp = fsutil.temp_name(path)
+        self._handle = fsutil.open_write(self.temp)
+        self._writer = pq.ParquetWriter(self._handle, schema, compression="zstd")
+        self._rows: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        self.count += 1
+        if len(self._rows) >= _FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
+
+    def close(self) -> dict[str, Any]:
+        self._flush()
+        self._writer.close()
+        self._handle.close()
+        fsutil.commit(self.temp, self.path)
+        data = fsutil.read_bytes(self.path)
+        return {"rows": self.count, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dict[str, Any]:
+    """Merges sidecars into index/errors parquet, checks counts, writes the manifest."""
+    index_schema, error_schema = _schemas()
+    out = config.output
+    index_sink = _ParquetSink(fsutil.join(out, INDEX), index_schema)
+    error_sink = _ParquetSink(fsutil.join(out, ERRORS), error_schema)
+    splits: dict[str, Any] = {}
+    for split in sorted(shards):
+        listing_errors = [e for e in listing.errors if e["split"] == split]
+        for row in sorted(listing_errors, key=lambda e: (e["key"], e["error_type"])):
+            error_sink.add(row)
+        failed = Counter({"listing": len(listing_errors)})
+        input_errors: dict[str, dict[str, Any]] = {}
+        record_errors: list[dict[str, Any]] = []
+        shard_entries = []
+        for shard in range(shards[split]):
+            entry, index_rows, error_rows = _collect_shard(out, split, shard, shards[split])
+            shard_entries.append(entry)
+            for row in index_rows:
+                index_sink.add(row)
+            for row in error_rows:
+                if row["stage"] in INPUT_STAGES:
+                    input_errors.setdefault(row["key"], dict(row, copy=None))
+                else:
+                    record_errors.append(row)
+        for key in sorted(input_errors):
+            row = input_errors[key]
+            failed[row["stage"]] += 1
+            error_sink.add(row)
+        for row in sorted(record_errors, key=lambda e: (e["key"], e["copy"])):
+            error_sink.add(row)
+        splits[split] = _split_summary(config, split, listing.listed[split], failed, len(record_errors), shard_entries)
+    index_info = index_sink.close()
+    error_info = error_sink.close()
+    written = sum(s["counts"]["written"] for s in splits.values())
+    if index_info["rows"] != written:
+        raise ReconcileError(f"index.parquet has {index_info['rows']} rows but shards hold {written} records")
+    manifest = _manifest(config, listing, splits, index_info, error_info)
+    fsutil.remove_tree(fsutil.join(out, WORK_DIR))
+    fsutil.write_atomic(fsutil.join(out, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    return manifest
+
+
+def _collect_shard(out: str, split: str, shard: int, num_shards: int) -> tuple[dict, list, list]:
+    """A shard's summary, index rows and error rows; a shard no record went to is written empty."""
+    side = sidecar_path(out, split, shard)
+    name = shard_name(split, shard, num_shards)
+    if not fsutil.exists(side):
+        temp = fsutil.temp_name(fsutil.join(out, name))
+        with fsutil.open_write(temp) as handle:
+            writer = TFRecordWriter(handle)
+        fsutil.commit(temp, fsutil.join(out, name))
+        entry = {"file": name, "records": 0, "bytes": 0, "sha256": writer.sha256.hexdigest()}
+        return entry, [], []
+    data = json.loads(fsutil.read_bytes(side))
+    if not fsutil.exists(fsutil.join(out, name)):
+        raise ReconcileError(f"shard {name} has a sidecar but no file")
+    entry = {k: data[k] for k in ("file", "records", "bytes", "sha256")}
+    return entry, data["index"], data["error_rows"]
+
+
+def _split_summary(
+    config: JobConfig, split: str, listed: int, failed: Counter, failed_records: int, shards: list[dict]
+) -> dict[str, Any]:
+    failed_inputs = sum(failed.values())
+    decoded = listed - failed_inputs
+    copies = config.copies_for(split)
+    written = sum(s["records"] for s in shards)
+    counts = {
+        "listed": listed,
+        "failed_inputs": failed_inputs,
+        "failed_inputs_by_stage": {stage: failed[stage] for stage in INPUT_STAGES},
+        "decoded": decoded,
+        "copies": copies,
+        "expected_records": decoded * copies,
+        "written": written,
+        "failed_records": failed_records,
+    }
+    if decoded < 0 or written + failed_records != decoded * copies:
+        raise ReconcileError(
+            f"split {split!r} does not reconcile: listed {listed} = decoded {decoded} + failed {failed_inputs}; "
+            f"decoded x copies = {decoded * copies} but written {written} + failed {failed_records}"
+        )
+    return {
+        "augmented": bool(config.ops_for(split)),
+        "num_shards": len(shards),
+        "shards": shards,
+        "counts": counts,
+    }
+
+
+def _manifest(config: JobConfig, listing: Listing, splits: dict, index_info: dict, error_info: dict) -> dict:
+    pre = config.preprocessing
+    h, w = config.image_size
+    preprocessing = dict(pre.describe())
+    preprocessing["applied"] = "in_records" if stores_preprocessed(config.encoding) else "by_reader"
+    preprocessing["output_dtype"] = "float32"
+    return {
+        "format": "augbeam",
+        "format_version": FORMAT_VERSION,
+        "producer": {"augbeam": __version__, "python": platform.python_version(), "packages": _versions()},
+        "config": config.resolved(),
+        "input": {"root": listing.root, "kind": listing.kind},
+        "classes": listing.classes,
+        "num_classes": len(listing.classes),
+        "image": {
+            "shape": [h, w, 3],
+            "encoding": config.encoding,
+            "stored_dtype": stored_dtype(config.encoding),
+            "pixel_range_before_preprocessing": [0, 255],
+        },
+        "preprocessing": preprocessing,
+        "features": FEATURES,
+        "seeding": {
+            "generator": "numpy Philox4x64, raw 64-bit words",
+            "key": "[seed, first 8 bytes of sha256(utf-8 key) as little-endian uint64]",
+            "counter": "[0, 0, copy, op_index]",
+        },
+        "sharding": "shard = H mod num_shards, records sorted by H; H = sha256(key + NUL + copy)[:8] little-endian",
+        "splits": splits,
+        "files": {"index": dict(index_info, name=INDEX), "errors": dict(error_info, name=ERRORS)},
+    }
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

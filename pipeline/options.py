@@ -1,0 +1,129 @@
+"""The job's configuration: validated once in the driver, then shipped to workers as plain data.
+
+``JobConfig`` is a frozen dataclass of plain values (the op list as dicts, not
+TF objects), so it pickles to any runner's workers and is written resolved to
+the manifest. Workers rebuild ops, decoders and traced functions from it in
+``DoFn.setup``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from pipeline.errors import UserError
+from transforms.augment import RESIZE_MODES
+from transforms.config import DEFAULT_PRESET, load_ops, ops_from_data
+from transforms.decode import DEFAULT_MAX_PIXELS
+from transforms.encoding import check_encoding, stored_dtype
+from transforms.op_base import Op
+from transforms.preprocess import Preprocessing, get_preprocessing
+
+TRAIN_SPLIT = "train"
+DEFAULT_SHARD_SIZE_MB = 64.0
+MAX_RECORDS_PER_SHARD = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    """Everything that decides the output bytes (and nothing that does not)."""
+
+    input: str
+    output: str
+    model: str = "mobilenet_v2"
+    image_size: tuple[int, int] = (224, 224)
+    copies: int = 1
+    eval_copies: int = 1
+    augment_eval: bool = False
+    seed: int = 0
+    num_shards: int | None = None
+    shard_size_mb: float = DEFAULT_SHARD_SIZE_MB
+    encoding: str = "uint8"
+    jpeg_quality: int = 95
+    resize_mode: str = "stretch"
+    alpha_fill: int = 255
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    config_source: str = DEFAULT_PRESET
+    ops: tuple[dict[str, Any], ...] = ()
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        get_preprocessing(self.model)
+        check_encoding(self.encoding)
+        h, w = self.image_size
+        if not (1 <= h <= 16384 and 1 <= w <= 16384):
+            raise UserError(f"--image-size {h} {w}: height and width must be in [1, 16384]")
+        if self.copies < 1 or self.eval_copies < 1:
+            raise UserError("--copies and --eval-copies must be at least 1")
+        if not 0 <= self.seed < 2**63:
+            raise UserError(f"--seed {self.seed}: use an integer in [0, 2**63)")
+        if self.num_shards is not None and self.num_shards < 1:
+            raise UserError(f"--num-shards {self.num_shards}: must be at least 1")
+        if not self.shard_size_mb > 0:
+            raise UserError(f"--shard-size-mb {self.shard_size_mb}: must be positive")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise UserError(f"--jpeg-quality {self.jpeg_quality}: must be in [1, 100]")
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(f"--resize {self.resize_mode!r}: choose one of {', '.join(RESIZE_MODES)}")
+        if not 0 <= self.alpha_fill <= 255:
+            raise UserError(f"--alpha-fill {self.alpha_fill}: must be a grey level in [0, 255]")
+        if self.max_pixels < 1:
+            raise UserError(f"--max-pixels {self.max_pixels}: must be positive")
+        self.train_ops()  # validates the op list
+
+    @classmethod
+    def create(cls, config: str | None = None, **kwargs: Any) -> JobConfig:
+        """Builds a config, loading the op list from a preset name or file."""
+        source = config or DEFAULT_PRESET
+        ops = tuple(op.to_config() for op in load_ops(source))
+        return cls(config_source=source, ops=ops, **kwargs)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return get_preprocessing(self.model)
+
+    def train_ops(self) -> tuple[Op, ...]:
+        return ops_from_data(list(self.ops), f"--config {self.config_source}")
+
+    def ops_for(self, split: str) -> tuple[Op, ...]:
+        """Training gets the op list; evaluation splits none unless ``augment_eval``."""
+        if split == TRAIN_SPLIT or self.augment_eval:
+            return self.train_ops()
+        return ()
+
+    def copies_for(self, split: str) -> int:
+        return self.copies if split == TRAIN_SPLIT else self.eval_copies
+
+    def record_bytes_estimate(self) -> int:
+        """A record's size, for choosing shard counts (JPEG/PNG: a rough compression guess)."""
+        h, w = self.image_size
+        raw = h * w * 3 * {"float32": 4, "float16": 2, "uint8": 1}[stored_dtype(self.encoding)]
+        if self.encoding == "jpeg":
+            raw //= 6
+        elif self.encoding == "png":
+            raw //= 2
+        return raw + 600  # the other features and framing
+
+    def shards_for(self, records: int) -> int:
+        """Shard count for a split: ``--num-shards``, else from the target size.
+
+        Also at most ``MAX_RECORDS_PER_SHARD`` records per shard, since a shard is
+        the unit of parallel work: a mid-sized job still spreads over workers.
+        It depends only on the listing and the config, never on the runner.
+        """
+        if self.num_shards is not None:
+            return self.num_shards
+        by_size = math.ceil(records * self.record_bytes_estimate() / (self.shard_size_mb * 2**20))
+        by_count = math.ceil(records / MAX_RECORDS_PER_SHARD)
+        return max(1, by_size, by_count)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as the manifest records it (the output folder is not part of it)."""
+        out = dataclasses.asdict(self)
+        out.pop("output")
+        out.pop("overwrite")
+        out["image_size"] = list(self.image_size)
+        out["ops"] = [dict(op) for op in self.ops]
+        out["eval_ops"] = "same as train" if self.augment_eval else "none"
+        return out

@@ -1,0 +1,131 @@
+"""Reading augbeam output with ``tf.data``, with the model's preprocessing applied exactly once.
+
+``load(DST, split="train")`` gives ``(image, label)`` pairs: float32
+``[H, W, 3]`` with a static shape, ready for ``model.fit``. When the records
+hold raw or compressed pixels the reader applies the preprocessing the
+manifest names; when they hold the preprocessed tensor it only decodes. It
+refuses a folder without a manifest (an unfinished run) and shards whose
+checksum or size does not match it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from pipeline import fsutil
+from pipeline.errors import UserError
+
+VERIFY_MODES = ("full", "size", "none")
+
+
+class ReaderError(UserError):
+    """The output folder cannot be read as asked; the message says why and what to do."""
+
+
+def read_manifest(path: str) -> dict[str, Any]:
+    """The manifest of an output folder; a folder without one is an unfinished run."""
+    manifest_path = fsutil.join(fsutil.normalize(path), "manifest.json")
+    if not fsutil.exists(manifest_path):
+        raise ReaderError(
+            f"{path!r} has no manifest.json: the run did not finish (or this is not augbeam output); "
+            "run the job again with --overwrite"
+        )
+    manifest = json.loads(fsutil.read_bytes(manifest_path))
+    if manifest.get("format") != "augbeam":
+        raise ReaderError(f"{manifest_path!r} is not an augbeam manifest")
+    return manifest
+
+
+def shard_paths(path: str, manifest: dict[str, Any], split: str, verify: str = "full") -> list[str]:
+    """The split's shard files, checked against the manifest (``full``: sha256, ``size``: bytes)."""
+    if verify not in VERIFY_MODES:
+        raise ReaderError(f"verify={verify!r}: choose one of {', '.join(VERIFY_MODES)}")
+    splits = manifest["splits"]
+    if split not in splits:
+        raise ReaderError(f"{path!r} has no split {split!r}; it has: {', '.join(sorted(splits))}")
+    root = fsutil.normalize(path)
+    paths = []
+    for shard in splits[split]["shards"]:
+        full = fsutil.join(root, shard["file"])
+        if not fsutil.exists(full):
+            raise ReaderError(f"shard {shard['file']} listed in the manifest is missing from {path!r}")
+        if verify != "none":
+            _check_shard(full, shard, verify)
+        paths.append(full)
+    return paths
+
+
+def _check_shard(full: str, shard: dict[str, Any], verify: str) -> None:
+    if verify == "size" and fsutil.is_local(full):
+        size = os.path.getsize(full)
+        if size != shard["bytes"]:
+            raise ReaderError(f"shard {full} has {size} bytes, the manifest says {shard['bytes']}: it was changed")
+        return
+    digest = hashlib.sha256()
+    with open(full, "rb") if fsutil.is_local(full) else fsutil.FileSystems.open(full) as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != shard["sha256"]:
+        raise ReaderError(f"shard {full} does not match its checksum in the manifest: it is corrupt or was changed")
+
+
+def load(
+    path: str,
+    split: str = "train",
+    batch_size: int | None = None,
+    with_metadata: bool = False,
+    expect_model: str | None = None,
+    verify: str = "full",
+    shuffle_files: bool = False,
+    seed: int | None = None,
+) -> Any:
+    """A ``tf.data.Dataset`` of ``(image, label)`` (plus a metadata dict if ``with_metadata``).
+
+    ``expect_model`` refuses data made for another preprocessing. ``verify``
+    checks shard checksums (``full``), sizes only (``size``) or nothing.
+    """
+    import tensorflow as tf
+
+    from pipeline.records import parse_spec
+    from transforms import encoding as enc
+    from transforms.preprocess import get_preprocessing
+
+    manifest = read_manifest(path)
+    pre_name = manifest["preprocessing"]["name"]
+    if expect_model is not None and expect_model != pre_name:
+        raise ReaderError(
+            f"{path!r} was made for model preprocessing {pre_name!r}, not {expect_model!r}; "
+            f"rerun the job with --model {expect_model}"
+        )
+    files = shard_paths(path, manifest, split, verify)
+    preprocessing = get_preprocessing(pre_name)
+    height, width, _ = manifest["image"]["shape"]
+    encoding = manifest["image"]["encoding"]
+    spec = parse_spec()
+
+    def parse(record: Any) -> Any:
+        example = tf.io.parse_single_example(record, spec)
+        image = enc.decode(example["image"], encoding, preprocessing, height, width)
+        image = tf.ensure_shape(image, [height, width, 3])
+        label = example["label"]
+        if with_metadata:
+            meta = {"key": example["key"], "copy": example["copy"], "params": example["params"]}
+            return image, label, meta
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(len(files), 8)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle_files,
+    )
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size:
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,107 @@
+"""The record schema (``tf.train.Example``) and a TFRecord writer for any Beam filesystem.
+
+Examples are serialised with ``deterministic=True``: protobuf map order is
+otherwise unspecified, and byte-identical shards need a fixed order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from typing import IO, Any
+
+FORMAT_VERSION = 1
+
+FEATURES: dict[str, dict[str, Any]] = {
+    "image": {"type": "bytes", "shape": [], "doc": "pixels as the manifest's encoding says"},
+    "image/shape": {"type": "int64", "shape": [3], "doc": "[height, width, 3] of the stored image"},
+    "image/dtype": {"type": "bytes", "shape": [], "doc": "float32, float16 or uint8"},
+    "image/encoding": {"type": "bytes", "shape": [], "doc": "float32, float16, uint8, jpeg or png"},
+    "label": {"type": "int64", "shape": [], "doc": "class index (-1: unlabeled)"},
+    "key": {"type": "bytes", "shape": [], "doc": "input path relative to the input root"},
+    "copy": {"type": "int64", "shape": [], "doc": "augmented copy index of this key"},
+    "params": {"type": "bytes", "shape": [], "doc": "JSON list of {op, version, applied, params}"},
+    "source_sha256": {"type": "bytes", "shape": [], "doc": "sha256 of the source file's bytes (hex)"},
+}
+
+
+def build_example(
+    *,
+    image: bytes,
+    shape: tuple[int, int, int],
+    dtype: str,
+    encoding: str,
+    label: int,
+    key: str,
+    copy: int,
+    params: str,
+    source_sha256: str,
+) -> bytes:
+    """One serialised ``tf.train.Example`` (deterministic bytes)."""
+    from tensorflow.core.example import example_pb2, feature_pb2
+
+    def b(value: bytes) -> feature_pb2.Feature:
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
+
+    def i(values: list[int]) -> feature_pb2.Feature:
+        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
+
+    feature = {
+        "image": b(image),
+        "image/shape": i(list(shape)),
+        "image/dtype": b(dtype.encode()),
+        "image/encoding": b(encoding.encode()),
+        "label": i([label]),
+        "key": b(key.encode("utf-8")),
+        "copy": i([copy]),
+        "params": b(params.encode("utf-8")),
+        "source_sha256": b(source_sha256.encode()),
+    }
+    example = example_pb2.Example(features=feature_pb2.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)
+
+
+def parse_spec() -> dict[str, Any]:
+    """The ``tf.io.parse_single_example`` spec for ``FEATURES``."""
+    import tensorflow as tf
+
+    kinds = {"bytes": tf.string, "int64": tf.int64}
+    return {name: tf.io.FixedLenFeature(f["shape"], kinds[f["type"]]) for name, f in FEATURES.items()}
+
+
+def _crc32c_function() -> Callable[[bytes], int]:
+    try:
+        import google_crc32c
+
+        return google_crc32c.value
+    except ImportError:
+        import crcmod.predefined  # installed by apache-beam[tfrecord], with its C extension
+
+        return crcmod.predefined.mkPredefinedCrcFun("crc-32c")
+
+
+_crc32c = _crc32c_function()
+
+
+def _masked_crc(data: bytes) -> bytes:
+    crc = _crc32c(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+class TFRecordWriter:
+    """Frames records as TFRecord into a stream, counting records and hashing the bytes."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+        self.records = 0
+        self.bytes = 0
+
+    def write(self, record: bytes) -> None:
+        length = struct.pack("<Q", len(record))
+        for part in (length, _masked_crc(length), record, _masked_crc(record)):
+            self._handle.write(part)
+            self.sha256.update(part)
+            self.bytes += len(part)
+        self.records += 1

@@ -1,0 +1,174 @@
+"""The work of one shard: read, decode, augment, encode and write its records.
+
+Only keys cross the shuffle; each shard's worker reads its own source files
+(measured: shipping pixels through ``GroupByKey`` cost about two thirds of
+local throughput). A key's copies that land in the same shard share one read
+and one decode. Records are sorted by a hash of (key, copy) and written to a
+temporary name, then renamed; a sidecar JSON with the shard's index rows,
+errors and checksum goes next to it for the driver to merge.
+
+Every outcome is deterministic, so a retried or duplicated shard writes the
+same bytes to the same names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from typing import Any, NamedTuple
+
+from pipeline import fsutil
+from pipeline.options import JobConfig
+from pipeline.records import TFRecordWriter, build_example
+from transforms.augment import params_json
+from transforms.decode import DecodeError
+from transforms.encoding import stored_dtype
+from transforms.rng import stable_hash64
+
+WORK_DIR = ".augbeam-work"
+READ_ATTEMPTS = 3
+
+
+class PlannedRecord(NamedTuple):
+    """What crosses the shuffle: a few short strings and ints per record."""
+
+    order: int
+    key: str
+    copy: int
+    path: str
+    label: int
+
+
+def record_order(key: str, copy: int) -> int:
+    """The stable hash of (key, copy) that picks the shard and the place within it."""
+    return stable_hash64(f"{key}\x00{copy}")
+
+
+def shard_name(split: str, shard: int, num_shards: int) -> str:
+    return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def sidecar_path(output: str, split: str, shard: int) -> str:
+    return fsutil.join(output, WORK_DIR, f"{split}-{shard:05d}.json")
+
+
+def error_row(key: str, copy: int | None, split: str, stage: str, error_type: str, message: str) -> dict[str, Any]:
+    return {"key": key, "copy": copy, "split": split, "stage": stage, "error_type": error_type, "message": message}
+
+
+@dataclasses.dataclass
+class ShardProcessor:
+    """Turns one shard's planned records into a shard file and a sidecar."""
+
+    config: JobConfig
+
+    def setup(self) -> None:
+        """Imports TensorFlow and builds decoders and traced renderers (once per worker)."""
+        from transforms.augment import Augmenter, Renderer
+        from transforms.decode import Decoder
+
+        cfg = self.config
+        self.decoder = Decoder(alpha_fill=cfg.alpha_fill, max_pixels=cfg.max_pixels)
+        self._augmenters: dict[str, Any] = {}
+        self._renderers: dict[str, Any] = {}
+        for kind, ops in (("train", cfg.ops_for("train")), ("eval", cfg.ops_for("validation"))):
+            self._augmenters[kind] = Augmenter(ops, cfg.seed)
+            self._renderers[kind] = Renderer(
+                ops, tuple(cfg.image_size), cfg.resize_mode, cfg.preprocessing, cfg.encoding, cfg.jpeg_quality
+            )
+
+    def process(self, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]) -> dict[str, Any]:
+        """Writes the shard and its sidecar; returns the shard's summary."""
+        kind = "train" if (split == "train" or self.config.augment_eval) else "eval"
+        augmenter, renderer = self._augmenters[kind], self._renderers[kind]
+        cfg = self.config
+        name = shard_name(split, shard, num_shards)
+        by_key: dict[str, list[PlannedRecord]] = {}
+        for rec in planned:
+            by_key.setdefault(rec.key, []).append(rec)
+
+        rendered: list[tuple[tuple[int, str, int], bytes, dict[str, Any]]] = []
+        errors: list[dict[str, Any]] = []
+        for key in sorted(by_key):
+            recs = sorted(by_key[key], key=lambda r: r.copy)
+            try:
+                data = self._read(recs[0].path)
+            except _InputFailed as exc:
+                errors += [error_row(key, r.copy, split, "read", exc.kind, str(exc)) for r in recs]
+                continue
+            source_sha = hashlib.sha256(data).hexdigest()
+            try:
+                image = self.decoder(data)
+            except DecodeError as exc:
+                errors += [error_row(key, r.copy, split, "decode", exc.kind, str(exc)) for r in recs]
+                continue
+            shape = tuple(int(d) for d in image.shape)
+            for rec in recs:
+                try:
+                    sampled = augmenter.sample(key, rec.copy, shape)
+                    params = params_json(sampled)
+                    payload = renderer.render(image, sampled)
+                except Exception as exc:  # one record's failure must not end the shard
+                    errors.append(error_row(key, rec.copy, split, "augment", type(exc).__name__, str(exc)[:500]))
+                    continue
+                example = build_example(
+                    image=payload,
+                    shape=(cfg.image_size[0], cfg.image_size[1], 3),
+                    dtype=stored_dtype(cfg.encoding),
+                    encoding=cfg.encoding,
+                    label=rec.label,
+                    key=key,
+                    copy=rec.copy,
+                    params=params,
+                    source_sha256=source_sha,
+                )
+                row = {"key": key, "copy": rec.copy, "label": rec.label, "params": params, "source_sha256": source_sha}
+                rendered.append(((rec.order, key, rec.copy), example, row))
+
+        rendered.sort(key=lambda item: item[0])
+        final = fsutil.join(cfg.output, name)
+        temp = fsutil.temp_name(final)
+        index = []
+        with fsutil.open_write(temp) as handle:
+            writer = TFRecordWriter(handle)
+            for position, (_order, example, row) in enumerate(rendered):
+                writer.write(example)
+                row.update(
+                    split=split, shard=name, position=position, record_sha256=hashlib.sha256(example).hexdigest()
+                )
+                index.append(row)
+        fsutil.commit(temp, final)
+        summary = {
+            "split": split,
+            "shard": shard,
+            "num_shards": num_shards,
+            "file": name,
+            "records": writer.records,
+            "bytes": writer.bytes,
+            "sha256": writer.sha256.hexdigest(),
+            "errors": len(errors),
+        }
+        sidecar = dict(summary, index=index, error_rows=errors)
+        fsutil.write_atomic(sidecar_path(cfg.output, split, shard), json.dumps(sidecar, sort_keys=True).encode())
+        return summary
+
+    def _read(self, path: str) -> bytes:
+        """The file's bytes; a missing file, or one unreadable after retries, is an input error."""
+        last: Exception | None = None
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return fsutil.read_bytes(path)
+            except Exception as exc:  # Beam wraps OS errors in its own types
+                last = exc
+                if not fsutil.exists(path):
+                    raise _InputFailed("FileNotFound", "the file no longer exists (deleted after listing?)") from None
+                time.sleep(0.2 * (attempt + 1))
+        raise _InputFailed("ReadError", f"cannot read after {READ_ATTEMPTS} attempts: {last}")
+
+
+class _InputFailed(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -1,0 +1,36 @@
+"""augbeam: seeded, recorded image augmentation for TensorFlow training, on Apache Beam.
+
+The stack is pinned to versions that resolve and import together on Python 3.11:
+tensorflow-io 0.37.1 (the newest) loads its ops only with TensorFlow 2.16.x.
+``constraints.txt`` pins every transitive package to the versions we tested:
+``pip install -c constraints.txt -e .[test]``.
+"""
+
+from setuptools import find_packages, setup
+
+BEAM = "2.77.0"
+
+setup(
+    name="augbeam",
+    version="0.1.0",
+    description="Offline, distributed, seeded image augmentation to TFRecord shards with Apache Beam",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    install_requires=[
+        "tensorflow==2.16.2",
+        "tensorflow-io==0.37.1",
+        f"apache-beam[tfrecord]=={BEAM}",
+        "pyarrow>=15",
+        "pyyaml>=6",
+        "numpy>=1.26,<2",
+        "protobuf>=4.25,<5",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
+        "gcp": [f"apache-beam[gcp]=={BEAM}"],
+        "aws": [f"apache-beam[aws]=={BEAM}"],
+    },
+    entry_points={"console_scripts": ["augbeam=pipeline.cli:main"]},
+)

@@ -1,0 +1,177 @@
+"""Image bytes to RGB uint8 [H, W, 3], recognised by content, not by file name.
+
+JPEG, PNG, GIF (first frame) and BMP go through TensorFlow's decoders.
+Grayscale is repeated to three channels. Alpha is composited over a flat
+background of grey level ``alpha_fill`` (default 255, white): transparent
+pixels become the background instead of whatever colour they happened to
+hold, which is what a person sees when the image is shown on a page.
+
+The header is read first, so an image whose header claims more than
+``max_pixels`` is refused before any memory is spent decoding it.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any
+
+# Pillow's decompression-bomb threshold: far above real photos, far below harm.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+class DecodeError(ValueError):
+    """An input that is not a decodable image; ``kind`` is a short error type."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the first bytes, or None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:2] == b"BM":
+        return "bmp"
+    return None
+
+
+def peek_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """(height, width) from the header without decoding, or None if not found."""
+    try:
+        if fmt == "png" and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return height, width
+        if fmt == "gif":
+            width, height = struct.unpack("<HH", data[6:10])
+            return height, width
+        if fmt == "bmp":
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(height), abs(width)
+        if fmt == "jpeg":
+            return _jpeg_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walks JPEG markers to the first start-of-frame."""
+    i = 2
+    n = len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return height, width
+        i += 2 + length
+    return None
+
+
+def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """Refuses empty, unknown and oversized inputs before decoding; returns the format."""
+    if not data:
+        raise DecodeError("EmptyFile", "the file is empty (0 bytes)")
+    fmt = sniff_format(data)
+    if fmt is None:
+        head = data[:16].lstrip().lower()
+        what = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "not an image"
+        raise DecodeError(
+            "UnknownFormat",
+            f"content is {what} (first bytes {data[:8]!r}); supported: JPEG, PNG, GIF, BMP",
+        )
+    size = peek_size(data, fmt)
+    if size is None:
+        raise DecodeError("CorruptImage", f"{fmt.upper()} header is unreadable or truncated")
+    height, width = size
+    if height <= 0 or width <= 0:
+        raise DecodeError("CorruptImage", f"{fmt.upper()} header gives an empty size {width}x{height}")
+    if height * width > max_pixels:
+        raise DecodeError(
+            "TooLarge",
+            f"{fmt.upper()} header says {width}x{height} = {height * width} pixels, over --max-pixels {max_pixels}",
+        )
+    return fmt
+
+
+def to_rgb(image: Any, alpha_fill: float) -> Any:
+    """uint8 [H, W, 1..4] to uint8 [H, W, 3]: gray repeated, alpha composited (graph-safe)."""
+    import tensorflow as tf
+
+    channels = tf.shape(image)[2]
+    color = tf.cond(
+        channels >= 3,
+        lambda: image[:, :, :3],
+        lambda: tf.tile(image[:, :, :1], [1, 1, 3]),
+    )
+
+    def composite() -> Any:
+        alpha = tf.cast(image[:, :, -1:], tf.float32) / 255.0
+        mixed = tf.cast(color, tf.float32) * alpha + float(alpha_fill) * (1.0 - alpha)
+        return tf.cast(tf.clip_by_value(tf.round(mixed), 0.0, 255.0), tf.uint8)
+
+    has_alpha = tf.equal(channels % 2, 0)
+    return tf.cond(has_alpha, composite, lambda: color)
+
+
+class Decoder:
+    """Decodes bytes to RGB uint8 through one traced TF function (traced on first use)."""
+
+    def __init__(self, alpha_fill: float = 255.0, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.alpha_fill = float(alpha_fill)
+        self.max_pixels = int(max_pixels)
+        self._fn: Any = None
+
+    def _build(self) -> Any:
+        import tensorflow as tf
+
+        alpha_fill = self.alpha_fill
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+        def decode(data: Any) -> Any:
+            image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+            image = tf.ensure_shape(image, [None, None, None])
+            return to_rgb(image, alpha_fill)
+
+        return decode
+
+    def __call__(self, data: bytes) -> Any:
+        """RGB uint8 [H, W, 3] tensor, or ``DecodeError`` with a readable reason."""
+        import tensorflow as tf
+
+        check_image_bytes(data, self.max_pixels)
+        if self._fn is None:
+            self._fn = self._build()
+        try:
+            image = self._fn(tf.constant(data))
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
+            raise DecodeError("CorruptImage", f"cannot decode: {tf_message(exc)}") from None
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise DecodeError("CorruptImage", "decoded to an empty image")
+        return image
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"alpha_fill": self.alpha_fill, "max_pixels": self.max_pixels, "_fn": None}
+
+
+def tf_message(exc: Exception) -> str:
+    """The human part of a TensorFlow error message, without graph node names."""
+    text = getattr(exc, "message", None) or str(exc)
+    text = re.sub(r"\{\{[^}]*\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text)
+    text = text.split("\n")[0].strip()
+    return text or type(exc).__name__

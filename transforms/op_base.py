@@ -1,0 +1,154 @@
+"""The declaration every augmentation op follows, and the registry of ops by name.
+
+An op is a frozen dataclass: its fields are its configuration (validated when
+it is built), ``sample`` draws plain JSON-able parameters on the host from a
+counter-based stream, and ``apply`` applies given parameters with TensorFlow
+ops only (so it runs on a GPU when there is one, and can replay a record).
+Images are float32 ``[H, W, 3]`` in [0, 255] before and after every op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+from transforms.errors import ConfigError
+from transforms.rng import Rng
+
+Shape = tuple[int, int, int]
+Params = dict[str, float]
+
+_REGISTRY: dict[str, type[Op]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """Base of all ops. ``p`` is the probability that the op is applied at all."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    # Parameter names in the order they are packed into a tensor for tracing.
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_range(self, "p", self.p, 0.0, 1.0)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks the op's own fields; raises ``ConfigError`` naming the field."""
+
+    def sample(self, rng: Rng, shape: Shape) -> Params:
+        """Draws this op's parameters for an image of ``shape`` (host side, no TF)."""
+        return {}
+
+    def output_shape(self, shape: Shape, params: Params) -> Shape:
+        """The image shape after the op; geometric ops that crop override this."""
+        return shape
+
+    def apply(self, image: Any, params: dict[str, Any]) -> Any:
+        """Applies ``params`` to a float32 [H, W, 3] image in [0, 255] with TF ops."""
+        raise NotImplementedError
+
+    def to_config(self) -> dict[str, Any]:
+        """The op as a plain dict, every field resolved (lists for ranges)."""
+        out: dict[str, Any] = {"op": self.name}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def register(cls: type[Op]) -> type[Op]:
+    """Class decorator: makes an op available by its ``name`` in configs."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY:
+        raise TypeError(f"op {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered_ops() -> dict[str, type[Op]]:
+    """All ops by name (importing the op modules registers them)."""
+    _load_builtin_ops()
+    return dict(_REGISTRY)
+
+
+def op_from_config(entry: Any, where: str = "ops") -> Op:
+    """Builds an op from ``{"op": name, field: value, ...}``; unknown names or keys are errors."""
+    _load_builtin_ops()
+    if not isinstance(entry, dict) or "op" not in entry:
+        raise ConfigError(f"{where}: each op must be a mapping with an 'op' key, got {entry!r}")
+    name = entry["op"]
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"{where}: unknown op {name!r}; known ops: {known}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(entry) - set(fields) - {"op"})
+    if unknown:
+        raise ConfigError(f"{where} ({name}): unknown key(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    kwargs = {}
+    for key, value in entry.items():
+        if key == "op":
+            continue
+        default = fields[key].default
+        kwargs[key] = _coerce(f"{where} ({name}).{key}", value, default)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} ({name}): {exc}") from None
+
+
+def _coerce(where: str, value: Any, default: Any) -> Any:
+    """Checks a config value against the type of the field's default."""
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise ConfigError(f"{where}: expected a list of {len(default)} numbers, got {value!r}")
+        return tuple(_coerce(where, v, d) for v, d in zip(value, default, strict=True))
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(default, bool):
+            if float(value) != int(value):
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            return int(value)
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def check_range(op: Op, field: str, value: float, low: float, high: float) -> None:
+    """Raises ``ConfigError`` unless ``low <= value <= high``."""
+    if not low <= value <= high:
+        raise ConfigError(f"{op.name}.{field} must be in [{low}, {high}], got {value}")
+
+
+def check_interval(op: Op, field: str, value: tuple, low: float, high: float) -> None:
+    """Raises unless ``value`` is an ordered pair inside [low, high]."""
+    a, b = value
+    if not (low <= a <= b <= high):
+        raise ConfigError(f"{op.name}.{field} must be [min, max] with {low} <= min <= max <= {high}, got [{a}, {b}]")
+
+
+def check_choice(op: Op, field: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raises unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{op.name}.{field} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _load_builtin_ops() -> None:
+    # Imported here, not at the top, because those modules import this one.
+    from transforms import geometric, photometric  # noqa: F401
