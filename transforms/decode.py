@@ -169,9 +169,11 @@ class Decoder:
 
 
 def tf_message(exc: Exception) -> str:
-    """The human part of a TensorFlow error message, without graph node names."""
+    """The human part of a TensorFlow error message, without graph nodes and call sites."""
     text = getattr(exc, "message", None) or str(exc)
     text = re.sub(r"\{\{[^}]*\}\}", "", text)
     text = re.sub(r"\s*\[Op:[^\]]*\]", "", text)
-    text = text.split("\n")[0].strip()
-    return text or type(exc).__name__
+    lines = [line.strip() for line in text.split("\n")]
+    skip = ("Graph execution error", "Detected at node", "File ", "[[")
+    useful = [line for line in lines if line and not line.startswith(skip)]
+    return (useful[-1] if useful else "").rstrip(".") or type(exc).__name__

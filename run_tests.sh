@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up .venv if needed, then runs the linter and the whole test suite.
+# Extra arguments go to pytest (for example: ./run_tests.sh -k reader).
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/venv.sh
+ruff check .
+python -m pytest "$@"
