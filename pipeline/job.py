@@ -46,12 +46,19 @@ def plan_shards(config: JobConfig, listing: Listing) -> tuple[dict[str, int], di
 
 def pipeline_options(beam_args: list[str]) -> Any:
     """Beam's options from the arguments after ``--``; the DirectRunner unless told otherwise."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.runners.runner import create_runner
 
     try:
-        return PipelineOptions(list(beam_args))
+        options = PipelineOptions(list(beam_args))
+        runner = options.view_as(StandardOptions).runner or "DirectRunner"
     except SystemExit:
         raise UserError(f"bad Beam option(s) after '--': {' '.join(beam_args)}") from None
+    try:
+        create_runner(runner)
+    except (ValueError, ImportError) as exc:
+        raise UserError(f"--runner={runner}: {exc}") from None
+    return options
 
 
 def run_job(config: JobConfig, beam_args: list[str] | None = None) -> dict[str, Any]:

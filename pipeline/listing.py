@@ -146,6 +146,8 @@ def _list_table(path: str, fmt: str) -> Listing:
     paths = table.column("path").to_pylist()
     splits = table.column("split").to_pylist() if "split" in columns else [None] * len(paths)
     labels = table.column("label").to_pylist() if "label" in columns else [UNLABELED] * len(paths)
+    # CSV reads an empty cell as "" in a text column: that is a missing label, not a class.
+    labels = [None if isinstance(v, str) and not v.strip() else v for v in labels]
 
     str_labels = sorted({v for v in labels if isinstance(v, str)})
     classes = str_labels

@@ -62,7 +62,7 @@ def test_counts_reconcile(run_a):
     index = pq.read_table(run_a / "index.parquet").to_pylist()
     assert len(index) == TRAIN_GOOD * COPIES + EVAL_GOOD
     assert len({(r["key"], r["copy"]) for r in index}) == len(index)
-    for split, info in manifest["splits"].items():
+    for info in manifest["splits"].values():
         assert sum(s["records"] for s in info["shards"]) == info["counts"]["written"]
         assert info["num_shards"] == 3
         for s in info["shards"]:

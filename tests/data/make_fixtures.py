@@ -23,7 +23,11 @@ def main() -> None:
     (HERE / "page.jpg").write_bytes(b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n")
     camera = Image.open(PHOTOS / "train/everyday/camera.png").resize((40, 40))
     camera.convert("L").save(HERE / "gray.png")
-    horse = Image.open(PHOTOS / "train/everyday/horse.png").convert("RGBA").resize((50, 41))
+    # The horse silhouette with a real cut-out alpha: background transparent, a half-opaque band.
+    horse = Image.open(PHOTOS / "train/everyday/horse.png").convert("RGB").resize((50, 41))
+    alpha = horse.convert("L").point(lambda v: 0 if v > 128 else 255)
+    alpha.paste(128, (0, 0, 50, 6))
+    horse.putalpha(alpha)
     horse.save(HERE / "rgba.png")
     chelsea = Image.open(PHOTOS / "train/everyday/chelsea.png").convert("RGB").resize((45, 30))
     chelsea.save(HERE / "rgb.bmp")

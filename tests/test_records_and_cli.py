@@ -1,0 +1,96 @@
+"""The TFRecord framing and record schema, shard planning, and the CLI's user errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.options import JobConfig
+from pipeline.records import TFRecordWriter, build_example, parse_spec
+from tests.conftest import PHOTOS
+
+
+def test_tfrecord_framing_reads_back_in_tensorflow(tmp_path):
+    import tensorflow as tf
+
+    records = [
+        build_example(
+            image=bytes([i]) * 10,
+            shape=(1, 2, 3),
+            dtype="uint8",
+            encoding="uint8",
+            label=i,
+            key=f"k/{i} ü.png",
+            copy=i,
+            params="[]",
+            source_sha256="ab",
+        )
+        for i in range(5)
+    ]
+    buffer = io.BytesIO()
+    writer = TFRecordWriter(buffer)
+    for record in records:
+        writer.write(record)
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(buffer.getvalue())
+    assert writer.records == 5 and writer.bytes == len(buffer.getvalue())
+    read = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
+    assert read == records
+    parsed = tf.io.parse_single_example(read[3], parse_spec())
+    assert parsed["key"].numpy().decode() == "k/3 ü.png" and int(parsed["label"]) == 3
+    assert parsed["image/shape"].numpy().tolist() == [1, 2, 3]
+
+
+def test_examples_are_deterministic():
+    kwargs = dict(
+        image=b"x",
+        shape=(1, 1, 3),
+        dtype="uint8",
+        encoding="png",
+        label=0,
+        key="k",
+        copy=0,
+        params="[]",
+        source_sha256="00",
+    )
+    assert build_example(**kwargs) == build_example(**kwargs)
+
+
+def test_shard_counts_depend_on_data_and_config_only():
+    cfg = JobConfig.create(input="x", output="y", encoding="float32", image_size=(224, 224))
+    assert cfg.shards_for(0) == 1
+    assert cfg.shards_for(100) == 1  # 100 x 602 KB < 64 MB
+    assert cfg.shards_for(1000) == 9  # by size: 1000 x 602 KB / 64 MB
+    jpeg = JobConfig.create(input="x", output="y", encoding="jpeg", image_size=(224, 224))
+    assert jpeg.shards_for(2000) == 4  # by count: at most 512 records a shard
+    assert JobConfig.create(input="x", output="y", num_shards=7).shards_for(5) == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "/nonexistent/photos"], "--input '/nonexistent/photos' does not exist"),
+        (["--model", "resnet51"], "--model 'resnet51' is not known"),
+        (["--config", "nosuch.yaml"], "no such file, and not a preset"),
+        (["--copies", "0"], "--copies and --eval-copies must be at least 1"),
+        (["--image-size", "0", "10"], "--image-size 0 10"),
+        (["--", "--runner=NoSuchRunner"], "NoSuchRunner"),
+    ],
+)
+def test_user_errors_are_one_clear_line(tmp_path, capsys, args, message):
+    base = ["run", "--input", str(PHOTOS), "--output", str(tmp_path / "out")]
+    # Later values of a repeated option win in argparse, so the bad one overrides the base.
+    code = main(base + args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists(), "nothing may be written before the checks pass"
+
+
+def test_beam_options_must_follow_double_dash(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--input", str(PHOTOS), "--output", str(tmp_path), "--runner=DirectRunner"])
+    assert "Beam options go after a bare '--'" in capsys.readouterr().err
