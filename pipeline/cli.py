@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -76,7 +77,15 @@ def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+class _QuietBeamImports(logging.Filter):
+    """Drops Beam's import-time note about optional GCP client libraries we do not use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("apitools not found")
+
+
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger().addFilter(_QuietBeamImports())
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, beam_args = split_beam_args(argv)
     parser = build_parser()

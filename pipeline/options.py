@@ -56,6 +56,11 @@ class JobConfig:
             raise UserError(f"--image-size {h} {w}: height and width must be in [1, 16384]")
         if self.copies < 1 or self.eval_copies < 1:
             raise UserError("--copies and --eval-copies must be at least 1")
+        if self.eval_copies > 1 and not self.augment_eval:
+            raise UserError(
+                f"--eval-copies {self.eval_copies} without --augment-eval would write identical copies; "
+                "add --augment-eval or use one copy"
+            )
         if not 0 <= self.seed < 2**63:
             raise UserError(f"--seed {self.seed}: use an integer in [0, 2**63)")
         if self.num_shards is not None and self.num_shards < 1:

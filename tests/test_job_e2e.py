@@ -222,3 +222,45 @@ def test_output_not_empty_is_refused_then_overwritten(photos_with_bad, run_b, tm
     assert "not empty; pass --overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
     assert shard_bytes(out) == shard_bytes(run_b)
+
+
+def test_listing_with_duplicate_and_vanished_file(tmp_path):
+    """A CSV listing: a duplicate row and a file deleted after listing are reported, the rest written."""
+    import shutil
+
+    from pipeline.listing import list_inputs
+    from tests.conftest import DATA
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("rocket_small.jpg", "gray.png", "rgba.png"):
+        shutil.copy(DATA / name, src / name)
+    listing = tmp_path / "src" / "list.csv"
+    listing.write_text(
+        "path,label,split\nrocket_small.jpg,rocket,train\ngray.png,camera,train\n"
+        "rocket_small.jpg,rocket,train\nrgba.png,horse,validation\n"
+    )
+    assert len(list_inputs(str(listing)).items) == 3
+    from pipeline import shard_worker
+
+    original = shard_worker.fsutil.read_bytes
+
+    def vanish_gray(path):  # the file disappears between listing and reading
+        if path.endswith("gray.png"):
+            (src / "gray.png").unlink(missing_ok=True)
+        return original(path)
+
+    shard_worker.fsutil.read_bytes = vanish_gray
+    try:
+        manifest = run(listing, tmp_path / "out", copies=2, num_shards=1)
+    finally:
+        shard_worker.fsutil.read_bytes = original
+    train = manifest["splits"]["train"]["counts"]
+    assert (train["listed"], train["decoded"], train["written"]) == (3, 1, 2)
+    assert train["failed_inputs_by_stage"] == {"listing": 1, "read": 1, "decode": 0}
+    assert manifest["classes"] == ["camera", "horse", "rocket"]
+    errors = {
+        (e["key"], e["stage"], e["error_type"]) for e in pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
+    }
+    assert errors == {("rocket_small.jpg", "listing", "DuplicateInput"), ("gray.png", "read", "FileNotFound")}
+    assert manifest["splits"]["validation"]["counts"]["written"] == 1

@@ -75,6 +75,7 @@ def test_shard_counts_depend_on_data_and_config_only():
         (["--model", "resnet51"], "--model 'resnet51' is not known"),
         (["--config", "nosuch.yaml"], "no such file, and not a preset"),
         (["--copies", "0"], "--copies and --eval-copies must be at least 1"),
+        (["--eval-copies", "3"], "would write identical copies"),
         (["--image-size", "0", "10"], "--image-size 0 10"),
         (["--", "--runner=NoSuchRunner"], "NoSuchRunner"),
     ],
