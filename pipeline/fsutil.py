@@ -51,7 +51,11 @@ def list_files(root: str, limit: int | None = None) -> list[tuple[str, int]]:
     """(path, size) of every file under ``root``, recursively, sorted by path."""
     if is_local(root):
         found = []
-        for dirpath, dirnames, filenames in os.walk(root):
+
+        def fail(error: OSError) -> None:
+            raise error  # an unreadable folder must not drop its files silently
+
+        for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
             dirnames.sort()
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)

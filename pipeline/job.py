@@ -21,10 +21,7 @@ from pipeline.shard_worker import WORK_DIR
 def prepare_output(config: JobConfig, listing: Listing) -> None:
     """Refuses a non-empty output unless ``overwrite``; then clears it, manifest first."""
     out = config.output
-    if fsutil.is_local(out) and fsutil.is_local(listing.root) and listing.kind == "folder":
-        inside = os.path.commonpath([os.path.abspath(out), listing.root]) == listing.root
-        if inside:
-            raise UserError(f"--output {out!r} is inside --input {listing.root!r}; choose a folder outside it")
+    _refuse_overlap(out, listing)
     if not fsutil.is_empty_dir(out):
         if fsutil.is_local(out) and not os.path.isdir(out):
             raise UserError(f"--output {out!r} is a file; give a folder")
@@ -34,6 +31,28 @@ def prepare_output(config: JobConfig, listing: Listing) -> None:
         fsutil.clear_dir(out, first=[MANIFEST])
     fsutil.make_dirs(out)
     fsutil.make_dirs(fsutil.join(out, WORK_DIR))
+
+
+def _refuse_overlap(out: str, listing: Listing) -> None:
+    """The output must not hold any input, nor sit inside a listed folder: --overwrite would delete inputs."""
+    if not fsutil.is_local(out):
+        prefix = out.rstrip("/") + "/"
+        root = listing.root.rstrip("/") + "/"
+        if listing.kind == "folder" and (root.startswith(prefix) or prefix.startswith(root)):
+            raise UserError(f"--output {out!r} overlaps --input {listing.root!r}; choose a separate folder")
+        if root.startswith(prefix) or any(item.path.startswith(prefix) for item in listing.items):
+            raise UserError(f"--output {out!r} holds inputs of the listing; choose a folder that holds none")
+        return
+    out_abs = os.path.abspath(out)
+
+    def within(path: str, folder: str) -> bool:
+        return os.path.commonpath([path, folder]) == folder
+
+    if listing.kind == "folder" and (within(out_abs, listing.root) or within(listing.root, out_abs)):
+        raise UserError(f"--output {out!r} overlaps --input {listing.root!r}; choose a folder outside it")
+    local = [item.path for item in listing.items if fsutil.is_local(item.path)] + [listing.root]
+    if any(within(path, out_abs) for path in local):
+        raise UserError(f"--output {out!r} holds inputs of the listing; choose a folder that holds none")
 
 
 def plan_shards(config: JobConfig, listing: Listing) -> tuple[dict[str, int], dict[str, int]]:

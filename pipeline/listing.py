@@ -82,6 +82,12 @@ def list_inputs(source: str) -> Listing:
         raise UserError(f"--input {source!r} does not exist; give a folder of class subfolders or a listing file")
     if not listing.items and not listing.errors:
         raise UserError(f"--input {source!r} lists no files: nothing to do")
+    if not listing.items:
+        first = listing.errors[0]
+        raise UserError(
+            f"--input {source!r}: none of its {len(listing.errors)} entries can be used "
+            f"(first: {first['key']}: {first['message']})"
+        )
     return listing
 
 
@@ -161,9 +167,10 @@ def _list_table(path: str, fmt: str) -> Listing:
             errors.append(listing_error(key, split, "MissingPath", f"row {row} has an empty path"))
             continue
         if not _SPLIT_NAME.match(split):
-            message = f"row {row}: split {split!r} is not a lowercase name"
-            errors.append(listing_error(key, split, "InvalidSplit", message))
-            continue
+            raise UserError(
+                f"--input {path!r} row {row}: split {split!r} is not a lowercase name such as "
+                "train, validation or test; fix the split column"
+            )
         label, problem = _label_of(raw_label, class_index)
         if problem:
             errors.append(listing_error(key, split, problem[0], f"row {row}: {problem[1]}"))
@@ -211,7 +218,8 @@ def _resolve(base: str, raw: str) -> str:
         return raw
     if fsutil.is_local(base):
         return os.path.normpath(os.path.join(base, raw))
-    return posixpath.normpath(posixpath.join(base, raw))
+    scheme, rest = base.split("://", 1)  # normpath would turn "gs://b" into "gs:/b"
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, raw))}"
 
 
 def _key_for(base: str, raw: str) -> str:

@@ -106,7 +106,7 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
         for row in sorted(listing_errors, key=lambda e: (e["key"], e["error_type"])):
             error_sink.add(row)
         failed = Counter({"listing": len(listing_errors)})
-        input_errors: dict[str, dict[str, Any]] = {}
+        input_errors: dict[str, list[dict[str, Any]]] = {}
         record_errors: list[dict[str, Any]] = []
         shard_entries = []
         for shard in range(shards[split]):
@@ -116,13 +116,19 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
                 index_sink.add(row)
             for row in error_rows:
                 if row["stage"] in INPUT_STAGES:
-                    input_errors.setdefault(row["key"], dict(row, copy=None))
+                    input_errors.setdefault(row["key"], []).append(row)
                 else:
                     record_errors.append(row)
+        # A key whose file one shard read and another could not (a transient error, a file changed
+        # mid-run) has records: its failed copies are record errors, not a failed input.
+        partial = _keys_with_records(out, split, shards[split], set(input_errors)) if input_errors else set()
         for key in sorted(input_errors):
-            row = input_errors[key]
-            failed[row["stage"]] += 1
-            error_sink.add(row)
+            rows = input_errors[key]
+            if key in partial:
+                record_errors.extend(rows)
+                continue
+            failed[rows[0]["stage"]] += 1
+            error_sink.add(dict(rows[0], copy=None))
         for row in sorted(record_errors, key=lambda e: (e["key"], e["copy"])):
             error_sink.add(row)
         splits[split] = _split_summary(config, split, listing.listed[split], failed, len(record_errors), shard_entries)
@@ -135,6 +141,16 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
     fsutil.remove_tree(fsutil.join(out, WORK_DIR))
     fsutil.write_atomic(fsutil.join(out, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
+
+
+def _keys_with_records(out: str, split: str, num_shards: int, keys: set[str]) -> set[str]:
+    """Which of ``keys`` have at least one written record in the split (reads the sidecars again)."""
+    found: set[str] = set()
+    for shard in range(num_shards):
+        side = sidecar_path(out, split, shard)
+        if fsutil.exists(side):
+            found.update(row["key"] for row in json.loads(fsutil.read_bytes(side))["index"] if row["key"] in keys)
+    return found
 
 
 def _collect_shard(out: str, split: str, shard: int, num_shards: int) -> tuple[dict, list, list]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
+from pipeline.records import FORMAT_VERSION
 
 VERIFY_MODES = ("full", "size", "none")
 
@@ -36,6 +37,11 @@ def read_manifest(path: str) -> dict[str, Any]:
     manifest = json.loads(fsutil.read_bytes(manifest_path))
     if manifest.get("format") != "augbeam":
         raise ReaderError(f"{manifest_path!r} is not an augbeam manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ReaderError(
+            f"{path!r} has format version {manifest.get('format_version')}, this reader reads {FORMAT_VERSION}; "
+            "use the augbeam version that wrote it, or rerun the job"
+        )
     return manifest
 
 

@@ -10,10 +10,16 @@ if ! "$_python" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) el
   exit 1
 fi
 _stamp="$_venv/.augbeam-installed"
-_want="$(cat "$_root/setup.py" "$_root/constraints.txt" | sha256sum | cut -d' ' -f1)"
-if [ ! -x "$_venv/bin/python" ]; then
+_want="$("$_python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' "$_root/setup.py" "$_root/constraints.txt")"
+if ! "$_venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  # Missing, or half-made by an earlier failed attempt: start again.
+  rm -rf "$_venv"
   echo "Creating virtual environment in $_venv" >&2
-  "$_python" -m venv "$_venv"
+  if ! "$_python" -m venv "$_venv"; then
+    rm -rf "$_venv"
+    echo "Could not create a virtual environment; on Debian/Ubuntu: apt install python3.11-venv" >&2
+    exit 1
+  fi
 fi
 # shellcheck disable=SC1091
 . "$_venv/bin/activate"

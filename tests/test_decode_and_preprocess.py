@@ -122,3 +122,9 @@ def test_unknown_model_lists_the_known():
 
     with pytest.raises(ConfigError, match="--model 'resnet51' is not known; choose one of: .*resnet50"):
         get_preprocessing("resnet51")
+
+
+def test_all_zero_alpha_is_ignored(decoder):
+    """A 32-bit BMP with a zero fourth byte must keep its colours, not become all fill."""
+    image = decoder((DATA / "zero_alpha32.bmp").read_bytes()).numpy()
+    np.testing.assert_array_equal(image, decoder((DATA / "rgb.bmp").read_bytes()).numpy())

@@ -264,3 +264,36 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
     }
     assert errors == {("rocket_small.jpg", "listing", "DuplicateInput"), ("gray.png", "read", "FileNotFound")}
     assert manifest["splits"]["validation"]["counts"]["written"] == 1
+
+
+def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatch):
+    """Copies of a key in two shards: the first read works, the second finds the file gone."""
+    import shutil
+
+    from pipeline import shard_worker
+    from tests.conftest import DATA
+
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    shutil.copy(DATA / "rocket_small.jpg", src / "a.jpg")
+    shutil.copy(DATA / "gray.png", src / "b.png")
+    shards = {shard_worker.record_order("cls/a.jpg", c) % 3 for c in range(3)}
+    assert len(shards) >= 2, "the test needs a.jpg's copies in more than one shard"
+    original, reads = shard_worker.fsutil.read_bytes, []
+
+    def read_once(path):
+        if path.endswith("a.jpg"):
+            reads.append(path)
+            if len(reads) > 1:
+                (src / "a.jpg").unlink(missing_ok=True)
+        return original(path)
+
+    monkeypatch.setattr(shard_worker.fsutil, "read_bytes", read_once)
+    manifest = run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
+    counts = manifest["splits"]["train"]["counts"]
+    assert counts["decoded"] == 2 and counts["failed_inputs"] == 0
+    assert 1 <= counts["failed_records"] <= 2
+    assert counts["written"] + counts["failed_records"] == 6
+    errors = pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
+    assert {(e["key"], e["stage"], e["error_type"]) for e in errors} == {("cls/a.jpg", "read", "FileNotFound")}
+    assert all(e["copy"] is not None for e in errors)

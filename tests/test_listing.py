@@ -107,3 +107,24 @@ def test_duplicates_are_resolved_the_same_whatever_the_order(tmp_path):
 def test_bad_inputs_fail_before_work(tmp_path, setup, message):
     with pytest.raises(UserError, match=message):
         list_inputs(str(setup(tmp_path)))
+
+
+def test_remote_listing_paths_keep_their_scheme():
+    from pipeline.listing import _key_for, _resolve
+
+    assert _resolve("gs://bucket/data", "img/../img/a.jpg") == "gs://bucket/data/img/a.jpg"
+    assert _key_for("gs://bucket/data", "img/a.jpg") == "img/a.jpg"
+    assert _resolve("gs://bucket/data", "s3://other/x.png") == "s3://other/x.png"
+
+
+def test_no_usable_input_is_refused(tmp_path):
+    make_tree(tmp_path, ["a.png", "b.png"])  # a flat folder: no class subfolders
+    with pytest.raises(UserError, match="none of its 2 entries can be used.*not inside a class folder"):
+        list_inputs(str(tmp_path))
+
+
+def test_bad_split_name_is_refused(tmp_path):
+    make_tree(tmp_path, ["a.png"])
+    (tmp_path / "l.csv").write_text("path,label,split\na.png,0,../escape\n")
+    with pytest.raises(UserError, match="split '../escape' is not a lowercase name"):
+        list_inputs(str(tmp_path / "l.csv"))

@@ -95,3 +95,19 @@ def test_beam_options_must_follow_double_dash(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--input", str(PHOTOS), "--output", str(tmp_path), "--runner=DirectRunner"])
     assert "Beam options go after a bare '--'" in capsys.readouterr().err
+
+
+def test_overwrite_never_deletes_inputs(tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(PHOTOS, data / "photos")
+    for output in (data, data / "photos" / "out"):
+        code = main(["run", "--input", str(data / "photos"), "--output", str(output), "--overwrite"])
+        assert code == 2
+        assert "overlaps --input" in capsys.readouterr().err
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"path,label\n{data / 'photos/train/textures/brick.png'},0\n")
+    assert main(["run", "--input", str(listing), "--output", str(data), "--overwrite"]) == 2
+    assert "holds inputs of the listing" in capsys.readouterr().err
+    assert (data / "photos/train/textures/brick.png").exists()

@@ -4,7 +4,8 @@ JPEG, PNG, GIF (first frame) and BMP go through TensorFlow's decoders.
 Grayscale is repeated to three channels. Alpha is composited over a flat
 background of grey level ``alpha_fill`` (default 255, white): transparent
 pixels become the background instead of whatever colour they happened to
-hold, which is what a person sees when the image is shown on a page.
+hold, which is what a person sees when the image is shown on a page. An
+alpha channel that is zero everywhere is ignored (32-bit BMPs often carry one).
 
 The header is read first, so an image whose header claims more than
 ``max_pixels`` is refused before any memory is spent decoding it.
@@ -124,7 +125,8 @@ def to_rgb(image: Any, alpha_fill: float) -> Any:
         mixed = tf.cast(color, tf.float32) * alpha + float(alpha_fill) * (1.0 - alpha)
         return tf.cast(tf.clip_by_value(tf.round(mixed), 0.0, 255.0), tf.uint8)
 
-    has_alpha = tf.equal(channels % 2, 0)
+    # An alpha channel that is zero everywhere (32-bit BMPs often have one) means "no alpha".
+    has_alpha = tf.logical_and(tf.equal(channels % 2, 0), tf.reduce_max(image[:, :, -1]) > 0)
     return tf.cond(has_alpha, composite, lambda: color)
 
 
@@ -160,6 +162,10 @@ class Decoder:
             image = self._fn(tf.constant(data))
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
             raise DecodeError("CorruptImage", f"cannot decode: {tf_message(exc)}") from None
+        except tf.errors.OpError as exc:  # anything else TF refuses is still this input's problem
+            raise DecodeError(type(exc).__name__, f"cannot decode: {tf_message(exc)}") from None
+        except MemoryError:
+            raise DecodeError("TooLarge", "not enough memory to decode this image") from None
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise DecodeError("CorruptImage", "decoded to an empty image")
         return image

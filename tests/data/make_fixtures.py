@@ -31,6 +31,10 @@ def main() -> None:
     horse.save(HERE / "rgba.png")
     chelsea = Image.open(PHOTOS / "train/everyday/chelsea.png").convert("RGB").resize((45, 30))
     chelsea.save(HERE / "rgb.bmp")
+    # A 32-bit BMP whose fourth byte is zero everywhere, as many writers leave it.
+    bgra = chelsea.copy()
+    bgra.putalpha(0)
+    bgra.save(HERE / "zero_alpha32.bmp")
     frames = [chelsea.convert("P"), chelsea.transpose(Image.Transpose.FLIP_LEFT_RIGHT).convert("P")]
     frames[0].save(HERE / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     # A PNG whose header claims 30000x30000 (CRC fixed up so only the size is a lie).
