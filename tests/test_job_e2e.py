@@ -17,27 +17,29 @@ EVAL_GOOD = 4
 COPIES = 3
 
 
+def cli_args(input_dir, out) -> list[str]:
+    """Run A's command line: the same config as ``conftest.run``'s defaults."""
+    size = ["--image-size", "32", "32"]
+    return [
+        "run",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(out),
+        *size,
+        "--copies",
+        "3",
+        "--seed",
+        "1",
+        "--num-shards",
+        "3",
+    ]
+
+
 @pytest.fixture(scope="module")
 def run_a(photos_with_bad, tmp_path_factory):
     out = tmp_path_factory.mktemp("a") / "out"
-    code = main(
-        [
-            "run",
-            "--input",
-            str(photos_with_bad),
-            "--output",
-            str(out),
-            "--image-size",
-            "32",
-            "32",
-            "--copies",
-            str(COPIES),
-            "--seed",
-            "1",
-            "--num-shards",
-            "3",
-        ]
-    )
+    code = main(cli_args(photos_with_bad, out))
     assert code == 0
     return out
 
@@ -202,22 +204,7 @@ def test_output_not_empty_is_refused_then_overwritten(photos_with_bad, run_b, tm
     out = tmp_path / "out"
     shutil.copytree(run_b, out)
     (out / "stale-from-older-run.tfrecord").write_bytes(b"old")
-    args = [
-        "run",
-        "--input",
-        str(photos_with_bad),
-        "--output",
-        str(out),
-        "--image-size",
-        "32",
-        "32",
-        "--copies",
-        "3",
-        "--seed",
-        "1",
-        "--num-shards",
-        "3",
-    ]
+    args = cli_args(photos_with_bad, out)
     assert main(args) == 2
     assert "not empty; pass --overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
