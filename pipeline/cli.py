@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="fail the job (no manifest) when a larger fraction of inputs or records fails (default: 0.1)",
     )
+    run.add_argument(
+        "--dali-index",
+        action="store_true",
+        help="also write an NVIDIA DALI index (tfrecord2idx format) beside each shard, as SHARD.idx",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
 
     ops = sub.add_parser("ops", help="list the augmentation ops, their fields and defaults, and the presets")
@@ -208,6 +213,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         device=args.device,
         batch_size=args.batch_size,
         max_error_rate=args.max_error_rate,
+        dali_index=args.dali_index,
         overwrite=args.overwrite,
     )
     if args.device == "gpu" and _runs_here(beam_args):

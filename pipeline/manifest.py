@@ -20,7 +20,8 @@ from pipeline.errors import ErrorRateExceeded, ReconcileError
 from pipeline.listing import Listing
 from pipeline.options import JobConfig
 from pipeline.records import FEATURES, FORMAT_VERSION, TFRecordWriter
-from pipeline.shard_worker import WORK_DIR, record_order, shard_name, sidecar_path
+from pipeline.shard_worker import WORK_DIR, record_order, shard_name, sidecar_path, write_dali_index
+from pipeline.side_files import write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
 
 MANIFEST = "manifest.json"
@@ -111,7 +112,7 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
         record_errors: list[dict[str, Any]] = []
         shard_entries = []
         for shard in range(shards[split]):
-            entry, index_rows, error_rows = _collect_shard(out, split, shard, shards[split])
+            entry, index_rows, error_rows = _collect_shard(out, split, shard, shards[split], config.dali_index)
             check_shard_rows(split, shard, shards[split], index_rows)
             shard_entries.append(entry)
             for row in index_rows:
@@ -141,7 +142,8 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
         raise ReconcileError(f"index.parquet has {index_info['rows']} rows but shards hold {written} records")
     manifest = _manifest(config, listing, splits, index_info, error_info)
     fsutil.remove_tree(fsutil.join(out, WORK_DIR))
-    check_only_listed_files(out, splits)
+    manifest["files"]["side"] = write_side_files(out, manifest)
+    check_only_listed_files(out, manifest)
     check_error_rate(splits, config.max_error_rate, out)
     fsutil.write_atomic(fsutil.join(out, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
@@ -162,9 +164,22 @@ def check_shard_rows(split: str, shard: int, num_shards: int, rows: list[dict[st
 _TEMP = re.compile(r"\.tmp-[0-9a-f]{32}$")
 
 
-def check_only_listed_files(out: str, splits: dict[str, Any]) -> None:
+def expected_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Every file the manifest names, with its ``bytes`` and ``sha256`` (None for the manifest itself)."""
+    files: dict[str, dict[str, Any] | None] = {MANIFEST: None, INDEX: manifest["files"]["index"]}
+    files[ERRORS] = manifest["files"]["errors"]
+    for info in manifest["splits"].values():
+        for shard in info["shards"]:
+            files[shard["file"]] = shard
+            if "dali_index" in shard:
+                files[shard["dali_index"]["file"]] = shard["dali_index"]
+    files.update(manifest["files"].get("side", {}))
+    return files
+
+
+def check_only_listed_files(out: str, manifest: dict[str, Any]) -> None:
     """Every file in the output folder is one the manifest names; temp files of failed attempts go."""
-    expected = {INDEX, ERRORS} | {s["file"] for info in splits.values() for s in info["shards"]}
+    expected = set(expected_files(manifest))
     root = fsutil.normalize(out).rstrip("/") + "/"
     for path, _size in fsutil.list_files(out):
         name = path[len(root) :] if path.startswith(root) else path
@@ -214,7 +229,9 @@ def _keys_with_records(out: str, split: str, num_shards: int, keys: set[str]) ->
     return found
 
 
-def _collect_shard(out: str, split: str, shard: int, num_shards: int) -> tuple[dict, list, list]:
+def _collect_shard(
+    out: str, split: str, shard: int, num_shards: int, dali_index: bool
+) -> tuple[dict, list, list]:
     """A shard's summary, index rows and error rows; a shard no record went to is written empty."""
     side = sidecar_path(out, split, shard)
     name = shard_name(split, shard, num_shards)
@@ -224,11 +241,13 @@ def _collect_shard(out: str, split: str, shard: int, num_shards: int) -> tuple[d
             writer = TFRecordWriter(handle)
         fsutil.commit(temp, fsutil.join(out, name))
         entry = {"file": name, "records": 0, "bytes": 0, "sha256": writer.sha256.hexdigest()}
+        if dali_index:
+            entry["dali_index"] = write_dali_index(out, name, [])
         return entry, [], []
     data = json.loads(fsutil.read_bytes(side))
     if not fsutil.exists(fsutil.join(out, name)):
         raise ReconcileError(f"shard {name} has a sidecar but no file")
-    entry = {k: data[k] for k in ("file", "records", "bytes", "sha256")}
+    entry = {k: data[k] for k in ("file", "records", "bytes", "sha256", "dali_index") if k in data}
     return entry, data["index"], data["error_rows"]
 
 

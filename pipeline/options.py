@@ -56,6 +56,7 @@ class JobConfig:
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     device: str = "auto"
     batch_size: int = 8
+    dali_index: bool = False
     overwrite: bool = False
 
     def __post_init__(self) -> None:

@@ -89,6 +89,11 @@ def _masked_crc(data: bytes) -> bytes:
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
+def framed_length(record: bytes) -> int:
+    """Bytes a record takes in a TFRecord file: length (8), its CRC (4), the data, the data's CRC (4)."""
+    return len(record) + 16
+
+
 class TFRecordWriter:
     """Frames records as TFRecord into a stream, counting records and hashing the bytes."""
 

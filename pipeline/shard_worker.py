@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline import fsutil
 from pipeline.options import JobConfig
-from pipeline.records import TFRecordWriter, build_example
+from pipeline.records import TFRecordWriter, build_example, framed_length
 from transforms.augment import RangeError, params_json
 from transforms.decode import DecodeError
 from transforms.encoding import stored_dtype
@@ -58,6 +58,23 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
 
 def sidecar_path(output: str, split: str, shard: int) -> str:
     return fsutil.join(output, WORK_DIR, f"{split}-{shard:05d}.json")
+
+
+def write_dali_index(output: str, shard_file: str, offsets: list[tuple[int, int]]) -> dict[str, Any]:
+    """Writes NVIDIA DALI's ``tfrecord2idx`` index for a shard: one ``offset length`` line per record.
+
+    DALI's TFRecord reader needs it to seek to records without scanning;
+    ``length`` is the whole framed record (length, CRCs and data), as
+    ``tfrecord2idx`` writes it.
+    """
+    data = "".join(f"{offset} {length}\n" for offset, length in offsets).encode()
+    name = dali_index_name(shard_file)
+    fsutil.write_atomic(fsutil.join(output, name), data)
+    return {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def dali_index_name(shard_file: str) -> str:
+    return f"{shard_file}.idx"
 
 
 def error_row(key: str, copy: int | None, split: str, stage: str, error_type: str, message: str) -> dict[str, Any]:
@@ -114,6 +131,7 @@ class ShardProcessor:
         final = fsutil.join(cfg.output, name)
         temp = fsutil.temp_name(final)
         index: list[dict[str, Any]] = []
+        offsets: list[tuple[int, int]] = []  # (offset, framed length) per record, for --dali-index
         done = 0  # records before this position are written (or failed)
         with fsutil.open_write(temp) as handle:
             writer = TFRecordWriter(handle)
@@ -132,6 +150,7 @@ class ShardProcessor:
                         position=writer.records,
                         record_sha256=hashlib.sha256(example).hexdigest(),
                     )
+                    offsets.append((writer.bytes, framed_length(example)))
                     writer.write(example)
                     index.append(row)
 
@@ -172,6 +191,8 @@ class ShardProcessor:
             "sha256": writer.sha256.hexdigest(),
             "errors": len(errors),
         }
+        if cfg.dali_index:
+            summary["dali_index"] = write_dali_index(cfg.output, name, offsets)
         sidecar = dict(summary, index=index, error_rows=errors)
         fsutil.write_atomic(sidecar_path(cfg.output, split, shard), json.dumps(sidecar, sort_keys=True).encode())
         return summary

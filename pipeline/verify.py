@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline import fsutil
-from pipeline.manifest import ERRORS, INDEX, MANIFEST
+from pipeline.manifest import ERRORS, INDEX, expected_files
 from pipeline.reader import ReaderError, read_manifest
 from pipeline.records import _masked_crc
 from pipeline.shard_worker import record_order
@@ -139,10 +139,7 @@ def _check_against_listing(
 
 
 def _check_files(root: str, manifest: dict[str, Any], report: Report) -> None:
-    expected = {MANIFEST: None, INDEX: manifest["files"]["index"], ERRORS: manifest["files"]["errors"]}
-    for split in manifest["splits"].values():
-        for shard in split["shards"]:
-            expected[shard["file"]] = shard
+    expected = expected_files(manifest)
     present = {_relative(root, p) for p, _ in fsutil.list_files(root)}
     for name in sorted(present - set(expected)):
         report.fail(f"{name}: in the folder but not in the manifest (left over, or written by something else)")

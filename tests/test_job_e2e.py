@@ -55,6 +55,7 @@ def run_b(photos_with_bad, tmp_path_factory):
 
 def test_counts_reconcile(run_a):
     manifest = json.loads((run_a / "manifest.json").read_text())
+    assert not list(run_a.glob("*.idx"))  # DALI indexes only with --dali-index
     train = manifest["splits"]["train"]["counts"]
     assert train["listed"] == TRAIN_GOOD + 2
     assert train["failed_inputs"] == 2

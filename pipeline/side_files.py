@@ -1,0 +1,31 @@
+"""Files written beside the shards at finalize, made from the finished manifest draft.
+
+Each maker is a module with ``make_files(out, manifest) -> {name: bytes}``:
+TensorFlow Datasets metadata and the run report. They are written before
+the manifest (which names them with their sizes and checksums), must be
+deterministic (no times or host names: the same run gives the same bytes on
+any runner), and so are checked by ``augbeam verify`` like every other file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from typing import Any
+
+from pipeline import fsutil
+
+MAKERS: tuple[str, ...] = ()
+
+
+def write_side_files(out: str, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Writes every maker's files atomically; returns ``{name: {bytes, sha256}}`` for the manifest."""
+    written: dict[str, dict[str, Any]] = {}
+    for module in MAKERS:
+        files = importlib.import_module(module).make_files(out, manifest)
+        for name, data in sorted(files.items()):
+            if name in written:
+                raise ValueError(f"{module} writes {name!r}, which another side file already wrote")
+            fsutil.write_atomic(fsutil.join(out, name), data)
+            written[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return written
