@@ -68,10 +68,11 @@ def _stats(images: Any) -> Any:
     """Per image: [min, max, 1.0 if every value is finite else 0.0] as float32 [B, 3]."""
     import tensorflow as tf
 
-    finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
-    safe = tf.where(tf.math.is_finite(images), images, tf.zeros_like(images))
+    # x * 0 sums to 0 when every value is finite and to NaN otherwise: one pass instead of a test and a select.
+    # Min and max only matter (and are only reported as such) when the image is finite.
+    finite = tf.math.is_finite(tf.reduce_sum(images * 0.0, axis=[1, 2, 3]))
     return tf.stack(
-        [tf.reduce_min(safe, axis=[1, 2, 3]), tf.reduce_max(safe, axis=[1, 2, 3]), tf.cast(finite, tf.float32)],
+        [tf.reduce_min(images, axis=[1, 2, 3]), tf.reduce_max(images, axis=[1, 2, 3]), tf.cast(finite, tf.float32)],
         axis=1,
     )
 
@@ -156,14 +157,17 @@ class Renderer:
                 values[i, : len(row)] = row
         return applied, values
 
-    def _apply_op(self, i: int, x: Any, applied: Any, values: Any) -> Any:
-        """Op ``i`` on batch ``x`` where ``applied`` [B] says so; skipped when no image needs it."""
+    def _apply_op(self, i: int, x: Any, applied: Any, values: Any, single: bool = False) -> Any:
+        """Op ``i`` on batch ``x`` where ``applied`` [B] says so; skipped when no image needs it.
+
+        ``single``: ``x`` holds one image, so a branch alone decides (no per-image select pass).
+        """
         import tensorflow as tf
 
         op = self.ops[i]
         if op.p >= 1.0:
             return op.apply_batch(x, op.unpack(values[:, i]))
-        if op.changes_shape:  # only ever called with one image
+        if op.changes_shape or single:  # shape-changing ops are only ever called with one image
             return tf.cond(applied[0, i], lambda: op.apply_batch(x, op.unpack(values[:, i])), lambda: x)
 
         def some() -> Any:
@@ -183,13 +187,20 @@ class Renderer:
             # Range guard, before the resize clips: what the ops produced, per image.
             return resize_images(x, self.size, self.resize_mode), _stats(x)
 
+        def as_float(x: Any, i: int | None = None) -> Any:
+            # Flips and crops run on the uint8 input (same values, 4x fewer bytes); the first other op,
+            # or the final resize, gets float32.
+            if x.dtype == tf.float32 or (i is not None and self.ops[i].moves_pixels_only):
+                return x
+            return tf.cast(x, tf.float32)
+
         def body(images: Any, applied: Any, values: Any) -> Any:
-            x = tf.cast(images, tf.float32)
+            x = images
             done_final = False
             for kind, start, stop in self.plan:
                 if kind == "batch":
                     for i in range(start, stop):
-                        x = self._apply_op(i, x, applied, values)
+                        x = self._apply_op(i, as_float(x, i), applied, values)
                     continue
                 last = stop == n
 
@@ -197,7 +208,8 @@ class Renderer:
                     one, flags, vals = elem
                     y = one[tf.newaxis]
                     for i in range(start, stop):
-                        y = self._apply_op(i, y, flags[tf.newaxis], vals[tf.newaxis])
+                        y = self._apply_op(i, as_float(y, i), flags[tf.newaxis], vals[tf.newaxis], single=True)
+                    y = as_float(y)
                     stats = tf.zeros([1, 3], tf.float32)
                     if last:
                         y, stats = final(y)
@@ -213,7 +225,7 @@ class Renderer:
                 )
                 done_final = last
             if not done_final:
-                x, before = final(x)
+                x, before = final(as_float(x))
             x = tf.ensure_shape(x, [None, height, width, 3])
             after = _stats(self.preprocessing(x))
             if self.encoding in ("jpeg", "png"):

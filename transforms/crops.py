@@ -70,6 +70,7 @@ class _Crop(Op):
 
     param_names = ("y", "x", "height", "width")
     changes_shape = True
+    moves_pixels_only = True
 
     def neutral_params(self, shape: Shape) -> Params:
         return {"y": 0, "x": 0, "height": shape[0], "width": shape[1]}

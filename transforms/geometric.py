@@ -30,6 +30,7 @@ class HorizontalFlip(Op):
     """Mirrors left and right with probability ``p``."""
 
     name = "horizontal_flip"
+    moves_pixels_only = True
     p: float = 0.5
 
     def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
@@ -44,6 +45,7 @@ class VerticalFlip(Op):
     """Mirrors top and bottom with probability ``p``."""
 
     name = "vertical_flip"
+    moves_pixels_only = True
     p: float = 0.5
 
     def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:

@@ -54,6 +54,9 @@ class Op:
     param_names: ClassVar[tuple[str, ...]] = ()
     # True when the output size may differ from the input's (crops, resize).
     changes_shape: ClassVar[bool] = False
+    # True when the op only moves or selects pixels (flips, crops): it gives the same values on uint8 as on
+    # float32, so the renderer runs it before converting, on 4x fewer bytes.
+    moves_pixels_only: ClassVar[bool] = False
     # Params drawn each from one range field, declared once: (param, field, neutral value or None,
     # "uniform" | "log"). An op that declares them gets sample, param_bounds, neutral_params and
     # param_names from them (in this order, which is the order of the draws).

@@ -97,7 +97,10 @@ class Contrast(Op):
     def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
         import tensorflow as tf
 
-        total = tf.reduce_sum(tf.cast(tf.round(images), tf.int64), axis=[1, 2], keepdims=True)
+        # Row sums in int32 (exact: 255 x width < 2**31), then int64 over rows: the same integer
+        # total as one int64 sum, at half the cost.
+        rows = tf.reduce_sum(tf.cast(tf.round(images), tf.int32), axis=2)
+        total = tf.reduce_sum(tf.cast(rows, tf.int64), axis=1)[:, tf.newaxis, tf.newaxis, :]
         count = tf.cast(tf.shape(images)[1], tf.int64) * tf.cast(tf.shape(images)[2], tf.int64)
         mean = tf.cast(tf.cast(total, tf.float64) / tf.cast(count, tf.float64), tf.float32)
         return clip255((images - mean) * per_image(params["factor"]) + mean)
