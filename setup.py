@@ -29,7 +29,7 @@ setup(
         "protobuf>=4.25,<5",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6"],
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "tensorflow-datasets==4.9.10"],
         "gcp": [f"apache-beam[gcp]=={BEAM}"],
         "aws": [f"apache-beam[aws]=={BEAM}"],
     },
