@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/venv.sh
+. scripts/chromium.sh  # headless Chromium for the report test: installed if missing
 ruff check .
 python -m pytest "$@"

@@ -1,0 +1,204 @@
+"""The run report's contact sheets: a few records per split, decoded back from the shard bytes.
+
+The sample is the first records of each shard in turn (records sit in hash
+order inside a shard, so this mixes keys and classes), at most
+``PER_SPLIT``, read one at a time: a run of any size costs the same. The
+pixels are what training reads: raw or compressed pixels as stored, and for
+float encodings the preprocessed tensor mapped back to [0, 255] by inverting
+the manifest's preprocessing (for display only; the page says so).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+PER_SPLIT = 16
+TILE = 128
+COLUMNS = 6
+CELL_W = TILE + 52
+CAPTION_LINES = 6
+LINE_H = 14
+FONT_SIZE = 12
+PAD = 6
+
+
+def sample_records(root: str, split_info: dict[str, Any]) -> Iterator[tuple[str, int, bytes]]:
+    """``(shard file, position, record)`` for up to ``PER_SPLIT`` records, the first ones of each shard.
+
+    A generator: one record is held at a time, however large the images.
+    """
+    from pipeline import fsutil
+    from pipeline.verify import iter_records
+
+    shards = [s for s in split_info["shards"] if s["records"] > 0]
+    per_shard = max(1, math.ceil(PER_SPLIT / max(len(shards), 1)))
+    taken = 0
+    for shard in shards:
+        records = iter_records(fsutil.join(root, shard["file"]))
+        for position, record in zip(range(min(per_shard, PER_SPLIT - taken)), records, strict=False):
+            taken += 1
+            yield shard["file"], position, record
+        records.close()  # closes the shard file now, not when the generator is collected
+        if taken == PER_SPLIT:
+            return
+
+
+def parse(record: bytes) -> dict[str, Any]:
+    """The record's features as plain values (protobuf only, no TF graph)."""
+    from tensorflow.core.example import example_pb2
+
+    feature = example_pb2.Example.FromString(record).features.feature
+    text = {k: feature[k].bytes_list.value[0] for k in ("image", "key", "params", "image/encoding")}
+    return {
+        "image": text["image"],
+        "encoding": text["image/encoding"].decode(),
+        "key": text["key"].decode("utf-8", "replace"),
+        "params": text["params"].decode("utf-8", "replace"),
+        "shape": list(feature["image/shape"].int64_list.value),
+        "label": int(feature["label"].int64_list.value[0]),
+        "copy": int(feature["copy"].int64_list.value[0]),
+    }
+
+
+def display_pixels(rec: dict[str, Any], preprocessing: dict[str, Any]) -> np.ndarray:
+    """uint8 [H, W, 3] RGB for display: stored pixels, or the float tensor with its preprocessing undone."""
+    encoding = rec["encoding"]
+    height, width, _ = rec["shape"]
+    if encoding in ("jpeg", "png"):
+        import tensorflow as tf
+
+        return tf.io.decode_image(rec["image"], channels=3, dtype=tf.uint8, expand_animations=False).numpy()
+    if encoding == "uint8":
+        return np.frombuffer(rec["image"], np.uint8).reshape(height, width, 3)
+    x = np.frombuffer(rec["image"], np.dtype("<f4" if encoding == "float32" else "<f2")).reshape(height, width, 3)
+    return np.clip(np.round(undo_preprocessing(x.astype(np.float64), preprocessing)), 0, 255).astype(np.uint8)
+
+
+def undo_preprocessing(x: np.ndarray, pre: dict[str, Any]) -> np.ndarray:
+    """The model's preprocessing inverted: its float output back to RGB [0, 255]; unknown modes: min-max."""
+    from transforms.preprocess import CAFFE_MEAN_BGR, TORCH_MEAN, TORCH_STD
+
+    mode = pre.get("mode")
+    if mode == "identity":
+        return x
+    if mode == "tf":
+        return (x + 1.0) * 127.5
+    if mode == "scale_0_1":
+        return x * 255.0
+    if mode == "caffe":
+        return (x + np.array(CAFFE_MEAN_BGR))[..., ::-1]
+    if mode in ("torch", "mean_std"):
+        mean, std = (TORCH_MEAN, TORCH_STD) if mode == "torch" else (pre["mean"], pre["std"])
+        return (x * np.array(std) + np.array(mean)) * 255.0
+    low, high = float(x.min()), float(x.max())
+    return (x - low) * (255.0 / (high - low) if high > low else 0.0)
+
+
+def undo_note(pre: dict[str, Any]) -> str:
+    """How float records were mapped back to pixels, for the page."""
+    notes = {
+        "identity": "values are already [0, 255] pixels",
+        "tf": "(x + 1) &times; 127.5",
+        "scale_0_1": "x &times; 255",
+        "caffe": "x + the BGR mean, then BGR to RGB",
+        "torch": "(x &times; std + mean) &times; 255",
+        "mean_std": "(x &times; std + mean) &times; 255",
+    }
+    return notes.get(pre.get("mode", ""), "a min-max rescale of each image (mode unknown to this report)")
+
+
+def thumbnail(pixels: np.ndarray) -> Any:
+    """A PIL image fitting TILE x TILE: small images grow by a whole factor (crisp pixels), big ones shrink."""
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    height, width = pixels.shape[:2]
+    if max(height, width) <= TILE:
+        factor = TILE // max(height, width)
+        return image.resize((width * factor, height * factor), Image.Resampling.NEAREST)
+    scale = TILE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _font() -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)
+    except (ImportError, OSError, TypeError):  # Pillow without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(text: str, font: Any, width: int, keep_end: bool = False) -> str:
+    """``text`` cut to ``width`` pixels, with '...' where it was cut (keys keep their file name)."""
+    if font.getlength(text) <= width:
+        return text
+    for cut in range(len(text) - 1, 0, -1):
+        candidate = "..." + text[-cut:] if keep_end else text[:cut] + "..."
+        if font.getlength(candidate) <= width:
+            return candidate
+    return "..."
+
+
+def draw_sheet(tiles: list[tuple[np.ndarray, list[str]]]) -> bytes:
+    """The tiles in a grid of ``COLUMNS``, each captioned below; PNG bytes (fixed settings: same bytes)."""
+    from PIL import Image, ImageDraw
+
+    columns = min(COLUMNS, len(tiles))
+    rows = math.ceil(len(tiles) / columns)
+    cell_h = TILE + CAPTION_LINES * LINE_H + 2 * PAD
+    sheet = Image.new("RGB", (columns * CELL_W + PAD, rows * cell_h + PAD), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = _font()
+    for n, (pixels, lines) in enumerate(tiles):
+        x, y = PAD + (n % columns) * CELL_W, PAD + (n // columns) * cell_h
+        thumb = thumbnail(pixels)
+        draw.rectangle((x, y, x + TILE - 1, y + TILE - 1), fill=(236, 236, 236))
+        sheet.paste(thumb, (x + (TILE - thumb.width) // 2, y + (TILE - thumb.height) // 2))
+        for i, line in enumerate(lines[:CAPTION_LINES]):
+            text = _fit(line, font, CELL_W - PAD, keep_end=i == 0)
+            draw.text((x, y + TILE + 3 + i * LINE_H), text, fill=(20, 20, 20) if i < 2 else (70, 70, 70), font=font)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", optimize=False, compress_level=9)
+    return buffer.getvalue()
+
+
+def _ops(params: str) -> list[str]:
+    """The ops that ran, one short line each (``preview.describe``)."""
+    import json
+
+    from pipeline.preview import describe
+
+    try:
+        return describe(json.loads(params))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ["(params unreadable)"]
+
+
+def captions(key: str, copy: int, label: str, ops: list[str]) -> list[str]:
+    """Key, copy and label, then the ops that ran, cut to the caption's lines."""
+    room = CAPTION_LINES - 2
+    if len(ops) > room:
+        ops = ops[: room - 1] + [f"+{len(ops) - room + 1} more"]
+    return [key, f"copy {copy} | {label}", *ops]
+
+
+def split_sheet(root: str, split_info: dict[str, Any], manifest: dict[str, Any]) -> tuple[bytes, list[dict]]:
+    """PNG bytes of the split's sheet (empty when it has no records) and the sampled records' details."""
+    classes = manifest["classes"]
+    tiles, details = [], []
+    for shard, position, record in sample_records(root, split_info):
+        rec = parse(record)
+        label = classes[rec["label"]] if 0 <= rec["label"] < len(classes) else f"label {rec['label']}"
+        ops = _ops(rec["params"])
+        tiles.append((display_pixels(rec, manifest["preprocessing"]), captions(rec["key"], rec["copy"], label, ops)))
+        details.append(
+            {"key": rec["key"], "copy": rec["copy"], "label": label, "shard": shard, "position": position, "ops": ops}
+        )
+    return (draw_sheet(tiles) if tiles else b""), details
