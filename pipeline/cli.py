@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write an NVIDIA DALI index (tfrecord2idx format) beside each shard, as SHARD.idx",
     )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
+    run.add_argument(
+        "--progress",
+        choices=("auto", "bar", "lines", "none"),
+        default="auto",
+        help="progress on stderr: a bar, a line every 10 s, or none (default: auto, a bar on a terminal, else lines)",
+    )
 
     ops = sub.add_parser("ops", help="list the augmentation ops, their fields and defaults, and the presets")
     ops.add_argument("--preset", help="print this preset as a config file instead")
@@ -120,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("output", metavar="DST", help="the output folder")
     check.add_argument("--sample", type=int, default=0, help="regenerate this many records from their sources")
     check.add_argument("--source", help="where the inputs are now (default: the input recorded in the manifest)")
+
+    inspect = sub.add_parser("inspect", help="print an output folder's summary: config, counts, files, errors")
+    inspect.add_argument("output", metavar="DST", help="the output folder")
 
     models = sub.add_parser("models", help="list the model preprocessing entries (--model) with sizes and ranges")
     models.add_argument("--format", choices=("text", "markdown"), default="text", help="output format (default: text)")
@@ -169,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             return _preview(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "inspect":
+            from pipeline.inspect_cmd import summary
+
+            print(summary(args.output))
+            return 0
         if args.command == "models":
             from transforms.catalog import format_models
 
@@ -221,7 +235,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
         device_name("gpu")  # fail now, in one line, rather than inside a worker
     started = time.perf_counter()
-    manifest = run_job(config, beam_args)
+    manifest = run_job(config, beam_args, progress=args.progress)
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0
 
@@ -238,14 +252,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _runs_here(beam_args: list[str]) -> bool:
-    """True when the workers are this machine (the default DirectRunner or an explicit local one)."""
-    runner = ""
-    for i, arg in enumerate(beam_args):
-        if arg.startswith("--runner="):
-            runner = arg.split("=", 1)[1]
-        elif arg == "--runner" and i + 1 < len(beam_args):
-            runner = beam_args[i + 1]
-    return runner.lower().removesuffix("runner") in ("", "direct", "interactive")
+    """True when the workers are this machine (the default DirectRunner or another local runner)."""
+    from pipeline.runners import is_local, runner_name
+
+    try:
+        return is_local(runner_name(beam_args))
+    except SystemExit:  # unparsable Beam options: pipeline_options reports them in one line
+        return True
 
 
 def _ops(args: argparse.Namespace) -> int:
@@ -292,30 +305,59 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def print_summary(manifest: dict[str, Any], output: str, seconds: float) -> None:
-    """Records per split, errors, where the output is and how to read it."""
+    """Records, bytes and failures (by reason) per split, from the written data; where it is, how to read it."""
+    from pipeline.progress import format_bytes
+
     print(f"\naugbeam: wrote {output}  ({seconds:.1f} s)")
     print(
         f"  model preprocessing: {manifest['preprocessing']['name']} "
         f"({manifest['preprocessing']['applied'].replace('_', ' ')}), encoding {manifest['image']['encoding']}, "
         f"size {manifest['image']['shape'][0]}x{manifest['image']['shape'][1]}"
     )
-    print(f"  {'split':<12}{'inputs':>8}{'failed':>8}{'copies':>8}{'records':>9}{'shards':>8}")
+    header = f"{'split':<12}{'inputs':>8}{'failed':>8}{'copies':>8}{'records':>9}{'rec.failed':>11}{'bytes':>11}"
+    print(f"  {header}{'shards':>8}")
     total_inputs = 0
     total_records = 0
+    total_bytes = 0
     for split, info in manifest["splits"].items():
         c = info["counts"]
+        size = sum(s["bytes"] for s in info["shards"])
         total_inputs += c["listed"]
         total_records += c["written"]
+        total_bytes += size
         print(
             f"  {split:<12}{c['listed']:>8}{c['failed_inputs']:>8}{c['copies']:>8}"
-            f"{c['written']:>9}{info['num_shards']:>8}"
+            f"{c['written']:>9}{c['failed_records']:>11}{format_bytes(size):>11}{info['num_shards']:>8}"
         )
     errors = manifest["files"]["errors"]["rows"]
     if seconds > 0:
         print(
-            f"  {total_inputs} inputs -> {total_records} records, {total_inputs / seconds:.1f} inputs/s, "
-            f"{total_records / seconds:.1f} records/s (whole run, start-up included)"
+            f"  {total_inputs} inputs -> {total_records} records ({format_bytes(total_bytes)}), "
+            f"{total_inputs / seconds:.1f} inputs/s, {total_records / seconds:.1f} records/s "
+            "(whole run, start-up included)"
         )
     if errors:
+        print("  failures by reason (listing, read, decode: inputs; augment, range: records):")
+        for split, reasons in _failure_reasons(output).items():
+            print(f"    {split:<12}" + ", ".join(f"{n} {reason}" for reason, n in reasons))
         print(f"  {errors} error row(s): see {output}/errors.parquet")
+    print(f"  report:   {output}/report.html (counts, sample records, parameter histograms, errors)")
     print(f"  read it:  from pipeline import reader; ds = reader.load({output!r}, split='train', batch_size=32)")
+
+
+def _failure_reasons(output: str) -> dict[str, list[tuple[str, int]]]:
+    """``stage/ErrorType`` counts per split from errors.parquet, most frequent first (ties by name)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from pipeline import fsutil
+    from pipeline.manifest import ERRORS
+
+    table = pq.read_table(io.BytesIO(fsutil.read_bytes(fsutil.join(output, ERRORS))))
+    counts: dict[str, dict[str, int]] = {}
+    for row in table.select(["split", "stage", "error_type"]).to_pylist():
+        reasons = counts.setdefault(row["split"], {})
+        reason = f"{row['stage']}/{row['error_type']}"
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {split: sorted(r.items(), key=lambda kv: (-kv[1], kv[0])) for split, r in sorted(counts.items())}

@@ -6,8 +6,11 @@ checked in the driver before the pipeline starts.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pipeline import fsutil
@@ -15,6 +18,7 @@ from pipeline.errors import UserError
 from pipeline.listing import Listing, list_inputs
 from pipeline.manifest import MANIFEST, finalize
 from pipeline.options import JobConfig
+from pipeline.runners import worker_packaging
 from pipeline.shard_worker import WORK_DIR
 
 
@@ -83,7 +87,8 @@ def pipeline_options(beam_args: list[str]) -> Any:
     from apache_beam.runners.runner import create_runner
 
     try:
-        options = PipelineOptions(list(beam_args))
+        args = worker_packaging(list(beam_args))
+        options = PipelineOptions(args)
         runner = options.view_as(StandardOptions).runner or "DirectRunner"
     except SystemExit:
         raise UserError(f"bad Beam option(s) after '--': {' '.join(beam_args)}") from None
@@ -91,25 +96,49 @@ def pipeline_options(beam_args: list[str]) -> Any:
         create_runner(runner)
     except (ValueError, ImportError) as exc:
         raise UserError(f"--runner={runner}: {exc}") from None
+    if len(args) > len(beam_args):  # remote workers pip-install the sdist Beam builds from it
+        print(f"augbeam: {runner} workers get the project through {args[-1]} (added)", file=sys.stderr)
     return options
 
 
-def run_job(config: JobConfig, beam_args: list[str] | None = None) -> dict[str, Any]:
-    """Runs the whole job and returns the manifest."""
+def run_job(
+    config: JobConfig,
+    beam_args: list[str] | None = None,
+    progress: str = "none",
+    on_result: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Runs the whole job and returns the manifest.
+
+    ``progress`` (``auto``, ``bar``, ``lines``, ``none``) shows the run on
+    stderr; it is an argument, not part of ``JobConfig``, because it never
+    changes the output. ``on_result`` gets Beam's ``PipelineResult`` (its
+    metrics) before finalizing; the manifest never holds runner details.
+    """
     import apache_beam as beam
 
-    from pipeline.ptransforms import PlanRecords, WriteShards
+    from pipeline.progress import ProgressMonitor
+    from pipeline.ptransforms import CountListingErrors, PlanRecords, WriteShards, counters
+    from pipeline.shard_worker import progress_dir
 
     listing = list_inputs(config.input, config.classes)
     options = pipeline_options(beam_args or [])
     check_listing_errors(listing, config.max_error_rate)
+    planned = sum(config.copies_for(item.split) for item in listing.items)
+    monitor = ProgressMonitor(progress_dir(config.output), planned, progress)  # a bad mode fails before any delete
     prepare_output(config, listing)
     copies, shards = plan_shards(config, listing)
-    with beam.Pipeline(options=options) as p:
+    with monitor, beam.Pipeline(options=options) as p:  # Beam runs the graph when its block ends
+        _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)
         _ = (
             p
             | "ListInputs" >> beam.Create(listing.items)
             | "PlanRecords" >> PlanRecords(copies, shards)
             | "WriteShards" >> WriteShards(config, shards)
         )
+    result = p.result
+    log = logging.getLogger(__name__)
+    if log.isEnabledFor(logging.INFO):
+        log.info("augbeam counters (for runner UIs, not the manifest's counts): %s", counters(result))
+    if on_result is not None:
+        on_result(result)
     return finalize(config, listing, shards)

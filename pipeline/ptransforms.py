@@ -4,6 +4,11 @@
 record, keyed by its shard. ``WriteShards`` groups those keys per shard and
 lets one worker per shard read, augment and write it. No pixels cross the
 shuffle.
+
+Counters in namespace ``augbeam`` (total and ``/<split>``): ``listed``,
+``planned``, ``decoded``, ``written``, ``bytes``, ``records_failed``; and
+``failed/<stage>/<ErrorType>`` (listing, read, decode: inputs; augment,
+range: records).
 """
 
 from __future__ import annotations
@@ -19,6 +24,36 @@ from pipeline.options import JobConfig
 from pipeline.shard_worker import PlannedRecord, ShardProcessor, record_order
 
 ShardKey = tuple[str, int]
+NAMESPACE = "augbeam"
+
+
+def count(name: str, n: int, split: str | None = None) -> None:
+    """Adds ``n`` to the counter ``name`` and, given a split, to ``name/split``.
+
+    Counters are for runner UIs (Dataflow, Flink) while the job runs. Their
+    attempted values include retried and replayed bundles, so the manifest's
+    counts come from the written data instead.
+    """
+    Metrics.counter(NAMESPACE, name).inc(n)
+    if split is not None:
+        Metrics.counter(NAMESPACE, f"{name}/{split}").inc(n)
+
+
+class CountListingErrors(beam.PTransform):
+    """Counts the inputs refused while listing (in the driver) as ``listed`` and ``failed/listing/<type>``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.reasons = [(e["split"], e["error_type"]) for e in errors]
+
+    def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
+        return root | "ListingErrors" >> beam.Create(self.reasons) | "Count" >> beam.Map(_count_listing_error)
+
+
+def _count_listing_error(reason: tuple[str, str]) -> None:
+    split, error_type = reason
+    count("listed", 1, split)
+    count(f"failed/listing/{error_type}", 1)
 
 
 class PlanRecords(beam.PTransform):
@@ -34,6 +69,8 @@ class PlanRecords(beam.PTransform):
 
 
 def _plan(item: InputItem, copies: dict[str, int], shards: dict[str, int]) -> Iterator[tuple[ShardKey, PlannedRecord]]:
+    count("listed", 1, item.split)
+    count("planned", copies[item.split], item.split)
     for copy in range(copies[item.split]):
         order = record_order(item.key, copy)
         yield (item.split, order % shards[item.split]), PlannedRecord(order, item.key, copy, item.path, item.label)
@@ -61,9 +98,6 @@ class _WriteShardFn(beam.DoFn):
     def __init__(self, config: JobConfig, shards: dict[str, int]) -> None:
         self.config = config
         self.shards = shards
-        self.records = Metrics.counter("augbeam", "records_written")
-        self.failed = Metrics.counter("augbeam", "records_failed")
-        self.written_bytes = Metrics.counter("augbeam", "bytes_written")
 
     def setup(self) -> None:
         self.processor = ShardProcessor(self.config)
@@ -72,7 +106,26 @@ class _WriteShardFn(beam.DoFn):
     def process(self, element: tuple[ShardKey, Iterable[PlannedRecord]]) -> Iterator[dict[str, Any]]:
         (split, shard), planned = element
         summary = self.processor.process(split, shard, self.shards[split], list(planned))
-        self.records.inc(summary["records"])
-        self.failed.inc(summary["errors"])
-        self.written_bytes.inc(summary["bytes"])
+        count("written", summary["records"], split)
+        count("bytes", summary["bytes"], split)
+        count("records_failed", summary["errors"], split)  # records not written, whatever the reason
+        count("decoded", summary["decoded_inputs"], split)
+        for reason, n in {**summary["failed_inputs_by_reason"], **summary["failed_records_by_reason"]}.items():
+            count(f"failed/{reason}", n)
         yield summary
+
+
+def counters(result: Any) -> dict[str, int]:
+    """This job's ``augbeam`` counters from a ``PipelineResult``, by name, summed over steps.
+
+    Committed values where the runner has them (Dataflow does not commit a
+    failed attempt's), else attempted ones.
+    """
+    from apache_beam.metrics.metric import MetricsFilter
+
+    totals: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        name = counter.key.metric.name
+        totals[name] = totals.get(name, 0) + int(value or 0)
+    return dict(sorted(totals.items()))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import stat
 import time
@@ -34,7 +35,9 @@ from transforms.errors import ConfigError
 from transforms.rng import stable_hash64
 
 WORK_DIR = ".augbeam-work"
+PROGRESS_DIR = "progress"  # under WORK_DIR: one small JSON per shard for the driver's progress display
 READ_ATTEMPTS = 3
+INPUT_STAGES = ("read", "decode")  # a failure at these stages is the input's (all its copies), not one record's
 
 
 class PlannedRecord(NamedTuple):
@@ -58,6 +61,43 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
 
 def sidecar_path(output: str, split: str, shard: int) -> str:
     return fsutil.join(output, WORK_DIR, f"{split}-{shard:05d}.json")
+
+
+def progress_dir(output: str) -> str:
+    return fsutil.join(output, WORK_DIR, PROGRESS_DIR)
+
+
+class ShardProgress:
+    """A shard's progress file, rewritten at most every ``every_s`` and once at the end.
+
+    The same name for every attempt, so a retried shard replaces its numbers
+    instead of adding to them. Best effort: progress is a display, so a
+    failed write is logged and never fails the shard.
+    """
+
+    def __init__(self, output: str, split: str, shard: int, records: int) -> None:
+        self.path = fsutil.join(progress_dir(output), f"{split}-{shard:05d}.json")
+        self.every_s = 1.0 if fsutil.is_local(output) else 10.0  # object stores: fewer, larger steps
+        self.base = {"split": split, "shard": shard, "records": records}
+        self.last = time.monotonic()  # a shard that takes less than every_s writes once, at the end
+        self.broken = False
+
+    def update(self, done: int, written: int, failed_records: int, failed_inputs: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.broken or (not final and now - self.last < self.every_s):
+            return
+        self.last = now
+        data = dict(self.base, done=done, written=written, failed_records=failed_records, failed_inputs=failed_inputs)
+        try:
+            if fsutil.is_local(self.path):  # object stores need no folders; a missing work folder stays missing
+                try:
+                    os.mkdir(os.path.dirname(self.path))
+                except FileExistsError:
+                    pass
+            fsutil.write_atomic(self.path, json.dumps(data, sort_keys=True).encode())
+        except Exception as exc:  # e.g. the work folder is gone: stop trying for this shard
+            self.broken = True
+            logging.getLogger(__name__).warning("progress file %s not written: %s", self.path, exc)
 
 
 def write_dali_index(output: str, shard_file: str, offsets: list[tuple[int, int]]) -> dict[str, Any]:
@@ -133,6 +173,8 @@ class ShardProcessor:
         index: list[dict[str, Any]] = []
         offsets: list[tuple[int, int]] = []  # (offset, framed length) per record, for --dali-index
         done = 0  # records before this position are written (or failed)
+        progress = ShardProgress(cfg.output, split, shard, len(ordered))
+        failed_inputs = 0  # inputs whose copy 0 is here and that could not be read or decoded (see _outcomes)
         with fsutil.open_write(temp) as handle:
             writer = TFRecordWriter(handle)
 
@@ -162,6 +204,7 @@ class ShardProcessor:
                     images.drop(rec.key)  # its last copy in this shard
                 if isinstance(loaded, _Failed):
                     errors.append(error_row(rec.key, rec.copy, split, loaded.stage, loaded.kind, loaded.message))
+                    failed_inputs += int(rec.copy == 0)
                     slots[position] = None
                 else:
                     image, source_sha = loaded
@@ -178,6 +221,7 @@ class ShardProcessor:
                     batches.flush_all()
                 write_ready()
                 self.peak_in_flight = max(self.peak_in_flight, position + 1 - done)
+                progress.update(done, writer.records, len(errors), failed_inputs)
             batches.flush_all()
             write_ready()
         fsutil.commit(temp, final)
@@ -190,11 +234,13 @@ class ShardProcessor:
             "bytes": writer.bytes,
             "sha256": writer.sha256.hexdigest(),
             "errors": len(errors),
+            **_outcomes(ordered, errors),
         }
         if cfg.dali_index:
             summary["dali_index"] = write_dali_index(cfg.output, name, offsets)
         sidecar = dict(summary, index=index, error_rows=errors)
         fsutil.write_atomic(sidecar_path(cfg.output, split, shard), json.dumps(sidecar, sort_keys=True).encode())
+        progress.update(done, writer.records, len(errors), failed_inputs, final=True)
         return summary
 
     def _load(self, path: str) -> tuple[Any, str] | _Failed:
@@ -291,6 +337,25 @@ class ShardProcessor:
                     raise _InputFailed("FileNotFound", "the file no longer exists (deleted after listing?)") from None
                 time.sleep(0.2 * (attempt + 1))
         raise TransientReadError(f"reading {path!r} failed {READ_ATTEMPTS} times: {last}") from last
+
+
+def _outcomes(ordered: list[PlannedRecord], errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """Decoded inputs and failures by ``stage/ErrorType``, for the job's metrics counters.
+
+    An input is counted by the one shard that holds its copy 0, so inputs are
+    not counted once per shard their copies went to. Read and decode failures
+    count inputs; augment and range failures count records.
+    """
+    owned = sum(1 for rec in ordered if rec.copy == 0)
+    failed_inputs = Counter(
+        f"{e['stage']}/{e['error_type']}" for e in errors if e["copy"] == 0 and e["stage"] in INPUT_STAGES
+    )
+    failed_records = Counter(f"{e['stage']}/{e['error_type']}" for e in errors if e["stage"] not in INPUT_STAGES)
+    return {
+        "decoded_inputs": owned - sum(failed_inputs.values()),
+        "failed_inputs_by_reason": dict(sorted(failed_inputs.items())),
+        "failed_records_by_reason": dict(sorted(failed_records.items())),
+    }
 
 
 class TransientReadError(OSError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline import fsutil
 
-MAKERS: tuple[str, ...] = ()
+MAKERS: tuple[str, ...] = ("pipeline.tfds_info", "pipeline.report")
 
 
 def write_side_files(out: str, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -77,11 +77,13 @@ def test_shuffled_listing_gives_the_same_bytes(photos_with_bad, tmp_path):
     first, second = shard_bytes(outs[0]), shard_bytes(outs[1])
     assert first.keys() == second.keys()
     for name in first:
-        if name != "manifest.json":
+        if name == "report.html":  # names the input, as the manifest does
+            assert first[name].replace(b"sorted.csv", b"shuffled.csv") == second[name]
+        elif name != "manifest.json":
             assert first[name] == second[name], name
     manifests = [json.loads(m["manifest.json"]) for m in (first, second)]
-    for m in manifests:  # only the listing's own name differs
-        del m["input"]["root"], m["config"]["input"]
+    for m in manifests:  # only the listing's own name differs (and so the report that shows it)
+        del m["input"]["root"], m["config"]["input"], m["files"]["side"]["report.html"]
     assert manifests[0] == manifests[1]
     assert verify(str(outs[1]), sample=5).ok  # sources found next to the listing
 
@@ -156,8 +158,11 @@ def test_a_read_that_keeps_failing_fails_the_job(photos_with_bad, tmp_path, monk
 def test_max_error_rate_fails_with_a_summary(photos_with_bad, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["run", "--input", str(photos_with_bad), "--output", str(out), "--image-size", "16", "16"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("augbeam: processed 17/17 records")  # the progress line (stderr is not a terminal)
+    assert code == 2 and len(lines) == 2
+    err = lines[1]
+    assert err.startswith("augbeam: error: ")
     assert "2 of 17 inputs (11.8%)" in err and "over --max-error-rate 0.1" in err
     assert "decode/CorruptImage" in err and "decode/UnknownFormat" in err
     assert (out / "errors.parquet").exists() and not (out / "manifest.json").exists()

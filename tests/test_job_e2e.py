@@ -74,7 +74,9 @@ def test_counts_reconcile(run_a):
             assert (run_a / s["file"]).stat().st_size == s["bytes"]
     names = {p.name for p in run_a.iterdir()}
     listed = {s["file"] for info in manifest["splits"].values() for s in info["shards"]}
-    assert names == listed | {"manifest.json", "index.parquet", "errors.parquet"}
+    side = set(manifest["files"]["side"])  # report.html and the other side files
+    assert "report.html" in side
+    assert names == listed | {"manifest.json", "index.parquet", "errors.parquet"} | side
 
 
 def test_bad_files_land_in_errors(run_a):

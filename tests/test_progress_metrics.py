@@ -1,0 +1,356 @@
+"""Progress display (pure formatting, the monitor, a real run), Beam counters against the manifest, the summary."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from pipeline import progress as pg
+from pipeline.progress import Progress, ProgressMonitor
+from tests.conftest import DATA
+
+
+class FakeClock:
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty: bool = False) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def write_progress(folder: Path, name: str, done: int, failed: int = 0, inputs: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"done": done, "records": 50, "written": done - failed, "failed_records": failed, "failed_inputs": inputs}
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+# --- pure formatting -------------------------------------------------------------------------------------------
+
+
+def test_durations_rates_bytes_and_percent():
+    assert [pg.format_duration(s) for s in (None, float("inf"), 0, 59.4, 61, 3600 + 62)] == [
+        "?",
+        "?",
+        "0:00",
+        "0:59",
+        "1:01",
+        "1:01:02",
+    ]
+    assert [pg.format_rate(r) for r in (None, 0.0, 3.14, 123.6)] == ["?", "0.0", "3.1", "124"]
+    assert [pg.format_bytes(n) for n in (0, 1023, 1536, 5 * 2**20, 3 * 2**40)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "5.0 MiB",
+        "3.0 TiB",
+    ]
+    # 100% only when really done; an empty job is done.
+    assert [pg.percent(d, 200) for d in (0, 1, 199, 200, 201)] == [0, 0, 99, 100, 100]
+    assert pg.percent(0, 0) == 100
+
+
+def test_rate_uses_a_recent_window_and_eta_follows():
+    assert pg.recent_rate([]) is None
+    assert pg.recent_rate([(0.0, 0)]) is None
+    assert pg.recent_rate([(5.0, 3), (5.0, 4)]) is None  # no time has passed
+    # A slow start (worker start-up), then 10 records/s: the window sees only the steady part.
+    samples = [(0.0, 0), (60.0, 0)] + [(60.0 + t, 10 * t) for t in range(1, 41)]
+    assert pg.recent_rate(samples, window_s=30.0) == pytest.approx(10.0)
+    assert pg.recent_rate(samples, window_s=1000.0) == pytest.approx(400 / 100)
+    assert pg.recent_rate([(0.0, 5), (10.0, 5)]) == 0.0  # stalled
+    assert pg.eta_seconds(10, 100, 3.0) == pytest.approx(30.0)
+    assert pg.eta_seconds(10, 100, None) is None
+    assert pg.eta_seconds(10, 100, 0.0) is None
+    assert pg.eta_seconds(100, 100, None) == 0.0
+
+
+def test_bar_line_and_final_text():
+    p = Progress(done=12, total=48, failed=3, failed_inputs=1)
+    assert pg.bar_text(p, 3.14, 11.6, width=8) == "[##------] 12/48  25%  3.1 rec/s  ETA 0:12  3 failed (1 input)"
+    assert pg.bar_text(Progress(0, 5), None, None, width=4) == "[----] 0/5   0%  ? rec/s  ETA ?"
+    assert pg.bar_text(Progress(5, 5, 2, 2), 1.0, 0.0, width=4).endswith("  2 failed (2 inputs)")
+    assert pg.bar_text(Progress(5, 5, 2, 0), 1.0, 0.0, width=4).endswith("  2 failed")  # range errors only
+    assert (
+        pg.line_text(p, 3.14, 11.6, 65.0)
+        == "augbeam: 12/48 records (25%), 3 failed (1 input), 3.1 records/s, ETA 0:12, 1:05 elapsed"
+    )
+    assert pg.final_text(Progress(48, 48, 3, 1), 8.0, ok=True) == (
+        "augbeam: processed 48/48 records (100%), 3 failed (1 input), in 0:08 (6.0 records/s)"
+    )
+    assert pg.final_text(Progress(4, 48), 2.0, ok=False).startswith("augbeam: stopped at 4/48 records (8%), 0 failed")
+
+
+def test_auto_mode_is_a_bar_on_a_terminal_only():
+    assert pg.resolve_mode("auto", Stream(tty=True)) == "bar"
+    assert pg.resolve_mode("auto", Stream(tty=False)) == "lines"
+    assert pg.resolve_mode("auto", object()) == "lines"  # a stream without isatty
+    assert pg.resolve_mode("none", Stream(tty=True)) == "none"
+    with pytest.raises(ValueError, match="choose one of"):
+        pg.resolve_mode("fancy", Stream())
+
+
+# --- the monitor, on a fake progress folder --------------------------------------------------------------------
+
+
+def test_lines_every_interval_and_a_final_line(tmp_path):
+    folder, clock, out = tmp_path / "progress", FakeClock(), Stream()
+    monitor = ProgressMonitor(str(folder), total=100, mode="lines", stream=out, clock=clock, line_every_s=10.0)
+    monitor.tick()  # no folder yet: nothing to say before the interval
+    for second in range(1, 26):
+        clock.now += 1
+        write_progress(folder, "train-00000", done=2 * second)
+        monitor.tick()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2  # at 10 s and 20 s
+    assert lines[0].startswith("augbeam: 20/100 records (20%), 0 failed, 2.0 records/s, ETA 0:40, 0:10 elapsed")
+    assert lines[1].startswith("augbeam: 40/100 records (40%)")
+    write_progress(folder, "train-00000", done=50, failed=4, inputs=2)
+    write_progress(folder, "train-00001", done=50)
+    clock.now += 5
+    monitor.stop()
+    assert out.getvalue().splitlines()[-1] == (
+        "augbeam: processed 100/100 records (100%), 4 failed (2 inputs), in 0:30 (3.3 records/s)"
+    )
+    monitor.stop()  # idempotent: no second final line
+    assert len(out.getvalue().splitlines()) == 3
+
+
+def test_bar_redraws_one_line_and_a_retry_never_goes_back(tmp_path):
+    folder, clock, out = tmp_path / "progress", FakeClock(), Stream(tty=True)
+    monitor = ProgressMonitor(str(folder), total=60, mode="auto", stream=out, clock=clock)
+    assert monitor.mode == "bar"
+    write_progress(folder, "train-00000", done=30)
+    clock.now += 1
+    monitor.tick()
+    write_progress(folder, "train-00000", done=5)  # the shard's bundle is retried from the start
+    (folder / "train-00001.json.tmp-0123456789abcdef0123456789abcdef").write_text("{half")  # a write in flight
+    (folder / "train-00002.json").write_text("{half")  # not JSON (a filesystem without atomic rename)
+    clock.now += 1
+    monitor.tick()
+    assert monitor.progress.done == 30
+    write_progress(folder, "train-00000", done=60)
+    clock.now += 1
+    monitor.stop()
+    text = out.getvalue()
+    frames = text.split("\r")[1:]
+    assert frames[0].startswith("[" + "#" * 12 + "-" * 12 + "] 30/60  50%")
+    assert frames[1].startswith("[" + "#" * 12 + "-" * 12 + "] 30/60  50%")
+    assert frames[2].startswith("[" + "#" * 24 + "] 60/60 100%  20.0 rec/s  ETA 0:00")
+    assert text.endswith("\naugbeam: processed 60/60 records (100%), 0 failed, in 0:03 (20.0 records/s)\n")
+
+
+def test_monitor_thread_stops_cleanly_when_the_run_raises(tmp_path):
+    out = Stream()
+    monitor = ProgressMonitor(str(tmp_path / "missing"), total=10, mode="lines", stream=out, poll_s=0.01)
+    with pytest.raises(RuntimeError, match="pipeline failed"):
+        with monitor:
+            assert monitor._thread is not None and monitor._thread.is_alive()
+            threading.Event().wait(0.05)  # a few polls of a folder that does not exist
+            raise RuntimeError("pipeline failed")
+    assert not monitor._thread.is_alive()
+    assert out.getvalue().startswith("augbeam: stopped at 0/10 records (0%), 0 failed, in 0:00")
+    assert out.getvalue().count("\n") == 1  # the final line only: no folder, no periodic line yet
+
+
+def test_a_broken_stream_never_fails_the_run(tmp_path):
+    class Closed(Stream):
+        def write(self, text: str) -> int:
+            raise OSError("stderr is closed")
+
+    write_progress(tmp_path, "train-00000", done=3)
+    with ProgressMonitor(str(tmp_path), total=3, mode="bar", stream=Closed(), poll_s=0.01):
+        threading.Event().wait(0.05)  # the thread's redraws fail too
+
+
+def test_mode_none_prints_nothing_and_starts_no_thread(tmp_path):
+    out = Stream(tty=True)
+    write_progress(tmp_path, "train-00000", done=3)
+    with ProgressMonitor(str(tmp_path), total=3, mode="none", stream=out) as monitor:
+        assert monitor._thread is None
+    assert out.getvalue() == ""
+
+
+def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
+    from pipeline import shard_worker
+
+    now = [0.0]
+    monkeypatch.setattr(shard_worker.time, "monotonic", lambda: now[0])
+    (tmp_path / shard_worker.WORK_DIR).mkdir()
+    progress = shard_worker.ShardProgress(str(tmp_path), "train", 3, records=10)
+    path = Path(shard_worker.progress_dir(str(tmp_path))) / "train-00003.json"
+    writes = []
+    real = shard_worker.fsutil.write_atomic
+    monkeypatch.setattr(shard_worker.fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    for done in range(1, 10):
+        now[0] += 0.3
+        progress.update(done, done, 0, 0)
+    assert len(writes) == 2  # at 1.2 s and 2.4 s, not on every record
+    progress.update(10, 9, 1, 1, final=True)
+    assert len(writes) == 3
+    assert json.loads(path.read_text()) == {
+        "split": "train",
+        "shard": 3,
+        "records": 10,
+        "done": 10,
+        "written": 9,
+        "failed_records": 1,
+        "failed_inputs": 1,
+    }
+    assert [p.name for p in path.parent.iterdir()] == ["train-00003.json"]  # no temp file left
+
+
+def test_shard_progress_never_fails_the_shard(tmp_path, caplog):
+    from pipeline import shard_worker
+
+    progress = shard_worker.ShardProgress(str(tmp_path / "gone"), "train", 0, records=1)  # no work folder
+    progress.update(1, 1, 0, 0, final=True)
+    progress.update(1, 1, 0, 0, final=True)
+    assert progress.broken and "progress file" in caplog.text
+    assert not (tmp_path / "gone").exists()  # the work folder is not re-created
+
+
+# --- real runs -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_input(tmp_path_factory) -> Path:
+    """4 good train images in 2 classes, 1 corrupt, 1 file outside a class folder; 1 validation image."""
+    root = tmp_path_factory.mktemp("progress") / "src"
+    for rel, name in [
+        ("train/a/rocket.jpg", "rocket_small.jpg"),
+        ("train/a/gray.png", "gray.png"),
+        ("train/b/rgba.png", "rgba.png"),
+        ("train/b/pixel.png", "one_pixel.png"),
+        ("train/b/broken.jpg", "truncated_half.jpg"),
+        ("train/stray.png", "gray.png"),
+        ("validation/a/gray.png", "gray.png"),
+    ]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DATA / name, root / rel)
+    return root
+
+
+def progress_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("augbeam: ") and " records (" in line]
+
+
+def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tmp_path, capsys):
+    from pipeline.job import run_job
+    from pipeline.options import JobConfig
+    from pipeline.ptransforms import counters
+
+    results = []
+    config = JobConfig.create(
+        input=str(small_input),
+        output=str(tmp_path / "out"),
+        image_size=(16, 16),
+        copies=2,
+        num_shards=2,
+        seed=3,
+        max_error_rate=0.5,
+    )
+    manifest = run_job(config, [], progress="lines", on_result=results.append)
+
+    lines = progress_lines(capsys.readouterr().err)
+    assert lines, "no progress line on stderr"
+    # 5 listed train inputs x 2 copies + 1 validation input; the stray file never reaches the pipeline.
+    assert lines[-1].startswith("augbeam: processed 11/11 records (100%), 2 failed (1 input), in ")
+    from pipeline.shard_worker import WORK_DIR
+    from pipeline.verify import verify
+
+    assert not (tmp_path / "out" / WORK_DIR).exists()  # progress files went with the work folder
+    report = verify(str(tmp_path / "out"))  # every file in the folder is one the manifest names
+    assert report.ok, report.text(str(tmp_path / "out"))
+    assert "progress" not in manifest["config"]  # a display option, not part of the output
+
+    # The counters of that run, next to the counts the manifest took from the written data.
+    from apache_beam.metrics.metric import MetricsFilter
+
+    (result,) = results
+    assert result.metrics().query(MetricsFilter().with_namespace("augbeam"))["counters"]
+    got = counters(result)
+    for split, info in manifest["splits"].items():
+        c = info["counts"]
+        assert got[f"listed/{split}"] == c["listed"]
+        assert got[f"decoded/{split}"] == c["decoded"]
+        assert got[f"written/{split}"] == c["written"]
+        assert got[f"bytes/{split}"] == sum(s["bytes"] for s in info["shards"])
+        assert got[f"planned/{split}"] == (c["listed"] - c["failed_inputs_by_stage"]["listing"]) * c["copies"]
+        assert got.get(f"records_failed/{split}", 0) == got[f"planned/{split}"] - c["written"]
+    splits = manifest["splits"].values()
+    assert got["listed"] == sum(i["counts"]["listed"] for i in splits) == 7
+    assert got["written"] == sum(i["counts"]["written"] for i in splits) == 9
+    for stage in ("listing", "read", "decode"):
+        by_stage = sum(n for name, n in got.items() if name.startswith(f"failed/{stage}/"))
+        assert by_stage == sum(i["counts"]["failed_inputs_by_stage"][stage] for i in splits)
+    assert {name: n for name, n in got.items() if name.startswith("failed/")} == {
+        "failed/decode/CorruptImage": 1,
+        "failed/listing/NotInClassFolder": 1,
+    }
+
+
+def test_cli_progress_with_two_worker_processes_and_the_summary(small_input, tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    args = ["run", "--input", str(small_input), "--output", str(out), "--image-size", "16", "16", "--copies", "2"]
+    args += ["--num-shards", "2", "--seed", "3", "--max-error-rate", "0.5", "--progress", "lines"]
+    assert main([*args, "--", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]) == 0
+    captured = capsys.readouterr()
+    assert progress_lines(captured.err)[-1].startswith("augbeam: processed 11/11 records (100%), 2 failed (1 input)")
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # the work folder (and progress files) went
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    summary = captured.out.splitlines()
+    train = next(line for line in summary if line.startswith("  train "))
+    train_bytes = pg.format_bytes(sum(s["bytes"] for s in manifest["splits"]["train"]["shards"]))
+    assert train.split() == ["train", "6", "2", "2", "8", "0", *train_bytes.split(), "2"]
+    assert next(line for line in summary if line.startswith("  split ")).split() == [
+        "split",
+        "inputs",
+        "failed",
+        "copies",
+        "records",
+        "rec.failed",
+        "bytes",
+        "shards",
+    ]
+    at = summary.index("  failures by reason (listing, read, decode: inputs; augment, range: records):")
+    assert summary[at + 1].split() == ["train", "1", "decode/CorruptImage,", "1", "listing/NotInClassFolder"]
+    assert not summary[at + 2].startswith("    ")  # validation had no failure: no line
+    assert "9 records (" in captured.out
+
+
+def test_progress_option_is_checked(tmp_path, capsys):
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--progress", "fancy"])
+    assert "invalid choice: 'fancy'" in capsys.readouterr().err
+
+
+def test_a_bad_progress_mode_fails_before_the_output_is_touched(small_input, tmp_path):
+    from pipeline.job import run_job
+    from pipeline.options import JobConfig
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("older run")
+    config = JobConfig.create(input=str(small_input), output=str(out), max_error_rate=0.5, overwrite=True)
+    with pytest.raises(ValueError, match="progress mode 'fancy'"):
+        run_job(config, [], progress="fancy")
+    assert (out / "keep.txt").read_text() == "older run"
