@@ -20,5 +20,7 @@ COPY pipeline /opt/augbeam/pipeline
 COPY transforms /opt/augbeam/transforms
 
 # constraints.txt pins every package (TensorFlow 2.16.2 and Beam 2.77.0 included) to the tested versions.
+# pip check fails the build when those pins clash with a package the SDK image brought, rather than the workers.
 RUN pip install --no-cache-dir -c /opt/augbeam/constraints.txt "/opt/augbeam[${EXTRAS}]" "${TENSORFLOW}" \
+    && pip check \
     && python -c "import apache_beam, tensorflow, tensorflow_io, pipeline.job, transforms.augment"

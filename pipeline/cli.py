@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write an NVIDIA DALI index (tfrecord2idx format) beside each shard, as SHARD.idx",
     )
+    run.add_argument(
+        "--shared-mount",
+        action="store_true",
+        help="local --input/--output paths are a mount every remote worker sees at the same path (NFS...): "
+        "do not refuse them with a remote runner",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
     run.add_argument(
         "--progress",
@@ -206,7 +212,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     config = JobConfig.create(
         config=args.config,
         input=args.input,
-        output=args.output,
+        output=_absolute_if_local(args.output),
         model=args.model,
         mean=mean,
         std=std,
@@ -235,9 +241,16 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
         device_name("gpu")  # fail now, in one line, rather than inside a worker
     started = time.perf_counter()
-    manifest = run_job(config, beam_args, progress=args.progress)
+    manifest = run_job(config, beam_args, progress=args.progress, shared_mount=args.shared_mount)
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0
+
+
+def _absolute_if_local(path: str) -> str:
+    """A local path made absolute: workers started in another folder (a worker pool) must write the same files."""
+    from pipeline import fsutil
+
+    return os.path.abspath(path) if fsutil.is_local(path) else path
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -338,26 +351,14 @@ def print_summary(manifest: dict[str, Any], output: str, seconds: float) -> None
         )
     if errors:
         print("  failures by reason (listing, read, decode: inputs; augment, range: records):")
-        for split, reasons in _failure_reasons(output).items():
+        for split, reasons in _failure_reasons(manifest).items():
             print(f"    {split:<12}" + ", ".join(f"{n} {reason}" for reason, n in reasons))
         print(f"  {errors} error row(s): see {output}/errors.parquet")
     print(f"  report:   {output}/report.html (counts, sample records, parameter histograms, errors)")
     print(f"  read it:  from pipeline import reader; ds = reader.load({output!r}, split='train', batch_size=32)")
 
 
-def _failure_reasons(output: str) -> dict[str, list[tuple[str, int]]]:
-    """``stage/ErrorType`` counts per split from errors.parquet, most frequent first (ties by name)."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    from pipeline import fsutil
-    from pipeline.manifest import ERRORS
-
-    table = pq.read_table(io.BytesIO(fsutil.read_bytes(fsutil.join(output, ERRORS))))
-    counts: dict[str, dict[str, int]] = {}
-    for row in table.select(["split", "stage", "error_type"]).to_pylist():
-        reasons = counts.setdefault(row["split"], {})
-        reason = f"{row['stage']}/{row['error_type']}"
-        reasons[reason] = reasons.get(reason, 0) + 1
-    return {split: sorted(r.items(), key=lambda kv: (-kv[1], kv[0])) for split, r in sorted(counts.items())}
+def _failure_reasons(manifest: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
+    """``stage/ErrorType`` counts per split (counted at finalize), most frequent first (ties by name)."""
+    counts = {split: info["error_rows_by_reason"] for split, info in manifest["splits"].items()}
+    return {split: sorted(r.items(), key=lambda kv: (-kv[1], kv[0])) for split, r in sorted(counts.items()) if r}

@@ -109,21 +109,12 @@ def _files(root: str, manifest: dict[str, Any]) -> list[str]:
 
 
 def _errors(root: str, manifest: dict[str, Any]) -> str:
-    """Error rows counted by stage and type, from the two columns of errors.parquet that say so."""
-    import pyarrow.parquet as pq
-
+    """Error rows by stage and type, as finalize counted them into the manifest."""
     total = manifest["files"]["errors"]["rows"]
     if not total:
         return "  errors:        none"
-    path = fsutil.join(root, manifest["files"]["errors"]["name"])
     counts: Counter = Counter()
-    try:
-        with open(path, "rb") if fsutil.is_local(path) else fsutil.FileSystems.open(path) as handle:
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=65536, columns=["stage", "error_type"]):
-                counts.update(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
-    except (OSError, ValueError) as exc:
-        return f"  errors:        {total:,} rows; errors.parquet could not be read ({exc}): run augbeam verify"
-    by_type = ", ".join(
-        f"{n:,} {stage}/{kind}" for (stage, kind), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
+    for info in manifest["splits"].values():
+        counts.update(info.get("error_rows_by_reason", {}))
+    by_type = ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"  errors:        {total:,} rows in errors.parquet: {by_type}"

@@ -18,8 +18,9 @@ from pipeline.errors import UserError
 from pipeline.listing import Listing, list_inputs
 from pipeline.manifest import MANIFEST, finalize
 from pipeline.options import JobConfig
-from pipeline.runners import worker_packaging
+from pipeline.runners import check_paths_reachable, worker_packaging
 from pipeline.shard_worker import WORK_DIR
+from pipeline.tfds_info import DATASET_INFO as TFDS_INFO
 
 
 def prepare_output(config: JobConfig, listing: Listing) -> None:
@@ -31,8 +32,8 @@ def prepare_output(config: JobConfig, listing: Listing) -> None:
             raise UserError(f"--output {out!r} is a file; give a folder")
         if not config.overwrite:
             raise UserError(f"--output {out!r} is not empty; pass --overwrite to replace it, or choose a new folder")
-        # The manifest goes first: from then on the folder reads as unfinished.
-        fsutil.clear_dir(out, first=[MANIFEST])
+        # The manifest and TFDS's metadata go first: from then on no reader takes the folder for a finished run.
+        fsutil.clear_dir(out, first=[MANIFEST, TFDS_INFO])
     fsutil.make_dirs(out)
     fsutil.make_dirs(fsutil.join(out, WORK_DIR))
 
@@ -106,6 +107,7 @@ def run_job(
     beam_args: list[str] | None = None,
     progress: str = "none",
     on_result: Callable[[Any], None] | None = None,
+    shared_mount: bool = False,
 ) -> dict[str, Any]:
     """Runs the whole job and returns the manifest.
 
@@ -122,6 +124,8 @@ def run_job(
 
     listing = list_inputs(config.input, config.classes)
     options = pipeline_options(beam_args or [])
+    items = [item.path for item in listing.items]
+    check_paths_reachable(beam_args or [], config.input, config.output, items, shared_mount)
     check_listing_errors(listing, config.max_error_rate)
     planned = sum(config.copies_for(item.split) for item in listing.items)
     monitor = ProgressMonitor(progress_dir(config.output), planned, progress)  # a bad mode fails before any delete

@@ -16,11 +16,12 @@ from importlib import metadata
 from typing import Any
 
 from pipeline import __version__, fsutil
+from pipeline.dali_index import write_dali_index
 from pipeline.errors import ErrorRateExceeded, ReconcileError
 from pipeline.listing import Listing
 from pipeline.options import JobConfig
 from pipeline.records import FEATURES, FORMAT_VERSION, TFRecordWriter
-from pipeline.shard_worker import WORK_DIR, record_order, shard_name, sidecar_path, write_dali_index
+from pipeline.shard_worker import WORK_DIR, record_order, shard_name, sidecar_path
 from pipeline.side_files import write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
 
@@ -29,7 +30,9 @@ INDEX = "index.parquet"
 ERRORS = "errors.parquet"
 _FLUSH_ROWS = 50_000
 INPUT_STAGES = ("listing", "read", "decode")
-PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras")
+DUPLICATE = "listing/DuplicateInput"
+# Pillow draws report.html's contact sheets (its font and zlib decide the report's bytes).
+PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras", "pillow")
 
 
 def _schemas() -> tuple[Any, Any]:
@@ -105,8 +108,14 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
     splits: dict[str, Any] = {}
     for split in sorted(shards):
         listing_errors = [e for e in listing.errors if e["split"] == split]
-        for row in sorted(listing_errors, key=lambda e: (e["key"], e["error_type"])):
+        reasons: Counter = Counter()  # error rows by stage/type, so readers need not scan errors.parquet
+
+        def add_error(row: dict[str, Any], reasons: Counter = reasons) -> None:
+            reasons[f"{row['stage']}/{row['error_type']}"] += 1
             error_sink.add(row)
+
+        for row in sorted(listing_errors, key=lambda e: (e["key"], e["error_type"])):
+            add_error(row)
         failed = Counter({"listing": len(listing_errors)})
         input_errors: dict[str, list[dict[str, Any]]] = {}
         record_errors: list[dict[str, Any]] = []
@@ -131,10 +140,11 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
                 record_errors.extend(rows)
                 continue
             failed[rows[0]["stage"]] += 1
-            error_sink.add(dict(rows[0], copy=None))
+            add_error(dict(rows[0], copy=None))
         for row in sorted(record_errors, key=lambda e: (e["key"], e["copy"])):
-            error_sink.add(row)
+            add_error(row)
         splits[split] = _split_summary(config, split, listing.listed[split], failed, len(record_errors), shard_entries)
+        splits[split]["error_rows_by_reason"] = dict(sorted(reasons.items()))
     index_info = index_sink.close()
     error_info = error_sink.close()
     written = sum(s["counts"]["written"] for s in splits.values())
@@ -142,9 +152,11 @@ def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dic
         raise ReconcileError(f"index.parquet has {index_info['rows']} rows but shards hold {written} records")
     manifest = _manifest(config, listing, splits, index_info, error_info)
     fsutil.remove_tree(fsutil.join(out, WORK_DIR))
-    manifest["files"]["side"] = write_side_files(out, manifest)
     check_only_listed_files(out, manifest)
     check_error_rate(splits, config.max_error_rate, out)
+    # Only a run that passed every check gets its side files (a TFDS reader must not load a failed run),
+    # and the manifest after them.
+    manifest["files"]["side"] = write_side_files(out, manifest)
     fsutil.write_atomic(fsutil.join(out, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
 
@@ -197,10 +209,10 @@ def check_error_rate(splits: dict[str, Any], max_rate: float, out: str) -> None:
     The parquet files stay for inspection; no manifest is written, so the
     folder reads as unfinished.
     """
-    import pyarrow.parquet as pq
-
-    rows = pq.read_table(fsutil.join(out, ERRORS), columns=["stage", "error_type"]).to_pylist()
-    duplicates = sum(1 for row in rows if row["error_type"] == "DuplicateInput")  # kept once: not a failure
+    reasons: Counter = Counter()
+    for info in splits.values():
+        reasons.update(info["error_rows_by_reason"])
+    duplicates = reasons.pop(DUPLICATE, 0)  # kept once: not a failure
     listed = sum(s["counts"]["listed"] for s in splits.values())
     failed = sum(s["counts"]["failed_inputs"] for s in splits.values()) - duplicates
     expected = sum(s["counts"]["expected_records"] for s in splits.values())
@@ -209,7 +221,6 @@ def check_error_rate(splits: dict[str, Any], max_rate: float, out: str) -> None:
     record_rate = failed_records / expected if expected else 0.0
     if max(input_rate, record_rate) <= max_rate:
         return
-    reasons = Counter(f"{row['stage']}/{row['error_type']}" for row in rows if row["error_type"] != "DuplicateInput")
     top = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(6))
     raise ErrorRateExceeded(
         f"{failed} of {listed} inputs ({input_rate:.1%}) and {failed_records} of {expected} records "

@@ -1,11 +1,16 @@
 """Live progress of a run, read from the shard workers' progress files.
 
 Shard workers write a small JSON file per shard under the work folder
-(throttled, atomically; see ``shard_worker.ShardProgress``). The driver polls
+(throttled, atomically; see ``shard_progress.ShardProgress``). The driver polls
 that folder, so progress works on every runner and with several worker
 processes, and a retried shard overwrites its own file instead of being
 counted twice (Beam's counters, by contrast, count every attempt). The work
 folder is deleted at finalize, so nothing of this survives in the output.
+
+A poll must stay cheap with thousands of shards on an object store: it lists
+the folder once, reads only files whose listed size or update time changed,
+never a finished shard's again, and at most ``max_reads`` files (the rest on
+the next poll).
 
 The formatting functions are pure; ``ProgressMonitor`` takes its clock and
 stream from the caller so it can be tested without a pipeline.
@@ -23,11 +28,17 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, TextIO
 
+from apache_beam.io.filesystems import FileSystems
+
 from pipeline import fsutil
 
 MODES = ("auto", "bar", "lines", "none")
 LOCAL_POLL_S = 1.0
 REMOTE_POLL_S = 10.0  # listing a bucket every second costs requests and money for little gain
+LOCAL_MAX_READS = 500  # files read per poll, at most; the others wait for the next poll
+REMOTE_MAX_READS = 100  # about one request each: a poll's reads must fit well inside REMOTE_POLL_S
+STOP_JOIN_S = 2.0  # stop() waits this long for the thread to leave its poll (it checks between reads)
+FINAL_POLL_S = 5.0  # and this long for its own last, bounded poll, then prints what it knows
 LINE_EVERY_S = 10.0
 RATE_WINDOW_S = 30.0
 BAR_WIDTH = 24
@@ -151,36 +162,54 @@ def final_text(p: Progress, elapsed: float, ok: bool) -> str:
     return f"{head} {p.head()}, in {format_duration(elapsed)} ({average} records/s)"
 
 
-def read_progress(folder: str) -> dict[str, dict[str, Any]]:
-    """The shards' progress files by name; files half-written, vanished or unreadable are skipped."""
-    found: dict[str, dict[str, Any]] = {}
+Signature = tuple[int, float] | None  # a file's (size, update time) from the listing; None: unknown
+
+
+def list_progress(folder: str) -> dict[str, Signature]:
+    """The progress files' names, with what the listing says of each at no extra request.
+
+    Object stores list each object's size and update time, which change on
+    every rewrite (a worker rewrites at most every 10 s there), so an
+    unchanged file need not be read. Local files get None: their timestamps
+    are coarse (two writes a few ms apart can look alike) and reading them is
+    cheap. A folder not there yet (no shard has reported) or gone lists empty.
+    """
     try:
         if fsutil.is_local(folder):
-            paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
-        else:
-            paths = [path for path, _ in fsutil.list_files(folder)]
-    except Exception as exc:  # not there yet (no shard has reported), or gone; never fails the job
-        log.debug("progress: cannot list %s: %s", folder, exc)
+            return {name: None for name in sorted(os.listdir(folder)) if name.endswith(".json")}
+        found: dict[str, Signature] = {}
+        for meta in FileSystems.match([fsutil.join(folder, "*")])[0].metadata_list:
+            name = meta.path.rstrip("/").rsplit("/", 1)[-1]
+            updated = getattr(meta, "last_updated_in_seconds", 0.0)  # 0.0 where a filesystem does not say
+            if name.endswith(".json"):  # temporary names of writes in flight end in .tmp-<hex>
+                found[name] = (int(meta.size_in_bytes), float(updated)) if updated else None
         return found
-    for path in paths:
-        name = os.path.basename(path) if fsutil.is_local(folder) else path.rsplit("/", 1)[-1]
-        if not name.endswith(".json"):  # temporary names of writes in flight end in .tmp-<hex>
-            continue
-        try:
-            data = json.loads(fsutil.read_bytes(path))
-        except Exception:  # renamed or deleted under us; the next poll sees it again
-            continue
-        if isinstance(data, dict) and isinstance(data.get("done"), int):
-            found[name] = data
-    return found
+    except Exception as exc:  # never fails the job
+        log.debug("progress: cannot list %s: %s", folder, exc)
+        return {}
+
+
+def read_progress_file(path: str) -> dict[str, Any] | None:
+    """One shard's numbers; None for a file half-written, vanished or unreadable (the next poll tries again)."""
+    try:
+        data = json.loads(fsutil.read_bytes(path))
+    except Exception:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("done"), int) else None
+
+
+def finished(data: dict[str, Any] | None) -> bool:
+    """True once a shard reported all its records: its file is never read again (a retry only repeats it)."""
+    return data is not None and isinstance(data.get("records"), int) and data["done"] >= data["records"]
 
 
 class ProgressMonitor:
     """Polls the progress folder in a daemon thread and prints a bar or lines to ``stream``.
 
-    Use as a context manager around the pipeline run: it stops (joins the
-    thread and prints a final line) also when the run raises, and an error
-    inside the monitor is logged, never raised into the job.
+    Use as a context manager around the pipeline run: it stops (and prints a
+    final line) also when the run raises, and an error inside the monitor is
+    logged, never raised into the job. File reads happen outside the lock,
+    so stopping never waits for a poll's I/O.
     """
 
     def __init__(
@@ -193,32 +222,75 @@ class ProgressMonitor:
         line_every_s: float = LINE_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
         window_s: float = RATE_WINDOW_S,
+        max_reads: int | None = None,
     ) -> None:
+        local = fsutil.is_local(folder)
         self.folder = folder
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.mode = resolve_mode(mode, self.stream)
-        self.poll_s = poll_s if poll_s is not None else (LOCAL_POLL_S if fsutil.is_local(folder) else REMOTE_POLL_S)
+        self.poll_s = poll_s if poll_s is not None else (LOCAL_POLL_S if local else REMOTE_POLL_S)
+        self.max_reads = max_reads if max_reads is not None else (LOCAL_MAX_READS if local else REMOTE_MAX_READS)
         self.line_every_s = line_every_s
         self.clock = clock
         self.window_s = window_s
         self.progress = Progress(0, total)
         self.samples: list[tuple[float, int]] = []
-        self._shards: dict[str, dict[str, Any]] = {}
+        self._shards: dict[str, dict[str, Any]] = {}  # per file, the furthest numbers read
+        self._signatures: dict[str, Signature] = {}  # per file, its listing when last read
+        self._read_in: dict[str, int] = {}  # per file, the poll that last read it: the stalest go first
+        self._polls = 0
         self._started = clock()
         self._last_line = self._started
         self._bar_len = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the numbers and the stream, never held during file I/O
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def poll(self) -> None:
-        """Reads the progress files; per shard the furthest snapshot wins, so a retry never goes back."""
-        for name, data in read_progress(self.folder).items():
-            seen = self._shards.get(name)
-            if seen is None or data["done"] >= seen["done"]:
-                self._shards[name] = data
+    def to_read(self, listed: dict[str, Signature]) -> list[str]:
+        """The files worth reading now: unfinished, changed (or of unknown change), stalest first, capped."""
+        due = [
+            name
+            for name, signature in listed.items()
+            if not finished(self._shards.get(name))
+            and (signature is None or name not in self._signatures or self._signatures[name] != signature)
+        ]
+        due.sort(key=lambda name: (self._read_in.get(name, -1), name))
+        return due[: self.max_reads]
+
+    def poll(self, final: bool = False) -> int:
+        """Lists the folder and reads what changed, without the lock; returns the number of files read.
+
+        Per shard the furthest snapshot wins, so a retry never goes back. A
+        poll stops reading when ``stop()`` is called (the final poll aside)
+        or when half the poll interval (the final poll: ``FINAL_POLL_S``) is
+        spent, so polls never pile up behind a slow object store.
+        """
+        listed = list_progress(self.folder)
+        with self._lock:
+            self._polls += 1
+            number = self._polls
+            names = self.to_read(listed)
+        deadline = self.clock() + (FINAL_POLL_S if final else self.poll_s / 2)
+        got: list[tuple[str, dict[str, Any] | None]] = []
+        for name in names:
+            if (self._stop.is_set() and not final) or (got and self.clock() > deadline):
+                break
+            got.append((name, read_progress_file(fsutil.join(self.folder, name))))
+        with self._lock:
+            for name, data in got:
+                self._read_in[name] = number
+                if data is None:  # not readable now: its signature stays unknown, so it is read again
+                    continue
+                self._signatures[name] = listed[name]
+                seen = self._shards.get(name)
+                if seen is None or data["done"] >= seen["done"]:
+                    self._shards[name] = data
+            self._update()
+        return len(got)
+
+    def _update(self) -> None:
         shards = self._shards.values()
         self.progress = Progress(
             done=sum(int(s["done"]) for s in shards),
@@ -234,10 +306,12 @@ class ProgressMonitor:
 
     def tick(self) -> None:
         """One poll and, when due, one update of the bar or one line."""
+        if self._stopped or self._stop.is_set():
+            return
+        self.poll()
         with self._lock:
-            if self._stopped:
+            if self._stopped or self._stop.is_set():  # stop() came during the poll: the final line is its
                 return
-            self.poll()
             now = self.clock()
             rate = recent_rate(self.samples, self.window_s)
             eta = eta_seconds(self.progress.done, self.total, rate)
@@ -256,27 +330,44 @@ class ProgressMonitor:
         return self
 
     def stop(self, ok: bool = True) -> None:
-        """Stops the thread, reads the files one last time and prints the final line (once).
+        """Stops the thread and prints the final line (once), from what one bounded last poll adds.
 
-        Never raises and never waits long: a display problem must not fail a
-        finished run or hide the error of a failed one.
+        Never raises and never waits long (a few seconds at most, whatever
+        the object store does): a display problem must not fail a finished
+        run or hide the error of a failed one. A successful run did every
+        planned record, so its line says so even when the last shards' files
+        were not all read in time. A run that failed before any record shows
+        no line: the error that follows says it all.
         """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.poll_s + 30)  # a hung remote listing must not hang the job
-        if not self._lock.acquire(timeout=5):  # the thread is still stuck in a listing: no final line
+        if self.mode == "none" or self._stopped:
+            return
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=STOP_JOIN_S)
+        if thread is None or not thread.is_alive():  # else it is stuck in a listing: print what is known
+            last = threading.Thread(target=self._final_poll, name="augbeam-progress-final", daemon=True)
+            last.start()
+            last.join(timeout=FINAL_POLL_S + STOP_JOIN_S)
+        if not self._lock.acquire(timeout=STOP_JOIN_S):  # a write to the stream hangs: no final line
             return
         try:
-            if self._stopped or self.mode == "none":
+            if self._stopped:
                 return
             self._stopped = True
-            self.poll()
+            p = self.progress
+            if ok and p.done < p.total:
+                p = p._replace(done=p.total)
+            if not ok and p.done == 0:
+                if self._bar_len:
+                    self._write("\r" + " " * self._bar_len + "\r")  # clear the bar for the error
+                return
             elapsed = self.clock() - self._started
             if self.mode == "bar":
-                average = self.progress.done / elapsed if elapsed > 0 else None
-                self._draw(bar_text(self.progress, average, eta_seconds(self.progress.done, self.total, average)))
+                average = p.done / elapsed if elapsed > 0 else None
+                self._draw(bar_text(p, average, eta_seconds(p.done, self.total, average)))
                 self._write("\n")
-            self._write(final_text(self.progress, elapsed, ok) + "\n")
+            self._write(final_text(p, elapsed, ok) + "\n")
         except Exception as exc:
             log.debug("progress: final line failed: %s", exc)
         finally:
@@ -290,6 +381,12 @@ class ProgressMonitor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop(ok=exc_type is None)
+
+    def _final_poll(self) -> None:
+        try:
+            self.poll(final=True)
+        except Exception as exc:
+            log.debug("progress: last poll failed: %s", exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):

@@ -6,9 +6,10 @@ lets one worker per shard read, augment and write it. No pixels cross the
 shuffle.
 
 Counters in namespace ``augbeam`` (total and ``/<split>``): ``listed``,
-``planned``, ``decoded``, ``written``, ``bytes``, ``records_failed``; and
-``failed/<stage>/<ErrorType>`` (listing, read, decode: inputs; augment,
-range: records).
+``planned``, ``decoded``, ``written``, ``bytes``, ``records_failed``,
+``duplicates`` (listing rows naming a file already listed: kept once, not a
+failure, as in the error-rate check); and ``failed/<stage>/<ErrorType>``
+(listing, read, decode: inputs; augment, range: records).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipeline.shard_worker import PlannedRecord, ShardProcessor, record_order
 
 ShardKey = tuple[str, int]
 NAMESPACE = "augbeam"
+DUPLICATE = "DuplicateInput"  # a listing row naming a file already listed: kept once, not a failure
 
 
 def count(name: str, n: int, split: str | None = None) -> None:
@@ -40,7 +42,7 @@ def count(name: str, n: int, split: str | None = None) -> None:
 
 
 class CountListingErrors(beam.PTransform):
-    """Counts the inputs refused while listing (in the driver) as ``listed`` and ``failed/listing/<type>``."""
+    """Counts the listing's refused rows as ``listed`` and ``failed/listing/<type>``, duplicates as ``duplicates``."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__()
@@ -51,9 +53,17 @@ class CountListingErrors(beam.PTransform):
 
 
 def _count_listing_error(reason: tuple[str, str]) -> None:
+    """One refused listing row; a duplicate is not counted under ``failed/``.
+
+    Its file is written once, under its first row, and neither the error-rate
+    check nor the summary counts it as a failure; runner UIs should not either.
+    """
     split, error_type = reason
     count("listed", 1, split)
-    count(f"failed/listing/{error_type}", 1)
+    if error_type == DUPLICATE:
+        count("duplicates", 1, split)
+    else:
+        count(f"failed/listing/{error_type}", 1)
 
 
 class PlanRecords(beam.PTransform):

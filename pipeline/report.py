@@ -66,8 +66,14 @@ def render(root: str, manifest: dict[str, Any]) -> str:
     from pipeline import report_params
 
     augmented = [s for s in sorted(manifest["splits"]) if manifest["splits"][s].get("augmented")]
+    # index.parquet holds the splits in sorted order: rows of the splits before the first augmented one are skipped.
+    skip = 0
+    for split in sorted(manifest["splits"]):
+        if split in augmented:
+            break
+        skip += manifest["splits"][split]["counts"]["written"]
     with _open(fsutil.join(root, manifest["files"]["index"]["name"])) as handle:
-        records, truncated = report_params.read_params(handle, set(augmented))
+        records, truncated = report_params.read_params(handle, set(augmented), skip)
     body = [
         _header(manifest),
         '<nav><a href="#counts">Counts</a><a href="#samples">Samples</a><a href="#params">Parameters</a>'
@@ -231,6 +237,8 @@ def _errors(root: str, manifest: dict[str, Any]) -> str:
     if not total:
         return '<p class="ok">No errors: every listed input became records.</p>'
     counts: Counter = Counter()
+    for info in manifest["splits"].values():  # counted at finalize: errors.parquet is not scanned
+        counts.update({tuple(reason.split("/", 1)): n for reason, n in info["error_rows_by_reason"].items()})
     first: list[dict[str, Any]] = []
     with _open(fsutil.join(root, manifest["files"]["errors"]["name"])) as handle:
         parquet = pq.ParquetFile(handle)
@@ -238,8 +246,6 @@ def _errors(root: str, manifest: dict[str, Any]) -> str:
             first += batch.to_pylist()[: MAX_ERROR_ROWS - len(first)]
             if len(first) == MAX_ERROR_ROWS:
                 break
-        for batch in parquet.iter_batches(batch_size=65536, columns=["stage", "error_type"]):
-            counts.update(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
     summary = "".join(
         f'<tr><td>{_e(stage)}</td><td>{_e(kind)}</td><td class="n">{n:,}</td></tr>'
         for (stage, kind), n in sorted(counts.items())

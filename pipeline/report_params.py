@@ -23,15 +23,26 @@ BINS = 20
 _BATCH = 4096
 
 
-def read_params(handle: Any, augmented: set[str]) -> tuple[list[list[dict[str, Any]]], bool]:
-    """Parsed params of the first ``MAX_ROWS`` records of augmented splits, and whether more were left."""
+def read_params(handle: Any, augmented: set[str], skip: int = 0) -> tuple[list[list[dict[str, Any]]], bool]:
+    """Parsed params of the first ``MAX_ROWS`` records of augmented splits, and whether more were left.
+
+    ``skip``: rows known to come before any augmented split; whole row groups among them are not read.
+    """
     import pyarrow.parquet as pq
 
     rows: list[list[dict[str, Any]]] = []
     if not augmented:
         return rows, False
     parquet = pq.ParquetFile(handle)
-    for batch in parquet.iter_batches(batch_size=_BATCH, columns=["split", "params"]):
+    first = 0
+    for group in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        if skip < size:
+            break
+        skip -= size
+        first += 1
+    groups = list(range(first, parquet.num_row_groups))
+    for batch in parquet.iter_batches(batch_size=_BATCH, columns=["split", "params"], row_groups=groups):
         for split, params in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
             if split not in augmented:
                 continue

@@ -137,6 +137,10 @@ def _font() -> Any:
 
 def _fit(text: str, font: Any, width: int, keep_end: bool = False) -> str:
     """``text`` cut to ``width`` pixels, with '...' where it was cut (keys keep their file name)."""
+    from PIL import ImageFont
+
+    if not isinstance(font, ImageFont.FreeTypeFont):  # the bitmap font draws Latin-1 only
+        text = text.encode("latin-1", "replace").decode("latin-1")
     if font.getlength(text) <= width:
         return text
     for cut in range(len(text) - 1, 0, -1):

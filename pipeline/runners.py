@@ -6,11 +6,14 @@ Spark, a job server) start from Beam's SDK container, which has neither
 TensorFlow nor augbeam: they need either a container with the project
 installed (the repo's ``Dockerfile``) or ``--setup_file``, from which Beam
 builds an sdist at submission and the workers pip-install it at start-up.
+Which flag names that container depends on the runner (Beam ignores the other
+one without a word), and remote workers cannot read this machine's files.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +35,8 @@ LOCAL_RUNNERS = frozenset(
         "testdirectrunner",
     }
 )
+# DataflowRunner's names (short, without "runner"): its workers take the container from --sdk_container_image only.
+DATAFLOW_RUNNERS = frozenset({"dataflow", "testdataflow"})
 # Environments whose workers the user started (EXTERNAL: a worker pool) or that run in the submitting process.
 SELF_STARTED_ENVIRONMENTS = ("EXTERNAL", "LOOPBACK")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,15 +57,27 @@ def is_local(runner: str) -> bool:
     return name in LOCAL_RUNNERS
 
 
-def project_setup_file() -> Path:
+def is_dataflow(runner: str) -> bool:
+    """True for DataflowRunner (any name form): it reads the container from other flags than portable runners."""
+    return runner.rsplit(".", 1)[-1].lower().removesuffix("runner") in DATAFLOW_RUNNERS
+
+
+def container_flag(runner: str) -> str:
+    """The flag that gives ``runner``'s workers a container: Beam 2.77 silently ignores the other runners' flag."""
+    if is_dataflow(runner):
+        return "--sdk_container_image=IMAGE"
+    return "--environment_type=DOCKER --environment_config=IMAGE"
+
+
+def project_setup_file(runner: str = "DataflowRunner") -> Path:
     """This checkout's setup.py; a UserError when augbeam was installed from a wheel and has none."""
     setup = PROJECT_ROOT / "setup.py"
     packaged = all((PROJECT_ROOT / package / "__init__.py").is_file() for package in ("pipeline", "transforms"))
     if not (packaged and setup.is_file() and 'name="augbeam"' in setup.read_text(encoding="utf-8")):
         raise UserError(
-            "remote workers need augbeam, but it is installed without its setup.py: pass "
-            "--sdk_container_image=IMAGE built from the repository's Dockerfile (on Flink, Spark or PortableRunner: "
-            "--environment_config=IMAGE), or --setup_file=PATH pointing at a source checkout's setup.py"
+            f"remote workers need augbeam, but it is installed without its setup.py: pass {container_flag(runner)} "
+            "with an image built from the repository's Dockerfile, or --setup_file=PATH pointing at a source "
+            "checkout's setup.py"
         )
     return setup
 
@@ -70,42 +87,118 @@ def worker_packaging(beam_args: list[str]) -> list[str]:
 
     Nothing is added when:
     - the runner is local (its workers import this environment);
-    - the user chose how workers get the code: ``--setup_file``, ``--sdk_container_image`` (or its old name
-      ``--worker_harness_container_image``), or on a portable runner with the DOCKER environment an image
-      through ``--environment_config`` or ``--environment_options=docker_container_image=...``;
-    - ``--environment_type`` is EXTERNAL or LOOPBACK: the workers are processes the user started (a worker
-      pool) or the submitting process itself, so they run in an environment the user set up, usually this
-      one. Staging an sdist there would make each worker pip-install the project and its pinned stack again,
-      which is slow, needs a package index, and could replace the versions the user installed. Beam picks
-      LOOPBACK itself for FlinkRunner without a cluster (``--flink_master`` [auto] or [local]) and SparkRunner
-      on ``--spark_master_url=local[N]``, when no environment is given.
+    - the user chose how workers get the code: ``--setup_file``, or a container through the flag the runner
+      reads. DataflowRunner reads ``--sdk_container_image`` (or its old name ``--worker_harness_container_image``)
+      and ignores the environment flags; Flink, Spark and PortableRunner read the image from the DOCKER
+      environment (``--environment_config`` or ``--environment_options=docker_container_image=...``) and ignore
+      ``--sdk_container_image``. The ignored flag is a UserError: the workers would start from Beam's plain
+      image without augbeam, and nothing would say why;
+    - ``--environment_type`` is EXTERNAL or LOOPBACK (not on Dataflow, whose workers are always containers): the
+      workers are processes the user started (a worker pool) or the submitting process itself, so they run in
+      an environment the user set up, usually this one. Staging an sdist there would make each worker
+      pip-install the project and its pinned stack again, which is slow, needs a package index, and could
+      replace the versions the user installed. Beam picks LOOPBACK itself for FlinkRunner without a cluster
+      (``--flink_master`` [auto] or [local]) and SparkRunner on ``--spark_master_url=local[N]``, when no
+      environment is given.
     """
-    from apache_beam.options.pipeline_options import (
-        PipelineOptions,
-        PortableOptions,
-        SetupOptions,
-        StandardOptions,
-        WorkerOptions,
-    )
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
     args = list(beam_args)
     options = PipelineOptions(args)
-    if is_local(options.view_as(StandardOptions).runner or DEFAULT_RUNNER):
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    if is_local(runner):
         return args
-    if options.view_as(SetupOptions).setup_file:
+    check = _dataflow_container if is_dataflow(runner) else _portable_container
+    if check(options, runner) or options.view_as(SetupOptions).setup_file:
         return args
-    worker = options.view_as(WorkerOptions)
-    if worker.sdk_container_image or worker.worker_harness_container_image:
+    if any(kind in environment_type(options) for kind in SELF_STARTED_ENVIRONMENTS):
         return args
+    return [*args, f"--setup_file={project_setup_file(runner)}"]
+
+
+def _dataflow_container(options: PipelineOptions, runner: str) -> bool:
+    """Whether the user gave Dataflow a container; the environment flags it ignores are a UserError."""
+    from apache_beam.options.pipeline_options import PortableOptions, WorkerOptions
+
     portable = options.view_as(PortableOptions)
-    environment = environment_type(options)
-    if any(kind in environment for kind in SELF_STARTED_ENVIRONMENTS):
-        return args
-    if "DOCKER" in environment and (
-        portable.environment_config or portable.lookup_environment_option("docker_container_image")
+    if portable.environment_type and "DOCKER" not in portable.environment_type.upper():
+        raise UserError(
+            f"{runner} ignores --environment_type={portable.environment_type} (its workers always start from a "
+            "container): leave it out, and give a container, if any, as --sdk_container_image=IMAGE"
+        )
+    for flag, given in (
+        ("--environment_config", portable.environment_config),
+        ("--environment_options=docker_container_image", portable.lookup_environment_option("docker_container_image")),
     ):
-        return args
-    return [*args, f"--setup_file={project_setup_file()}"]
+        if given:
+            raise UserError(f"{runner} ignores {flag}: pass the container as --sdk_container_image={given}")
+    worker = options.view_as(WorkerOptions)
+    return bool(worker.sdk_container_image or worker.worker_harness_container_image)
+
+
+def _portable_container(options: PipelineOptions, runner: str) -> bool:
+    """Whether the user gave a portable runner a container; the Dataflow flags it ignores are a UserError."""
+    from apache_beam.options.pipeline_options import PortableOptions, SetupOptions, WorkerOptions
+
+    worker = options.view_as(WorkerOptions)
+    # --prebuild_sdk_container_engine builds the workers' image FROM --sdk_container_image: there it is read.
+    if not options.view_as(SetupOptions).prebuild_sdk_container_engine:
+        for flag in ("sdk_container_image", "worker_harness_container_image"):
+            if image := getattr(worker, flag):
+                raise UserError(
+                    f"{runner} ignores --{flag}: pass the container as --environment_type=DOCKER "
+                    f"--environment_config={image} (or --environment_options=docker_container_image={image})"
+                )
+    portable = options.view_as(PortableOptions)
+    image = portable.environment_config or portable.lookup_environment_option("docker_container_image")
+    return "DOCKER" in environment_type(options) and bool(image)
+
+
+def runs_remotely(beam_args: list[str]) -> bool:
+    """True when the workers run on other machines: a remote runner, its environment neither EXTERNAL nor LOOPBACK.
+
+    EXTERNAL workers are a pool the user started (often on this machine), LOOPBACK ones this process.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    options = PipelineOptions(list(beam_args))
+    if is_local(options.view_as(StandardOptions).runner or DEFAULT_RUNNER):
+        return False
+    return not any(kind in environment_type(options) for kind in SELF_STARTED_ENVIRONMENTS)
+
+
+def check_paths_reachable(
+    beam_args: list[str],
+    input_path: str,
+    output_path: str,
+    item_paths: Iterable[str] | None = None,
+    shared_mount: bool = False,
+) -> None:
+    """Refuses paths on this machine's disk when the workers run elsewhere, before anything starts.
+
+    Remote workers would not find the inputs, or would write the shards to their own disks; the job would run
+    to its end and fail in reconcile. ``item_paths`` are the listing's files: a local listing file of gs://
+    (or other URL) entries is fine, since only the submitting side reads the listing itself.
+    """
+    from pipeline import fsutil  # imports Beam's filesystems: not at this module's import
+
+    if shared_mount or not runs_remotely(beam_args):  # --shared-mount: the user says every worker sees these paths
+        return
+    runner = runner_name(beam_args)
+    fix = (
+        "use a shared filesystem URL (gs://, s3://, hdfs://...) or a local runner "
+        "(or pass --shared-mount if every worker mounts this path)"
+    )
+    if fsutil.is_local(output_path):
+        raise UserError(f"--output {output_path!r} is on this machine, which {runner} workers cannot reach; {fix}")
+    local_items = [path for path in item_paths or () if fsutil.is_local(path)]
+    if fsutil.is_local(input_path) and (item_paths is None or local_items):
+        raise UserError(f"--input {input_path!r} is on this machine, which {runner} workers cannot read; {fix}")
+    if local_items:
+        raise UserError(
+            f"--input {input_path!r} lists {local_items[0]!r}, a file on this machine, which {runner} workers "
+            f"cannot read; {fix}"
+        )
 
 
 def environment_type(options: PipelineOptions) -> str:
@@ -119,10 +212,12 @@ def environment_type(options: PipelineOptions) -> str:
     from apache_beam.runners.portability.flink_runner import MAGIC_HOST_NAMES
     from apache_beam.runners.portability.spark_runner import LOCAL_MASTER_PATTERN
 
+    runner = (options.view_as(StandardOptions).runner or DEFAULT_RUNNER).rsplit(".", 1)[-1].lower()
+    if is_dataflow(runner):
+        return "DOCKER"  # Dataflow workers are always containers, whatever --environment_type says
     given = options.view_as(PortableOptions).environment_type
     if given:
         return given.upper()
-    runner = (options.view_as(StandardOptions).runner or DEFAULT_RUNNER).rsplit(".", 1)[-1].lower()
     if runner in ("flink", "flinkrunner") and options.view_as(FlinkRunnerOptions).flink_master in MAGIC_HOST_NAMES:
         return "LOOPBACK"
     if runner in ("spark", "sparkrunner") and re.match(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import stat
 import time
@@ -26,8 +25,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipeline import fsutil
+from pipeline.dali_index import write_dali_index
 from pipeline.options import JobConfig
 from pipeline.records import TFRecordWriter, build_example, framed_length
+from pipeline.shard_progress import ShardProgress
 from transforms.augment import RangeError, params_json
 from transforms.decode import DecodeError
 from transforms.encoding import stored_dtype
@@ -64,57 +65,8 @@ def sidecar_path(output: str, split: str, shard: int) -> str:
 
 
 def progress_dir(output: str) -> str:
+    """Where the shards' progress files go (``shard_progress.ShardProgress``), inside the work folder."""
     return fsutil.join(output, WORK_DIR, PROGRESS_DIR)
-
-
-class ShardProgress:
-    """A shard's progress file, rewritten at most every ``every_s`` and once at the end.
-
-    The same name for every attempt, so a retried shard replaces its numbers
-    instead of adding to them. Best effort: progress is a display, so a
-    failed write is logged and never fails the shard.
-    """
-
-    def __init__(self, output: str, split: str, shard: int, records: int) -> None:
-        self.path = fsutil.join(progress_dir(output), f"{split}-{shard:05d}.json")
-        self.every_s = 1.0 if fsutil.is_local(output) else 10.0  # object stores: fewer, larger steps
-        self.base = {"split": split, "shard": shard, "records": records}
-        self.last = time.monotonic()  # a shard that takes less than every_s writes once, at the end
-        self.broken = False
-
-    def update(self, done: int, written: int, failed_records: int, failed_inputs: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if self.broken or (not final and now - self.last < self.every_s):
-            return
-        self.last = now
-        data = dict(self.base, done=done, written=written, failed_records=failed_records, failed_inputs=failed_inputs)
-        try:
-            if fsutil.is_local(self.path):  # object stores need no folders; a missing work folder stays missing
-                try:
-                    os.mkdir(os.path.dirname(self.path))
-                except FileExistsError:
-                    pass
-            fsutil.write_atomic(self.path, json.dumps(data, sort_keys=True).encode())
-        except Exception as exc:  # e.g. the work folder is gone: stop trying for this shard
-            self.broken = True
-            logging.getLogger(__name__).warning("progress file %s not written: %s", self.path, exc)
-
-
-def write_dali_index(output: str, shard_file: str, offsets: list[tuple[int, int]]) -> dict[str, Any]:
-    """Writes NVIDIA DALI's ``tfrecord2idx`` index for a shard: one ``offset length`` line per record.
-
-    DALI's TFRecord reader needs it to seek to records without scanning;
-    ``length`` is the whole framed record (length, CRCs and data), as
-    ``tfrecord2idx`` writes it.
-    """
-    data = "".join(f"{offset} {length}\n" for offset, length in offsets).encode()
-    name = dali_index_name(shard_file)
-    fsutil.write_atomic(fsutil.join(output, name), data)
-    return {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def dali_index_name(shard_file: str) -> str:
-    return f"{shard_file}.idx"
 
 
 def error_row(key: str, copy: int | None, split: str, stage: str, error_type: str, message: str) -> dict[str, Any]:
@@ -173,7 +125,7 @@ class ShardProcessor:
         index: list[dict[str, Any]] = []
         offsets: list[tuple[int, int]] = []  # (offset, framed length) per record, for --dali-index
         done = 0  # records before this position are written (or failed)
-        progress = ShardProgress(cfg.output, split, shard, len(ordered))
+        progress = ShardProgress(progress_dir(cfg.output), split, shard, len(ordered))
         failed_inputs = 0  # inputs whose copy 0 is here and that could not be read or decoded (see _outcomes)
         with fsutil.open_write(temp) as handle:
             writer = TFRecordWriter(handle)
@@ -238,9 +190,11 @@ class ShardProcessor:
         }
         if cfg.dali_index:
             summary["dali_index"] = write_dali_index(cfg.output, name, offsets)
+        # The sidecar is the shard's last write: finalize trusts it and then deletes the work folder, so
+        # a progress write after it (a duplicate attempt's, on an object store) could recreate that folder.
+        progress.update(done, writer.records, len(errors), failed_inputs, final=True)
         sidecar = dict(summary, index=index, error_rows=errors)
         fsutil.write_atomic(sidecar_path(cfg.output, split, shard), json.dumps(sidecar, sort_keys=True).encode())
-        progress.update(done, writer.records, len(errors), failed_inputs, final=True)
         return summary
 
     def _load(self, path: str) -> tuple[Any, str] | _Failed:

@@ -25,6 +25,7 @@ FILE_FORMAT = "tfrecord"
 # way (both numbers padded to max(5, digits of num_shards)), checked per run in ``_shard_names_match``.
 FILEPATH_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.tfrecord"
 LABELS_FILE = "label.labels.txt"
+DATASET_INFO = "dataset_info.json"
 
 _FEATURES = "tensorflow_datasets.core.features."
 _TENSOR = _FEATURES + "tensor_feature.Tensor"
@@ -54,7 +55,7 @@ def make_files(out: str, manifest: dict[str, Any]) -> dict[str, bytes]:
     }
     if manifest["classes"]:
         info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": "image"}, {"featureKey": "label"}]}}
-    files["dataset_info.json"] = _json(info)
+    files[DATASET_INFO] = _json(info)
     files["features.json"] = _json(features)
     return files
 

@@ -272,6 +272,8 @@ def _check_counts(
             (sum(n for (s, _), n in input_rows.items() if s == split) == c["failed_inputs"], "input error rows"),
             (record_rows[split] == c["failed_records"], "record error rows = failed records"),
         ]
+        reasons = Counter(f"{row['stage']}/{row['error_type']}" for row in errors if row["split"] == split)
+        checks.append((dict(reasons) == info["error_rows_by_reason"], "error rows by reason match the manifest"))
         for stage in INPUT_STAGES:
             got = input_rows[(split, stage)]
             want = c["failed_inputs_by_stage"].get(stage, 0)

@@ -82,3 +82,17 @@ def test_index_files_are_listed_checked_and_refused_when_changed(dali_run, tmp_p
     report = verify(str(copy))
     assert not report.ok and any(idx.name in p for p in report.problems)
 
+
+def test_the_index_writer_on_its_own(tmp_path):
+    """One ``offset length`` line per record; an empty shard gets an empty index; the entry checks the bytes."""
+    import hashlib
+
+    from pipeline.dali_index import dali_index_name, write_dali_index
+
+    assert dali_index_name("train-00000-of-00002.tfrecord") == "train-00000-of-00002.tfrecord.idx"
+    entry = write_dali_index(str(tmp_path), "a.tfrecord", [(0, 30), (30, 1041)])
+    data = (tmp_path / "a.tfrecord.idx").read_bytes()
+    assert data == b"0 30\n30 1041\n"
+    assert entry == {"file": "a.tfrecord.idx", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert write_dali_index(str(tmp_path), "b.tfrecord", [])["bytes"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tfrecord.idx", "b.tfrecord.idx"]  # no temp files

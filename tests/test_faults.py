@@ -166,6 +166,8 @@ def test_max_error_rate_fails_with_a_summary(photos_with_bad, tmp_path, capsys):
     assert "2 of 17 inputs (11.8%)" in err and "over --max-error-rate 0.1" in err
     assert "decode/CorruptImage" in err and "decode/UnknownFormat" in err
     assert (out / "errors.parquet").exists() and not (out / "manifest.json").exists()
+    # No side files either: TFDS must not load a failed run, and the report would describe one as finished.
+    assert not (out / "dataset_info.json").exists() and not (out / "report.html").exists()
 
 
 def test_verify_finds_changes(clean, tmp_path, capsys):

@@ -110,6 +110,38 @@ def test_range_guard_fails_only_the_bad_records():
         renderer.render_checked(images.astype(np.float32), sampled)
 
 
+@dataclasses.dataclass(frozen=True)
+class _NaN(Op):
+    """A broken op for the range guard: one NaN pixel in some images."""
+
+    name = "test_nan"
+    param_names = ("on",)
+
+    def sample(self, rng: Any, shape: Any) -> dict[str, float]:
+        return {"on": float(rng.bernoulli(0.5))}
+
+    def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
+        import tensorflow as tf
+
+        poison = tf.where(params["on"][:, None, None, None] > 0.5, np.nan, 0.0)
+        mask = np.zeros((1, 10, 10, 1), np.float32)
+        mask[0, 3, 4, 0] = 1.0
+        return images + poison * mask
+
+
+def test_range_guard_names_non_finite_pixels_without_min_or_max():
+    ops = (_NaN(),)
+    renderer = Renderer(ops, (8, 8), "stretch", get_preprocessing("mobilenet_v2"), "uint8")
+    sampled = [Augmenter(ops, 0).sample(f"k{i}", 0, (10, 10, 3)) for i in range(8)]
+    out = renderer.render_checked(np.full((8, 10, 10, 3), 100, np.uint8), sampled)
+    for s, item in zip(sampled, out, strict=True):
+        if s[0]["params"]["on"]:
+            assert isinstance(item, RangeError) and "not finite" in str(item) and "min" not in str(item)
+        else:
+            assert isinstance(item, bytes)
+    assert any(isinstance(i, RangeError) for i in out) and any(isinstance(i, bytes) for i in out)
+
+
 def test_range_guard_on_a_wrong_declared_output_range():
     class Wrong(Preprocessing):
         @property

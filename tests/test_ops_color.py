@@ -381,3 +381,17 @@ def test_bad_ranges_name_op_and_field(entry, op, field):
 def test_posterize_bits_must_be_whole_numbers():
     with pytest.raises(ConfigError, match=r"posterize\.bits must be whole numbers"):
         Posterize(bits=(4.5, 8))
+
+
+def test_contrast_mean_of_a_strip_wider_than_an_int32_row_sum():
+    """A 1 x 8.5M strip of 255s: its row sum overflows int32, so it is summed in int64 (mean stays 255)."""
+    import tensorflow as tf
+
+    from transforms.photometric import MAX_INT32_ROW_WIDTH, Contrast
+
+    width = MAX_INT32_ROW_WIDTH + 1000
+    images = tf.fill([1, 1, width, 3], 255.0)
+    out = Contrast().apply_batch(images, {"factor": tf.constant([0.5])})
+    assert float(tf.reduce_min(out)) == 255.0
+    narrow = tf.fill([1, 2, 5, 3], 255.0)  # the int32 path on an ordinary image
+    assert float(tf.reduce_min(Contrast().apply_batch(narrow, {"factor": tf.constant([0.5])}))) == 255.0

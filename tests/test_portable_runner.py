@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import DATA, PHOTOS, ROOT, run
+from tests.conftest import DATA, PHOTOS, run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches worker processes in /proc")
 
@@ -118,15 +118,19 @@ def _free_port() -> int:
 
 @pytest.fixture
 def worker_pool(tmp_path) -> Iterator[WorkerPool]:
-    """Beam's worker pool on a loopback port, in its own process group; the group is killed afterwards."""
+    """Beam's worker pool on a loopback port, in its own process group; the group is killed afterwards.
+
+    It runs in its own folder, as a pool on a cluster host would: a relative path reaching a worker resolves there.
+    """
     port = _free_port()
     stderr = tmp_path / "pool.stderr"
+    (tmp_path / "pool-cwd").mkdir()
     # The pool starts each SDK harness as `python -c ...` from PATH: this environment's python must come first.
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     with stderr.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-            cwd=ROOT,
+            cwd=tmp_path / "pool-cwd",
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -182,16 +186,19 @@ def all_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_portable_workers_write_the_same_bytes_as_the_direct_runner(small_photos, worker_pool, tmp_path, capsys):
+def test_portable_workers_write_the_same_bytes_as_the_direct_runner(
+    small_photos, worker_pool, tmp_path, capsys, monkeypatch
+):
     started = time.perf_counter()
     portable_out, direct_out = tmp_path / "portable", tmp_path / "direct"
+    monkeypatch.chdir(tmp_path)  # --output is relative; the pool's workers run in tmp_path/pool-cwd
     beam_args = [
         "--runner=PortableRunner",
         "--job_endpoint=embed",
         "--environment_type=EXTERNAL",
         f"--environment_config=localhost:{worker_pool.port}",
     ]
-    argv = ["run", "--input", str(small_photos), "--output", str(portable_out), "--image-size", "32", "32"]
+    argv = ["run", "--input", str(small_photos), "--output", "portable", "--image-size", "32", "32"]
     argv += ["--copies", "2", "--seed", "3", "--num-shards", "2", "--max-error-rate", "0.5", "--", *beam_args]
     with PoolWatch(worker_pool.process.pid) as watch:
         assert main(argv) == 0, capsys.readouterr().err
@@ -204,6 +211,7 @@ def test_portable_workers_write_the_same_bytes_as_the_direct_runner(small_photos
     assert os.getpid() not in harnesses
     assert watch.loaded_tensorflow & set(harnesses), "no worker process loaded TensorFlow: the work ran elsewhere"
 
+    assert not any((tmp_path / "pool-cwd").iterdir()), "a worker wrote into its own folder, not the output"
     portable, direct = all_files(portable_out), all_files(direct_out)
     assert sorted(portable) == sorted(direct)
     for name in direct:

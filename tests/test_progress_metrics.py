@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_lines_every_interval_and_a_final_line(tmp_path):
     monitor.tick()  # no folder yet: nothing to say before the interval
     for second in range(1, 26):
         clock.now += 1
-        write_progress(folder, "train-00000", done=2 * second)
+        write_progress(folder, "train-00000", done=min(2 * second, 48))  # of 50: finished only below
         monitor.tick()
     lines = out.getvalue().splitlines()
     assert len(lines) == 2  # at 10 s and 20 s
@@ -162,8 +163,39 @@ def test_monitor_thread_stops_cleanly_when_the_run_raises(tmp_path):
             threading.Event().wait(0.05)  # a few polls of a folder that does not exist
             raise RuntimeError("pipeline failed")
     assert not monitor._thread.is_alive()
-    assert out.getvalue().startswith("augbeam: stopped at 0/10 records (0%), 0 failed, in 0:00")
-    assert out.getvalue().count("\n") == 1  # the final line only: no folder, no periodic line yet
+    assert out.getvalue() == ""  # failed before any record: the error alone says it, no "stopped at 0/10"
+
+
+def test_a_failed_run_keeps_its_final_line_when_work_was_done_and_clears_an_empty_bar(tmp_path):
+    folder, clock = tmp_path / "progress", FakeClock()
+    out = Stream()
+    monitor = ProgressMonitor(str(folder), total=10, mode="lines", stream=out, clock=clock)
+    write_progress(folder, "train-00000", done=4, failed=1, inputs=1)
+    clock.now += 2
+    monitor.stop(ok=False)
+    assert out.getvalue() == "augbeam: stopped at 4/10 records (40%), 1 failed (1 input), in 0:02 (2.0 records/s)\n"
+
+    bar = Stream(tty=True)
+    monitor = ProgressMonitor(str(tmp_path / "none"), total=10, mode="bar", stream=bar, clock=clock)
+    monitor.tick()
+    monitor.stop(ok=False)
+    drawn = "[" + "-" * pg.BAR_WIDTH + "]  0/10   0%  ? rec/s  ETA ?"
+    assert bar.getvalue() == "\r" + drawn + "\r" + " " * len(drawn) + "\r"  # the error starts on a clean line
+
+
+def test_a_failure_in_the_pipeline_before_any_record_prints_only_the_error(small_input, tmp_path, capsys, monkeypatch):
+    from pipeline import shard_worker
+    from pipeline.cli import main
+    from pipeline.errors import UserError
+
+    def no_gpu(self: object) -> None:
+        raise UserError("--device gpu: no GPU on this worker")
+
+    monkeypatch.setattr(shard_worker.ShardProcessor, "setup", no_gpu)
+    args = ["run", "--input", str(small_input), "--output", str(tmp_path / "out"), "--max-error-rate", "0.5"]
+    assert main([*args, "--progress", "lines"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()  # no "augbeam: stopped at 0/11" before it
+    assert line.startswith("augbeam: error: --device gpu: no GPU on this worker")  # Beam adds the step's name
 
 
 def test_a_broken_stream_never_fails_the_run(tmp_path):
@@ -185,16 +217,17 @@ def test_mode_none_prints_nothing_and_starts_no_thread(tmp_path):
 
 
 def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
-    from pipeline import shard_worker
+    from pipeline import shard_progress, shard_worker
 
     now = [0.0]
-    monkeypatch.setattr(shard_worker.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(shard_progress.time, "monotonic", lambda: now[0])
     (tmp_path / shard_worker.WORK_DIR).mkdir()
-    progress = shard_worker.ShardProgress(str(tmp_path), "train", 3, records=10)
-    path = Path(shard_worker.progress_dir(str(tmp_path))) / "train-00003.json"
+    folder = shard_worker.progress_dir(str(tmp_path))
+    progress = shard_progress.ShardProgress(folder, "train", 3, records=10)
+    path = Path(folder) / "train-00003.json"
     writes = []
-    real = shard_worker.fsutil.write_atomic
-    monkeypatch.setattr(shard_worker.fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    real = shard_progress.fsutil.write_atomic
+    monkeypatch.setattr(shard_progress.fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
     for done in range(1, 10):
         now[0] += 0.3
         progress.update(done, done, 0, 0)
@@ -214,13 +247,158 @@ def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
 
 
 def test_shard_progress_never_fails_the_shard(tmp_path, caplog):
-    from pipeline import shard_worker
+    from pipeline import shard_progress, shard_worker
 
-    progress = shard_worker.ShardProgress(str(tmp_path / "gone"), "train", 0, records=1)  # no work folder
+    folder = shard_worker.progress_dir(str(tmp_path / "gone"))  # no work folder
+    progress = shard_progress.ShardProgress(folder, "train", 0, records=1)
     progress.update(1, 1, 0, 0, final=True)
     progress.update(1, 1, 0, 0, final=True)
     assert progress.broken and "progress file" in caplog.text
     assert not (tmp_path / "gone").exists()  # the work folder is not re-created
+
+
+def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
+    """Finalize trusts the sidecar, then deletes the work folder: a progress write after it could recreate it."""
+    from pipeline import fsutil, shard_worker
+    from pipeline.options import JobConfig
+
+    image = str(DATA / "gray.png")
+    config = JobConfig.create(
+        input=str(tmp_path), output=str(tmp_path / "out"), image_size=(8, 8), config="light", dali_index=True
+    )
+    (tmp_path / "out" / shard_worker.WORK_DIR).mkdir(parents=True)
+    planned = [
+        shard_worker.PlannedRecord(shard_worker.record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
+    ]
+    writes: list[str] = []
+    real = fsutil.write_atomic
+    monkeypatch.setattr(fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    processor = shard_worker.ShardProcessor(config)
+    processor.setup()
+    summary = processor.process("train", 0, 1, planned)
+    assert summary["records"] == 2
+    progress_file = str(Path(shard_worker.progress_dir(config.output)) / "train-00000.json")
+    sidecar = shard_worker.sidecar_path(config.output, "train", 0)
+    assert writes[-1] == sidecar and writes.count(sidecar) == 1
+    assert progress_file in writes  # its final numbers, written before the sidecar
+    assert json.loads(Path(progress_file).read_text())["done"] == 2
+
+
+# --- a remote progress folder of many shards, on a fake object store --------------------------------------------
+
+
+class FakeStore:
+    """An object store folder: listing gives each object's size and update time; reads are counted."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.objects: dict[str, tuple[bytes, float]] = {}
+        self.updated = 0.0
+        self.reads: list[str] = []
+        self.on_read = lambda path: None
+
+    def put(self, name: str, done: int, records: int = 10, failed: int = 0) -> None:
+        self.updated += 1.0  # every rewrite is a new generation with a new update time
+        data = {"done": done, "records": records, "written": done - failed, "failed_records": failed}
+        self.objects[f"{self.folder}/{name}"] = (json.dumps(data).encode(), self.updated)
+
+    def match(self, patterns: list[str], limits: object = None) -> list:
+        from apache_beam.io.filesystem import FileMetadata, MatchResult
+
+        assert patterns == [f"{self.folder}/*"]
+        metas = [FileMetadata(path, len(data), updated) for path, (data, updated) in sorted(self.objects.items())]
+        return [MatchResult(patterns[0], metas)]
+
+    def read(self, path: str) -> bytes:
+        self.reads.append(path)
+        self.on_read(path)
+        return self.objects[path][0]
+
+
+@pytest.fixture
+def store(monkeypatch) -> FakeStore:
+    fake = FakeStore("gs://bucket/out/.augbeam-work/progress")
+    monkeypatch.setattr(pg.FileSystems, "match", fake.match)
+    monkeypatch.setattr(pg.fsutil, "read_bytes", fake.read)
+    return fake
+
+
+def test_a_remote_poll_reads_only_changed_unfinished_files_and_at_most_max_reads(store):
+    shards = 10_000
+    for i in range(shards):
+        store.put(f"train-{i:05d}.json", done=0)
+    clock = FakeClock()
+    monitor = ProgressMonitor(store.folder, total=10 * shards, mode="lines", stream=Stream(), clock=clock)
+    assert (monitor.poll_s, monitor.max_reads) == (pg.REMOTE_POLL_S, pg.REMOTE_MAX_READS)
+
+    def polls_reads() -> int:
+        before = len(store.reads)
+        monitor.poll()
+        return len(store.reads) - before
+
+    assert polls_reads() == pg.REMOTE_MAX_READS  # not 10,000 reads in one poll
+    for _ in range(shards // pg.REMOTE_MAX_READS - 1):
+        assert polls_reads() == pg.REMOTE_MAX_READS
+    assert len(set(store.reads)) == shards  # every file read once, stalest first
+    assert polls_reads() == 0  # nothing changed: nothing read
+
+    store.put("train-00007.json", done=4)
+    store.put("train-00008.json", done=10, failed=2)  # finished
+    store.put("train-09999.json", done=10)  # finished
+    assert polls_reads() == 3
+    assert monitor.progress == Progress(done=24, total=10 * shards, failed=2)
+    store.put("train-00008.json", done=3)  # a retry of a finished shard: never read again
+    store.put("train-09999.json", done=10)
+    store.put("train-00007.json", done=6)
+    assert polls_reads() == 1 and store.reads[-1].endswith("train-00007.json")
+    assert monitor.progress.done == 26
+
+    store.objects[f"{store.folder}/train-00009.json"] = (b"{half", store.updated + 1)  # not readable yet
+    assert polls_reads() == 1
+    assert polls_reads() == 1  # read again, as its numbers are unknown
+    store.put("train-00009.json", done=1)
+    assert polls_reads() == 1 and monitor.progress.done == 27
+    assert polls_reads() == 0
+
+
+def test_a_remote_poll_stops_reading_at_half_the_interval(store):
+    for i in range(50):
+        store.put(f"train-{i:05d}.json", done=1)
+    clock = FakeClock()
+    monitor = ProgressMonitor(store.folder, total=500, mode="lines", stream=Stream(), clock=clock)
+
+    def slow(path: str) -> None:
+        clock.now += 1.0  # one second per read
+
+    store.on_read = slow
+    monitor.poll()
+    assert len(store.reads) == 6  # reads started at 0..5 s of a 10 s interval; the rest wait for the next poll
+    monitor.poll()
+    assert len(set(store.reads)) == 12
+
+
+def test_stop_prints_the_final_line_without_waiting_for_a_slow_poll(store, monkeypatch):
+    for i in range(2000):
+        store.put(f"train-{i:05d}.json", done=10)
+    monkeypatch.setattr(pg, "FINAL_POLL_S", 0.3)
+    out = Stream()
+    monitor = ProgressMonitor(store.folder, total=20_000, mode="lines", stream=out, poll_s=0.01, max_reads=2000)
+    reading = threading.Event()
+
+    def slow(path: str) -> None:
+        assert not monitor._lock.locked()  # no file I/O under the lock
+        reading.set()
+        threading.Event().wait(0.02)  # a full poll of 2000 files would take 40 s
+
+    store.on_read = slow
+    with monitor:
+        assert reading.wait(5)
+        started = time.monotonic()
+    assert time.monotonic() - started < pg.STOP_JOIN_S + 1.5
+    final = out.getvalue().splitlines()[-1]
+    # The run succeeded, so every planned record was done, however few files were read by then.
+    assert final.startswith("augbeam: processed 20000/20000 records (100%), 0 failed, in ")
+    assert len(store.reads) < 1000
 
 
 # --- real runs -------------------------------------------------------------------------------------------------
@@ -354,3 +532,25 @@ def test_a_bad_progress_mode_fails_before_the_output_is_touched(small_input, tmp
     with pytest.raises(ValueError, match="progress mode 'fancy'"):
         run_job(config, [], progress="fancy")
     assert (out / "keep.txt").read_text() == "older run"
+
+
+def test_duplicate_listing_rows_count_as_duplicates_not_failures():
+    import apache_beam as beam
+
+    from pipeline.ptransforms import CountListingErrors, counters
+
+    errors = [
+        {"split": "train", "error_type": "DuplicateInput"},
+        {"split": "train", "error_type": "DuplicateInput"},
+        {"split": "validation", "error_type": "NotInClassFolder"},
+    ]
+    with beam.Pipeline() as p:
+        _ = p | CountListingErrors(errors)
+    assert counters(p.result) == {
+        "duplicates": 2,
+        "duplicates/train": 2,
+        "failed/listing/NotInClassFolder": 1,
+        "listed": 3,
+        "listed/train": 2,
+        "listed/validation": 1,
+    }

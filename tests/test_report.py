@@ -266,3 +266,33 @@ def test_report_renders_in_headless_chromium(report_job, tmp_path):
     assert sheet.std() > 30 and len(np.unique(sheet.reshape(-1, 3), axis=0)) > 500, "the contact sheet did not draw"
     if os.environ.get("AUGBEAM_REPORT_SCREENSHOT"):  # keep it to look at
         shutil.copy(shot, os.environ["AUGBEAM_REPORT_SCREENSHOT"])
+
+
+def test_params_skip_whole_row_groups_before_the_augmented_split(tmp_path):
+    """Rows of splits sorted before the augmented one are skipped by row group, never parsed."""
+    import pyarrow as pa
+
+    from pipeline import report_params
+
+    # Rows that would fail to parse sit in the first two row groups: read, they would raise.
+    rows = [{"split": "train", "params": "not json"}] * 20 + [{"split": "train", "params": "[]"}] * 3
+    path = tmp_path / "index.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=10)
+    with open(path, "rb") as handle:
+        got, more = report_params.read_params(handle, {"train"}, skip=20)
+    assert got == [[], [], []] and not more
+    with open(path, "rb") as handle, pytest.raises(json.JSONDecodeError):
+        report_params.read_params(handle, {"train"}, skip=0)
+
+
+def test_captions_with_the_bitmap_font_keep_non_latin_keys_drawable():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from pipeline import report_sheet
+
+    font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else None
+    if font is None:  # Pillow < 10.1 has no separate loader: the bitmap font is load_default() without size
+        font = ImageFont.load_default()
+    assert not isinstance(font, ImageFont.FreeTypeFont)
+    text = report_sheet._fit("train/东京/カメラ.png", font, 120, keep_end=True)
+    ImageDraw.Draw(Image.new("RGB", (200, 20))).text((0, 0), text, font=font)  # raised UnicodeEncodeError before

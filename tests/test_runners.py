@@ -70,21 +70,104 @@ def test_local_flink_and_spark_get_no_setup_file(args):
     assert worker_packaging(args + ["--environment_type=DOCKER"])[-1] == SETUP
 
 
+DATAFLOW = {k: v for k, v in REMOTE.items() if k in ("DataflowRunner", "dataflow")}
+PORTABLE = {k: v for k, v in REMOTE.items() if k not in DATAFLOW}
+
+
+def one_line_error(args: list[str]) -> str:
+    """worker_packaging's UserError message, checked to be one line."""
+    with pytest.raises(UserError) as info:
+        worker_packaging(args)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
 @pytest.mark.parametrize(
     "given",
     [
         *both_forms("setup_file", "/elsewhere/setup.py"),
         *both_forms("sdk_container_image", "gcr.io/p/augbeam:1"),
         *both_forms("worker_harness_container_image", "gcr.io/p/augbeam:1"),
+        ["--environment_type=DOCKER", "--sdk_container_image=gcr.io/p/augbeam:1"],  # DOCKER: what Dataflow runs
+    ],
+)
+def test_dataflow_keeps_the_users_container_or_setup_file(given):
+    for runner, extra in DATAFLOW.items():
+        args = [f"--runner={runner}", *extra, *given]
+        assert worker_packaging(args) == args
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        *both_forms("setup_file", "/elsewhere/setup.py"),
         *both_forms("environment_config", "registry/augbeam:1"),  # DOCKER is the default environment
         ["--environment_type=DOCKER", "--environment_config=registry/augbeam:1"],
         ["--environment_type", "DOCKER", "--environment_options=docker_container_image=registry/augbeam:1"],
+        ["--environment_options", "docker_container_image=registry/augbeam:1"],
     ],
 )
-def test_user_packaging_is_kept(given):
-    for runner, extra in REMOTE.items():
+def test_portable_runners_keep_the_users_container_or_setup_file(given):
+    for runner, extra in PORTABLE.items():
         args = [f"--runner={runner}", *extra, *given]
         assert worker_packaging(args) == args
+
+
+@pytest.mark.parametrize("flag", ["sdk_container_image", "worker_harness_container_image"])
+def test_portable_runners_refuse_the_container_flag_they_ignore(flag):
+    """Beam 2.77's Flink, Spark and PortableRunner start their plain SDK image whatever --sdk_container_image says."""
+    for runner, extra in PORTABLE.items():
+        for given in both_forms(flag, "registry/augbeam:1"):
+            for more in ([], ["--setup_file=/elsewhere/setup.py"], ["--environment_type=DOCKER"]):
+                message = one_line_error([f"--runner={runner}", *extra, *given, *more])
+                assert f"{runner} ignores --{flag}" in message
+                assert "--environment_type=DOCKER --environment_config=registry/augbeam:1" in message
+    # Local Flink and local runners never use a container: nothing to refuse, nothing added.
+    assert worker_packaging(["--runner=DirectRunner", "--sdk_container_image=i"]) == [
+        "--runner=DirectRunner",
+        "--sdk_container_image=i",
+    ]
+
+
+def test_portable_runners_read_sdk_container_image_when_prebuilding():
+    """--prebuild_sdk_container_engine builds the workers' image from --sdk_container_image (and the setup file)."""
+    args = ["--runner=FlinkRunner", *REMOTE["FlinkRunner"], "--sdk_container_image=base:1"]
+    args.append("--prebuild_sdk_container_engine=local_docker")
+    assert worker_packaging(args) == args + [SETUP]
+
+
+@pytest.mark.parametrize(
+    ("given", "flag"),
+    [
+        (["--environment_config=registry/augbeam:1"], "--environment_config"),
+        (["--environment_type=DOCKER", "--environment_config", "registry/augbeam:1"], "--environment_config"),
+        (
+            ["--environment_options=docker_container_image=registry/augbeam:1"],
+            "--environment_options=docker_container_image",
+        ),
+    ],
+)
+def test_dataflow_refuses_the_container_flags_it_ignores(given, flag):
+    """Dataflow builds its environment from --sdk_container_image alone (apiclient.get_container_image_from_options)."""
+    for runner, extra in DATAFLOW.items():
+        for more in ([], ["--sdk_container_image=registry/augbeam:1"], ["--setup_file=/elsewhere/setup.py"]):
+            message = one_line_error([f"--runner={runner}", *extra, *given, *more])
+            assert message == f"{runner} ignores {flag}: pass the container as --sdk_container_image=registry/augbeam:1"
+
+
+@pytest.mark.parametrize("environment", ["EXTERNAL", "LOOPBACK", "PROCESS"])
+def test_dataflow_refuses_self_started_environments(environment):
+    """Dataflow's workers are always containers: LOOPBACK or EXTERNAL there must not skip the setup file."""
+    for args in both_forms("environment_type", environment):
+        message = one_line_error(["--runner=DataflowRunner", *args])
+        assert f"DataflowRunner ignores --environment_type={environment}" in message
+        assert "--sdk_container_image=IMAGE" in message
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(["--runner=dataflow", "--environment_type=LOOPBACK"])
+    assert runners.environment_type(options) == "DOCKER"
+    assert runners.runs_remotely(["--runner=dataflow", "--environment_type=LOOPBACK"])
 
 
 @pytest.mark.parametrize("environment", ["EXTERNAL", "LOOPBACK"])
@@ -104,14 +187,119 @@ def test_self_started_workers_get_no_setup_file(environment):
     ]
 
 
+FLINK_CLUSTER = ["--runner=FlinkRunner", "--flink_master=flink-host:8081", "--environment_config=registry/augbeam:1"]
+FIX = (
+    "use a shared filesystem URL (gs://, s3://, hdfs://...) or a local runner "
+    "(or pass --shared-mount if every worker mounts this path)"
+)
+
+
+@pytest.mark.parametrize(
+    "beam_args",
+    [
+        FLINK_CLUSTER,
+        ["--runner=DataflowRunner", "--project=p", "--sdk_container_image=gcr.io/p/augbeam:1"],
+        ["--runner", "SparkRunner", "--spark_master_url=spark://spark-host:7077", "--environment_type=PROCESS"],
+        ["--runner=PortableRunner", "--job_endpoint=job-server:8099"],
+    ],
+)
+def test_remote_workers_refuse_local_paths(beam_args):
+    check = runners.check_paths_reachable
+    runner = runner_name(beam_args)
+    with pytest.raises(UserError) as info:
+        check(beam_args, "gs://b/photos", "out", ["gs://b/photos/train/a/1.jpg"])
+    assert str(info.value) == f"--output 'out' is on this machine, which {runner} workers cannot reach; {FIX}"
+    for source in ("/data/photos", "photos", "/data/list.csv"):
+        with pytest.raises(UserError, match=f"^--input '{source}' is on this machine, which {runner} workers cannot"):
+            check(beam_args, source, "s3://b/out", [f"{source}/train/a/1.jpg"])
+        with pytest.raises(UserError, match=f"^--input '{source}' is on this machine"):
+            check(beam_args, source, "s3://b/out")  # no listing given: judged by --input alone
+    # A listing file here may name files in a bucket: only this side reads the listing itself.
+    check(beam_args, "/data/list.csv", "gs://b/out", ["gs://b/photos/1.jpg", "s3://c/2.png"])
+    check(beam_args, "gs://b/photos", "hdfs://nn/out", ["gs://b/photos/1.jpg"])
+    with pytest.raises(UserError, match=r"^--input 'gs://b/list.csv' lists '/data/2.png', a file on this machine"):
+        check(beam_args, "gs://b/list.csv", "gs://b/out", ["gs://b/1.png", "/data/2.png"])
+    # --shared-mount: the user says every worker mounts these paths.
+    check(beam_args, "/mnt/nfs/photos", "/mnt/nfs/out", ["/mnt/nfs/photos/1.jpg"], shared_mount=True)
+
+
+@pytest.mark.parametrize(
+    "beam_args",
+    [
+        [],
+        ["--runner=DirectRunner", "--direct_num_workers=2"],
+        ["--runner=PrismRunner"],
+        ["--runner=FlinkRunner"],  # local Flink: LOOPBACK
+        ["--runner=SparkRunner", "--spark_master_url=local[2]"],
+        ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL"],
+        [*FLINK_CLUSTER, "--environment_type=LOOPBACK"],
+    ],
+)
+def test_local_and_self_started_workers_take_local_paths(beam_args):
+    runners.check_paths_reachable(beam_args, "photos", "out", ["/data/photos/train/a/1.jpg"])
+    assert not runners.runs_remotely(beam_args)
+
+
+def test_run_job_refuses_local_paths_for_remote_workers_before_anything_starts(tmp_path):
+    from pipeline.job import run_job
+    from pipeline.options import JobConfig
+    from tests.conftest import PHOTOS
+
+    out = tmp_path / "out"
+    config = JobConfig.create(input=str(PHOTOS), output=str(out), image_size=(32, 32))
+    with pytest.raises(UserError, match=f"^--output '{out}' is on this machine, which FlinkRunner workers"):
+        run_job(config, FLINK_CLUSTER)
+    assert not out.exists()
+    config = JobConfig.create(input=str(PHOTOS), output="gs://bucket/out", image_size=(32, 32))
+    with pytest.raises(UserError, match=f"^--input '{PHOTOS}' is on this machine, which FlinkRunner workers"):
+        run_job(config, FLINK_CLUSTER)
+
+
+def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, monkeypatch, capsys):
+    """A worker pool started in another folder writes where the job looks: the output path is absolute."""
+    import pipeline.job
+    from pipeline.cli import main
+
+    seen = []
+
+    def fake_run_job(config, beam_args, progress="none", shared_mount=False):
+        seen.append(config)
+        raise UserError("stopped")
+
+    monkeypatch.setattr(pipeline.job, "run_job", fake_run_job)
+    monkeypatch.chdir(tmp_path)
+    for output, expected in (("out", str(tmp_path / "out")), ("../x/out", str(tmp_path.parent / "x" / "out"))):
+        assert main(["run", "--input", "photos", "--output", output, "--image-size", "32", "32"]) == 2
+        assert seen[-1].output == expected and seen[-1].input == "photos"  # input is in the manifest: as given
+    assert main(["run", "--input", "photos", "--output", "gs://b/out/", "--image-size", "32", "32"]) == 2
+    assert seen[-1].output == "gs://b/out/"
+    assert "out" not in seen[-1].resolved() and seen[0].resolved() == seen[-1].resolved()  # same manifest config
+    capsys.readouterr()
+
+    monkeypatch.undo()  # the real job: refused in one line, naming the absolute output, before it is created
+    monkeypatch.chdir(tmp_path)
+    from tests.conftest import PHOTOS
+
+    assert main(["run", "--input", str(PHOTOS), "--output", "out", "--", *FLINK_CLUSTER]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"augbeam: error: --output '{tmp_path / 'out'}' is on this machine, which FlinkRunner workers "
+        f"cannot reach; {FIX}\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_installed_without_setup_py_is_a_clear_error(tmp_path, monkeypatch):
     for package in ("pipeline", "transforms"):  # site-packages after a wheel install: packages, no setup.py
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     monkeypatch.setattr(runners, "PROJECT_ROOT", tmp_path)
-    message = r"--sdk_container_image=IMAGE built from the repository's Dockerfile.*--setup_file"
+    message = r"--sdk_container_image=IMAGE with an image built from the repository's Dockerfile.*--setup_file"
     with pytest.raises(UserError, match=message):
         worker_packaging(["--runner=DataflowRunner"])
+    message = r"--environment_type=DOCKER --environment_config=IMAGE with an image built from the repository's"
+    with pytest.raises(UserError, match=message):
+        worker_packaging(["--runner=PortableRunner", "--job_endpoint=job-server:8099"])
     assert worker_packaging(["--runner=DirectRunner"]) == ["--runner=DirectRunner"]
     assert worker_packaging(["--runner=DataflowRunner", "--sdk_container_image=i"])[-1] == "--sdk_container_image=i"
     (tmp_path / "setup.py").write_text("from setuptools import setup\nsetup(name='someone-else')\n")
@@ -178,6 +366,9 @@ def test_dockerfile_matches_the_pinned_beam_and_copies_existing_files():
     base = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
     assert base == [f"apache/beam_python{sys.version_info.major}.{sys.version_info.minor}_sdk:{beam}"]
     assert "ENTRYPOINT" not in dockerfile  # the SDK image's /opt/apache/beam/boot stays the entry point
+    run = re.search(r"^RUN\s+((?:.*\\\n)*.*)$", dockerfile, re.M).group(1)
+    steps = [step.strip() for step in run.replace("\\\n", " ").split("&&")]
+    assert steps[0].startswith("pip install") and steps[1] == "pip check", steps  # a pin clash fails the build
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     copied = []
     for line in re.findall(r"^COPY\s+(.+)$", dockerfile, re.M):

@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds  # in the test extra: a missing one must fail, not skip
 
 from pipeline import reader, tfds_info
 from pipeline.verify import verify
 from tests.conftest import DATA, PHOTOS, run
-
-tfds = pytest.importorskip("tensorflow_datasets")
 
 ENCODINGS = ("uint8", "jpeg", "float32", "png", "float16")
 

@@ -275,18 +275,23 @@ class Renderer:
         slack = 1e-4 * (high - low)
         out: list[bytes | RangeError] = []
         for item, (b_min, b_max, b_ok, a_min, a_max, a_ok) in zip(payloads.numpy(), stats.numpy(), strict=True):
-            if not b_ok or b_min < -1e-3 or b_max > 255.001:
+            # Min and max of a non-finite image depend on how a reduction met the NaN: not reported.
+            if not b_ok:
+                out.append(RangeError("pixels after augmentation are not finite: an op produced NaN or inf"))
+            elif b_min < -1e-3 or b_max > 255.001:
                 out.append(
                     RangeError(
-                        f"pixels after augmentation outside [0, 255] or not finite (min {b_min:g}, "
-                        f"max {b_max:g}): an op produced out-of-range values"
+                        f"pixels after augmentation outside [0, 255] (min {b_min:g}, max {b_max:g}): "
+                        "an op produced out-of-range values"
                     )
                 )
-            elif not a_ok or a_min < low - slack or a_max > high + slack:
+            elif not a_ok:
+                out.append(RangeError(f"preprocessed values are not finite ({self.preprocessing.name!r})"))
+            elif a_min < low - slack or a_max > high + slack:
                 out.append(
                     RangeError(
                         f"preprocessed values outside {self.preprocessing.name!r}'s declared range "
-                        f"[{low:g}, {high:g}] or not finite (min {a_min:g}, max {a_max:g})"
+                        f"[{low:g}, {high:g}] (min {a_min:g}, max {a_max:g})"
                     )
                 )
             else:

@@ -77,6 +77,9 @@ class Brightness(Op):
         return clip255(images * per_image(params["factor"]) + per_image(params["delta"]) * 255.0)
 
 
+MAX_INT32_ROW_WIDTH = (2**31 - 1) // 255
+
+
 @register
 @dataclasses.dataclass(frozen=True)
 class Contrast(Op):
@@ -97,10 +100,19 @@ class Contrast(Op):
     def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
         import tensorflow as tf
 
-        # Row sums in int32 (exact: 255 x width < 2**31), then int64 over rows: the same integer
-        # total as one int64 sum, at half the cost.
-        rows = tf.reduce_sum(tf.cast(tf.round(images), tf.int32), axis=2)
-        total = tf.reduce_sum(tf.cast(rows, tf.int64), axis=1)[:, tf.newaxis, tf.newaxis, :]
+        rounded = tf.round(images)
+
+        def by_rows() -> Any:
+            # Row sums in int32, then int64 over rows: the same integer total as one int64 sum, at half the cost.
+            rows = tf.reduce_sum(tf.cast(rounded, tf.int32), axis=2)
+            return tf.reduce_sum(tf.cast(rows, tf.int64), axis=1)
+
+        def at_once() -> Any:
+            return tf.reduce_sum(tf.cast(rounded, tf.int64), axis=[1, 2])
+
+        # A row of 255s must fit in int32; wider images (a long strip) are summed in int64 directly.
+        narrow = tf.shape(images)[2] <= MAX_INT32_ROW_WIDTH
+        total = tf.cond(narrow, by_rows, at_once)[:, tf.newaxis, tf.newaxis, :]
         count = tf.cast(tf.shape(images)[1], tf.int64) * tf.cast(tf.shape(images)[2], tf.int64)
         mean = tf.cast(tf.cast(total, tf.float64) / tf.cast(count, tf.float64), tf.float32)
         return clip255((images - mean) * per_image(params["factor"]) + mean)
