@@ -62,6 +62,74 @@ def build_example(
     return example.SerializeToString(deterministic=True)
 
 
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(data: bytes) -> Any:
+    """(field number, wire type, value) of a protobuf message: ints for varints, bytes for length-delimited."""
+    i = 0
+    while i < len(data):
+        tag, i = _varint(data, i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 2:
+            size, i = _varint(data, i)
+            value, i = data[i : i + size], i + size
+        elif wire in (1, 5):  # fixed64 / fixed32 (a FloatList): skipped, never ours
+            value, i = None, i + (8 if wire == 1 else 4)
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def parse_example(record: bytes) -> dict[str, list[bytes] | list[int]]:
+    """A serialised ``tf.train.Example``'s bytes and int64 features, without importing TensorFlow.
+
+    The driver reads a few records at finalize (the report's contact sheet);
+    importing TensorFlow there would add seconds to every run whose workers
+    are other processes. Float lists are not used by this schema and are skipped.
+    """
+    out: dict[str, list[bytes] | list[int]] = {}
+    for number, _, features in _fields(record):
+        if number != 1:
+            continue
+        for entry_number, _, entry in _fields(features):  # map<string, Feature> entries
+            if entry_number != 1:
+                continue
+            name, feature = "", b""
+            for field, _, value in _fields(entry):
+                if field == 1:
+                    name = value.decode("utf-8")
+                elif field == 2:
+                    feature = value
+            for kind, _, values in _fields(feature):
+                if kind == 1:  # BytesList
+                    out[name] = [v for n, _, v in _fields(values) if n == 1]
+                elif kind == 3:  # Int64List: packed, or one varint per value
+                    ints: list[int] = []
+                    for n, wire, v in _fields(values):
+                        if n != 1:
+                            continue
+                        if wire == 2:
+                            j = 0
+                            while j < len(v):
+                                x, j = _varint(v, j)
+                                ints.append(x)
+                        else:
+                            ints.append(v)
+                    out[name] = [x - (1 << 64) if x >= 1 << 63 else x for x in ints]
+    return out
+
+
 def parse_spec() -> dict[str, Any]:
     """The ``tf.io.parse_single_example`` spec for ``FEATURES``."""
     import tensorflow as tf

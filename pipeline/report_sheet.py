@@ -49,19 +49,19 @@ def sample_records(root: str, split_info: dict[str, Any]) -> Iterator[tuple[str,
 
 
 def parse(record: bytes) -> dict[str, Any]:
-    """The record's features as plain values (protobuf only, no TF graph)."""
-    from tensorflow.core.example import example_pb2
+    """The record's features as plain values (a small protobuf reader: the driver need not import TensorFlow)."""
+    from pipeline.records import parse_example
 
-    feature = example_pb2.Example.FromString(record).features.feature
-    text = {k: feature[k].bytes_list.value[0] for k in ("image", "key", "params", "image/encoding")}
+    feature = parse_example(record)
+    text = {k: feature[k][0] for k in ("image", "key", "params", "image/encoding")}
     return {
         "image": text["image"],
         "encoding": text["image/encoding"].decode(),
         "key": text["key"].decode("utf-8", "replace"),
         "params": text["params"].decode("utf-8", "replace"),
-        "shape": list(feature["image/shape"].int64_list.value),
-        "label": int(feature["label"].int64_list.value[0]),
-        "copy": int(feature["copy"].int64_list.value[0]),
+        "shape": [int(v) for v in feature["image/shape"]],
+        "label": int(feature["label"][0]),
+        "copy": int(feature["copy"][0]),
     }
 
 

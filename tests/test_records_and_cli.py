@@ -43,6 +43,44 @@ def test_tfrecord_framing_reads_back_in_tensorflow(tmp_path):
     assert parsed["image/shape"].numpy().tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("label", [-1, 0, 7, 2**40])
+def test_parse_example_without_tensorflow_equals_tensorflows_parse(label):
+    """The driver's small protobuf reader gives what TensorFlow's parser gives, negatives and big ints included."""
+    import tensorflow as tf
+
+    from pipeline.records import parse_example
+
+    record = build_example(
+        image=bytes(range(256)) * 3,
+        shape=(16, 16, 3),
+        dtype="uint8",
+        encoding="uint8",
+        label=label,
+        key="train/ü/é 1.png",
+        copy=300,
+        params='[{"op": "x"}]',
+        source_sha256="ab" * 32,
+    )
+    ours = parse_example(record)
+    theirs = tf.train.Example.FromString(record).features.feature
+    assert set(ours) == set(theirs)
+    for name, feature in theirs.items():
+        kind = feature.WhichOneof("kind")
+        assert ours[name] == list(getattr(feature, kind).value), name
+    assert ours["label"] == [label] and ours["image/shape"] == [16, 16, 3]
+
+    def delimited(field: int, body: bytes) -> bytes:
+        return bytes([field << 3 | 2, len(body)]) + body
+
+    # An int64 list written unpacked (one varint per value), as older writers may: -2 is 10 varint bytes.
+    minus_two = bytes([0xFE] + [0xFF] * 8 + [0x01])
+    int64_list = b"\x08\x03" + b"\x08" + minus_two
+    entry = delimited(1, b"n") + delimited(2, delimited(3, int64_list))
+    data = delimited(1, delimited(1, entry))
+    assert tf.train.Example.FromString(data).features.feature["n"].int64_list.value == [3, -2]
+    assert parse_example(data)["n"] == [3, -2]
+
+
 def test_examples_are_deterministic():
     kwargs = dict(
         image=b"x",
