@@ -149,3 +149,18 @@ def test_overwrite_never_deletes_inputs(tmp_path, capsys):
     assert main(["run", "--input", str(listing), "--output", str(data), "--overwrite"]) == 2
     assert "holds inputs of the listing" in capsys.readouterr().err
     assert (data / "photos/train/textures/brick.png").exists()
+
+
+def test_framing_uses_the_hardware_crc32c_and_it_equals_crcmods():
+    """google-crc32c is a dependency (fast); crcmod, the fallback, gives the same checksums."""
+    import os
+
+    import crcmod.predefined
+    import google_crc32c
+
+    from pipeline import records
+
+    assert records._crc32c is google_crc32c.value
+    slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
+    for data in (b"", b"a", os.urandom(100_003)):
+        assert google_crc32c.value(data) == slow(data)
