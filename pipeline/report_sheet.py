@@ -69,10 +69,11 @@ def display_pixels(rec: dict[str, Any], preprocessing: dict[str, Any]) -> np.nda
     """uint8 [H, W, 3] RGB for display: stored pixels, or the float tensor with its preprocessing undone."""
     encoding = rec["encoding"]
     height, width, _ = rec["shape"]
-    if encoding in ("jpeg", "png"):
-        import tensorflow as tf
+    if encoding in ("jpeg", "png"):  # Pillow, not TensorFlow: the driver does not import TensorFlow
+        from PIL import Image
 
-        return tf.io.decode_image(rec["image"], channels=3, dtype=tf.uint8, expand_animations=False).numpy()
+        with Image.open(io.BytesIO(rec["image"])) as image:
+            return np.asarray(image.convert("RGB"))
     if encoding == "uint8":
         return np.frombuffer(rec["image"], np.uint8).reshape(height, width, 3)
     x = np.frombuffer(rec["image"], np.dtype("<f4" if encoding == "float32" else "<f2")).reshape(height, width, 3)

@@ -186,7 +186,11 @@ def test_float_records_are_shown_as_pixels(model, encoding):
 
 @pytest.mark.parametrize("encoding", ["uint8", "png", "jpeg"])
 def test_pixel_records_are_shown_as_stored(encoding):
-    """uint8/png records are their pixels; jpeg ones what TensorFlow's decoder (the reader's) makes of them."""
+    """uint8/png records are their pixels; jpeg ones close to what TensorFlow's decoder (the reader's) gives.
+
+    The report decodes with Pillow (the driver does not import TensorFlow), whose JPEG decoder rounds its
+    IDCT and colour conversion differently: a few levels on this noise image, invisible on a thumbnail.
+    """
     import tensorflow as tf
 
     from pipeline.records import build_example
@@ -201,8 +205,13 @@ def test_pixel_records_are_shown_as_stored(encoding):
         image=payload, shape=(6, 9, 3), dtype="uint8", encoding=encoding, label=0, key="k", copy=0, params="[]",
         source_sha256="0",
     )  # fmt: skip
-    expected = tf.io.decode_jpeg(payload).numpy() if encoding == "jpeg" else pixels
-    np.testing.assert_array_equal(display_pixels(parse(record), pre.describe()), expected)
+    shown = display_pixels(parse(record), pre.describe())
+    if encoding == "jpeg":
+        expected = tf.io.decode_jpeg(payload).numpy()
+        diff = np.abs(shown.astype(int) - expected)
+        assert shown.shape == expected.shape and diff.mean() < 3 and diff.max() <= 12
+    else:
+        np.testing.assert_array_equal(shown, pixels)
 
 
 def _chromium() -> str:
