@@ -339,7 +339,10 @@ def run_tf_data(items: list[tuple[str, str, int]], out: Path, encoding: str, see
 CHILD_RUNNERS = {"codec_floor": run_codec_floor, "pillow": run_pillow, "tf_data": run_tf_data}
 
 
-def project_command(variant: str, corpus: Path, out: Path, encoding: str, shards: int, seed: int) -> list[str]:
+def project_command(
+    variant: str, corpus: Path, out: Path, encoding: str, shards: int, seed: int, config: str = CONFIG
+) -> list[str]:
+    """The job's command line for ``project_1w`` or ``project_2w`` (also used by ``job_throughput.py``)."""
     return [
         sys.executable,
         "-m",
@@ -357,7 +360,7 @@ def project_command(variant: str, corpus: Path, out: Path, encoding: str, shards
         "--encoding",
         encoding,
         "--config",
-        CONFIG,
+        config,
         "--image-size",
         str(SIZE[0]),
         str(SIZE[1]),

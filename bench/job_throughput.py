@@ -20,35 +20,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import project_command  # noqa: E402
 from make_corpus import make_corpus  # noqa: E402
 
-WORKERS = {1: [], 2: ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]}
+WORKERS = {1: "project_1w", 2: "project_2w"}
 
 
 def time_job(corpus: Path, out: Path, workers: int, args: argparse.Namespace) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "run",
-        "--input",
-        str(corpus),
-        "--output",
-        str(out),
-        "--overwrite",
-        "--copies",
-        "1",
-        "--model",
-        "mobilenet_v2",
-        "--encoding",
-        args.encoding,
-        "--config",
-        args.config,
-        "--num-shards",
-        str(args.shards),
-        "--",
-        *WORKERS[workers],
-    ]
+    cmd = project_command(WORKERS[workers], corpus, out, args.encoding, args.shards, seed=0, config=args.config)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
