@@ -425,13 +425,29 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
         from apache_beam.runners.portability import prism_runner
 
         spy(prism_runner.PrismRunner)
+    import pipeline.job as job
+
+    threads: list[int] = []
+    resolve = job.resolve_tf_threads
+
+    def resolve_tf_threads(requested: Any, beam_args: list[str]) -> int:
+        threads.append(resolve(requested, beam_args))
+        return threads[-1]
+
+    job.resolve_tf_threads = resolve_tf_threads
     runners = {}
     for variant in BEAM_ARGS:
         ran.clear()
+        threads.clear()
         argv = project_command(variant, corpus, work / f"probe_{variant}", "uint8", shards, seed)[3:]
         with contextlib.redirect_stdout(io.StringIO()):
             rc = cli_main(argv)
-        runners[variant] = {"rc": rc, "ran": list(ran), "beam_args": BEAM_ARGS[variant]}
+        runners[variant] = {
+            "rc": rc,
+            "ran": list(ran),
+            "beam_args": BEAM_ARGS[variant],
+            "tf_threads_per_worker": threads[0] if threads else None,  # 0: TensorFlow's default (every core)
+        }
     crc_module = sys.modules.get(getattr(records._crc32c, "__module__", "") or "")
     return {
         "runners": runners,
@@ -449,7 +465,7 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "tf_threads": {
+        "tf_threads_this_process": {  # the baselines' setting: TensorFlow's default (0)
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         },
@@ -703,12 +719,18 @@ def print_table(encoding: str, summary: dict[str, Any], n: int, repeats: int) ->
     )
     print(head)
     print("-" * len(head))
+
+    def cell(value: Any, width: int, digits: int) -> str:
+        return f"{value:>{width}.{digits}f}" if isinstance(value, int | float) else f"{str(value):>{width}}"
+
     for r in summary["rows"]:
         print(
-            f"{r['variant']:<12}{r['median_s_N']:>8}{r['median_s_4N']:>8}{r['images_per_s_4N_whole_run']:>10}"
-            f"{str(r['images_per_s_steady']):>13}{str(r['fixed_s']):>9}{r['cpu_s_per_image_4N_whole_run']:>9}"
-            f"{str(r['cpu_s_per_image_steady']):>12}{r['cores_busy_4N']:>7}{r['peak_rss_mib_N']:>8}"
-            f"{r['peak_rss_mib_4N']:>8}{str(r['tree_rss_peak_mib_N']):>8}{str(r['tree_rss_peak_mib_4N']):>8}"
+            f"{r['variant']:<12}{cell(r['median_s_N'], 8, 2)}{cell(r['median_s_4N'], 8, 2)}"
+            f"{cell(r['images_per_s_4N_whole_run'], 10, 1)}{cell(r['images_per_s_steady'], 13, 1)}"
+            f"{cell(r['fixed_s'], 9, 2)}{cell(r['cpu_s_per_image_4N_whole_run'], 9, 4)}"
+            f"{cell(r['cpu_s_per_image_steady'], 12, 4)}{cell(r['cores_busy_4N'], 7, 2)}"
+            f"{cell(r['peak_rss_mib_N'], 8, 0)}{cell(r['peak_rss_mib_4N'], 8, 0)}"
+            f"{cell(r['tree_rss_peak_mib_N'], 8, 0)}{cell(r['tree_rss_peak_mib_4N'], 8, 0)}"
         )
     print("(RSS: peak of the largest process, MiB; tree: peak of the summed RSS of all processes, MiB)")
     for name, value in summary["ratios"].items():
@@ -817,7 +839,10 @@ def main() -> None:
         environment, checks = post["environment"], post["check"]
         environment.update(load_average_before=load_before, load_average_after=load_after, child_subreaper=subreaper)
         for variant, info in environment["runners"].items():
-            print(f"{variant} ({' '.join(info['beam_args'])}): DirectRunner ran {info['ran']}")
+            print(
+                f"{variant} ({' '.join(info['beam_args'])}): DirectRunner ran {info['ran']}; TensorFlow threads per "
+                f"worker {info.get('tf_threads_per_worker')} (0: TensorFlow's default)"
+            )
         print(
             f"TF {environment['tensorflow']}, Beam {environment['apache_beam']}, protobuf "
             f"{environment['protobuf']} (backend {environment['protobuf_backend']}), CRC32C {environment['crc32c']}, "

@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="local --input/--output paths are a mount every remote worker sees at the same path (NFS...): "
         "do not refuse them with a remote runner",
     )
+    run.add_argument(
+        "--tf-threads",
+        default="auto",
+        help="TensorFlow threads per worker process; 0: TensorFlow's default (all cores) (default: auto, the cores "
+        "divided among the DirectRunner's multi_processing workers, else 0; use 1 on runners with one SDK process "
+        "per core, such as Dataflow)",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
     run.add_argument(
         "--progress",
@@ -241,7 +248,9 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
         device_name("gpu")  # fail now, in one line, rather than inside a worker
     started = time.perf_counter()
-    manifest = run_job(config, beam_args, progress=args.progress, shared_mount=args.shared_mount)
+    manifest = run_job(
+        config, beam_args, progress=args.progress, shared_mount=args.shared_mount, tf_threads=args.tf_threads
+    )
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0
 

@@ -21,6 +21,7 @@ from pipeline.options import JobConfig
 from pipeline.runners import check_paths_reachable, worker_packaging
 from pipeline.shard_worker import WORK_DIR
 from pipeline.tfds_info import DATASET_INFO as TFDS_INFO
+from pipeline.worker_runtime import resolve_tf_threads
 
 
 def prepare_output(config: JobConfig, listing: Listing) -> None:
@@ -108,13 +109,15 @@ def run_job(
     progress: str = "none",
     on_result: Callable[[Any], None] | None = None,
     shared_mount: bool = False,
+    tf_threads: int | str = "auto",
 ) -> dict[str, Any]:
     """Runs the whole job and returns the manifest.
 
     ``progress`` (``auto``, ``bar``, ``lines``, ``none``) shows the run on
-    stderr; it is an argument, not part of ``JobConfig``, because it never
-    changes the output. ``on_result`` gets Beam's ``PipelineResult`` (its
-    metrics) before finalizing; the manifest never holds runner details.
+    stderr; it and ``tf_threads`` (``worker_runtime.resolve_tf_threads``)
+    are arguments, not part of ``JobConfig``, because they never change the
+    output. ``on_result`` gets Beam's ``PipelineResult`` (its metrics) before
+    finalizing; the manifest never holds runner details.
     """
     import apache_beam as beam
 
@@ -124,6 +127,7 @@ def run_job(
 
     listing = list_inputs(config.input, config.classes)
     options = pipeline_options(beam_args or [])
+    threads = resolve_tf_threads(tf_threads, beam_args or [])
     items = [item.path for item in listing.items]
     check_paths_reachable(beam_args or [], config.input, config.output, items, shared_mount)
     check_listing_errors(listing, config.max_error_rate)
@@ -137,7 +141,7 @@ def run_job(
             p
             | "ListInputs" >> beam.Create(listing.items)
             | "PlanRecords" >> PlanRecords(copies, shards)
-            | "WriteShards" >> WriteShards(config, shards)
+            | "WriteShards" >> WriteShards(config, shards, threads)
         )
     result = p.result
     log = logging.getLogger(__name__)

@@ -240,9 +240,7 @@ def _keys_with_records(out: str, split: str, num_shards: int, keys: set[str]) ->
     return found
 
 
-def _collect_shard(
-    out: str, split: str, shard: int, num_shards: int, dali_index: bool
-) -> tuple[dict, list, list]:
+def _collect_shard(out: str, split: str, shard: int, num_shards: int, dali_index: bool) -> tuple[dict, list, list]:
     """A shard's summary, index rows and error rows; a shard no record went to is written empty."""
     side = sidecar_path(out, split, shard)
     name = shard_name(split, shard, num_shards)

@@ -89,28 +89,30 @@ def _plan(item: InputItem, copies: dict[str, int], shards: dict[str, int]) -> It
 class WriteShards(beam.PTransform):
     """((split, shard), PlannedRecord) -> one summary dict per written shard."""
 
-    def __init__(self, config: JobConfig, shards: dict[str, int]) -> None:
+    def __init__(self, config: JobConfig, shards: dict[str, int], tf_threads: int = 0) -> None:
         super().__init__()
         self.config = config
         self.shards = dict(shards)
+        self.tf_threads = tf_threads
 
     def expand(self, planned: beam.PCollection) -> beam.PCollection:
         return (
             planned
             | "GroupByShard" >> beam.GroupByKey()
-            | "RenderAndWrite" >> beam.ParDo(_WriteShardFn(self.config, self.shards))
+            | "RenderAndWrite" >> beam.ParDo(_WriteShardFn(self.config, self.shards, self.tf_threads))
         )
 
 
 class _WriteShardFn(beam.DoFn):
     """Holds only the config; TensorFlow is imported and traced in ``setup`` on the worker."""
 
-    def __init__(self, config: JobConfig, shards: dict[str, int]) -> None:
+    def __init__(self, config: JobConfig, shards: dict[str, int], tf_threads: int) -> None:
         self.config = config
         self.shards = shards
+        self.tf_threads = tf_threads
 
     def setup(self) -> None:
-        self.processor = ShardProcessor(self.config)
+        self.processor = ShardProcessor(self.config, self.tf_threads)
         self.processor.setup()
 
     def process(self, element: tuple[ShardKey, Iterable[PlannedRecord]]) -> Iterator[dict[str, Any]]:

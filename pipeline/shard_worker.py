@@ -78,11 +78,15 @@ class ShardProcessor:
     """Turns one shard's planned records into a shard file and a sidecar."""
 
     config: JobConfig
+    tf_threads: int = 0  # TensorFlow's thread pools in this process (0: its default); see worker_runtime
 
     def setup(self) -> None:
-        """Imports TensorFlow and builds decoders and traced renderers (once per worker)."""
+        """Imports and sizes TensorFlow, then builds decoders and renderers (traced on first use)."""
+        from pipeline.worker_runtime import configure_tensorflow
         from transforms.augment import Augmenter, Renderer, device_name
         from transforms.decode import Decoder
+
+        configure_tensorflow(self.tf_threads)
 
         cfg = self.config
         device_name(cfg.device)  # --device gpu on a worker without one: fail the job here, not each record
