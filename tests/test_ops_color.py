@@ -395,3 +395,28 @@ def test_contrast_mean_of_a_strip_wider_than_an_int32_row_sum():
     assert float(tf.reduce_min(out)) == 255.0
     narrow = tf.fill([1, 2, 5, 3], 255.0)  # the int32 path on an ordinary image
     assert float(tf.reduce_min(Contrast().apply_batch(narrow, {"factor": tf.constant([0.5])}))) == 255.0
+
+
+@pytest.mark.parametrize(
+    ("shape", "values_shape"),
+    [
+        ((37, 53, 3), (3,)),
+        ((4, 20, 31, 3), (3,)),
+        ((4, 20, 31, 3), (4, 1, 1, 3)),
+        ((1, 1, 1, 3), (1, 1, 1, 3)),
+        ((2, 5, 7, 4), (4,)),
+    ],
+)
+def test_channelwise_has_the_bits_of_a_plain_broadcast(shape, values_shape):
+    """Per-channel values repeated along rows (the fast layout) give exactly the plain broadcast's bits."""
+    from transforms.tfmath import channelwise
+
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.uniform(0.0, 255.0, shape).astype(np.float32))
+    v = tf.constant(rng.uniform(0.1, 200.0, values_shape).astype(np.float32))
+    for fn in (tf.subtract, tf.divide, lambda a, b: (a - b) * 1.37 + b):
+        expected = fn(x, v).numpy()
+        eager = channelwise(fn, x, v).numpy()
+        traced = tf.function(lambda a, b, fn=fn: channelwise(fn, a, b))(x, v).numpy()
+        assert eager.shape == shape
+        assert eager.tobytes() == expected.tobytes() and traced.tobytes() == expected.tobytes()

@@ -124,11 +124,24 @@ def test_segments_cut_where_sizes_diverge_and_rejoin():
     assert segments(()) == []
 
 
+def _crop_then_every_op():
+    """A crop, then every op that keeps the size: one per-image run up to the final resize."""
+    crop = ops_from_data([{"op": "random_resized_crop", "scale": [0.3, 1.0]}])
+    return crop + tuple(example_op(n) for n in NAMES if not example_op(n).changes_shape)
+
+
 @pytest.mark.parametrize("encoding", ["float32", "uint8", "jpeg"])
-def test_batched_equals_one_by_one(photo, encoding):
-    """Same-size images in one call give exactly the bytes each gives alone (tolerance: none)."""
-    ops = _mixed_ops() + tuple(example_op(n) for n in NAMES if not example_op(n).changes_shape)
+@pytest.mark.parametrize(("make_ops", "single_path"), [(_mixed_ops, False), (_crop_then_every_op, True)])
+def test_batched_equals_one_by_one(photo, encoding, make_ops, single_path):
+    """Same-size images in one call give exactly the bytes each gives alone (tolerance: none).
+
+    Alone, an image whose only per-image run is the last skips the map_fn loop (``single_path``).
+    """
+    ops = make_ops()
+    if not single_path:
+        ops += tuple(example_op(n) for n in NAMES if not example_op(n).changes_shape)
     renderer = Renderer(ops, (20, 24), "crop", get_preprocessing("mobilenet_v2"), encoding)
+    assert renderer.single_path == single_path
     aug = Augmenter(ops, 11)
     # Ten images: more than a SIMD packet of params, where vectorised and scalar math could part.
     images = np.stack([photo, photo[::-1], photo[:, ::-1], 255 - photo, photo // 2] * 2)
@@ -136,17 +149,18 @@ def test_batched_equals_one_by_one(photo, encoding):
     batched = renderer.render_batch(images, sampled)
     alone = [renderer.render(img, s) for img, s in zip(images, sampled, strict=True)]
     assert batched == alone
-    assert renderer.trace_count == 1
+    assert renderer.trace_count == (2 if single_path else 1)  # one trace per path
 
 
-def test_one_trace_for_sizes_and_batch_lengths():
-    ops = _mixed_ops()
+@pytest.mark.parametrize(("make_ops", "traces"), [(_mixed_ops, 1), (_crop_then_every_op, 2)])
+def test_one_trace_per_path_for_sizes_and_batch_lengths(make_ops, traces):
+    ops = make_ops()
     renderer = Renderer(ops, (16, 16), "stretch", get_preprocessing("resnet50"), "float16")
     aug = Augmenter(ops, 0)
     for i, (b, h, w) in enumerate([(1, 20, 30), (3, 64, 17), (2, 5, 5), (5, 120, 90), (1, 1, 1)]):
         images = np.full((b, h, w, 3), i * 30, np.uint8)
         renderer.render_batch(images, [aug.sample(f"{i}/{j}", 0, (h, w, 3)) for j in range(b)])
-    assert renderer.trace_count == 1
+    assert renderer.trace_count == traces  # single images (when single_path), and batches of any length
 
 
 def test_replay_from_recorded_json_is_byte_exact(photo):

@@ -130,7 +130,7 @@ class Renderer:
     encoding: str
     jpeg_quality: int = 95
     device: str = "auto"
-    _fn: Any = dataclasses.field(default=None, repr=False)
+    _fns: dict[bool, Any] = dataclasses.field(default_factory=dict, repr=False)  # by "one image per call"
     trace_count: int = 0
 
     def __post_init__(self) -> None:
@@ -141,6 +141,11 @@ class Renderer:
             raise ConfigError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}")
         self.width_params = max([len(op.layout()) for op in self.ops] + [1])
         self.plan = segments(self.ops)
+        # One image needs no map_fn loop when the per-image run (if any) is the last: it then ends in the final
+        # resize, whose fixed size both paths know. A run that ends earlier would leave its output's static size
+        # known here and unknown after map_fn, and Grappler's rewrites follow static shapes (the bytes could part).
+        each = [stop for kind, _, stop in self.plan if kind == "each"]
+        self.single_path = each == [len(self.ops)]
 
     def pack(self, sampled: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Sampled params as arrays: applied flags [n] and values [n, P] (float32)."""
@@ -176,7 +181,8 @@ class Renderer:
 
         return tf.cond(tf.reduce_any(applied[:, i]), some, lambda: x)
 
-    def _build(self) -> Any:
+    def _build(self, single: bool = False) -> Any:
+        """The traced render function; ``single``: for one image (``single_path`` plans), the last run unlooped."""
         import tensorflow as tf
 
         n = len(self.ops)
@@ -194,6 +200,17 @@ class Renderer:
                 return x
             return tf.cast(x, tf.float32)
 
+        def run_each(one: Any, flags: Any, vals: Any, start: int, stop: int, last: bool) -> tuple[Any, Any]:
+            """Ops ``start:stop`` on one image [H, W, 3] (static batch 1 inside), then the final resize if last."""
+            y = one[tf.newaxis]
+            for i in range(start, stop):
+                y = self._apply_op(i, as_float(y, i), flags[tf.newaxis], vals[tf.newaxis], single=True)
+            y = as_float(y)
+            stats = tf.zeros([1, 3], tf.float32)
+            if last:
+                y, stats = final(y)
+            return y[0], stats[0]
+
         def body(images: Any, applied: Any, values: Any) -> Any:
             x = images
             done_final = False
@@ -203,20 +220,15 @@ class Renderer:
                         x = self._apply_op(i, as_float(x, i), applied, values)
                     continue
                 last = stop == n
-
-                def each(elem: Any, start: int = start, stop: int = stop, last: bool = last) -> Any:
-                    one, flags, vals = elem
-                    y = one[tf.newaxis]
-                    for i in range(start, stop):
-                        y = self._apply_op(i, as_float(y, i), flags[tf.newaxis], vals[tf.newaxis], single=True)
-                    y = as_float(y)
-                    stats = tf.zeros([1, 3], tf.float32)
-                    if last:
-                        y, stats = final(y)
-                    return y[0], stats[0]
-
+                if single:  # the last run, on a batch of one: no map_fn loop, the same ops and static shapes
+                    y, stats = run_each(x[0], applied[0], values[0], start, stop, last)
+                    batch = tf.shape(images)[:1]  # unknown when traced, as map_fn's output batch is
+                    x = tf.reshape(y, tf.concat([batch, [height, width, 3]], axis=0))
+                    before = tf.reshape(stats, tf.concat([batch, [3]], axis=0))
+                    done_final = True
+                    continue
                 x, before = tf.map_fn(
-                    each,
+                    lambda elem, start=start, stop=stop, last=last: run_each(*elem, start, stop, last),
                     (x, applied, values),
                     fn_output_signature=(
                         tf.TensorSpec([None, None, 3], tf.float32),
@@ -265,12 +277,13 @@ class Renderer:
         images = np.asarray(images)
         if images.dtype != np.uint8:
             raise RangeError(f"images entering augmentation must be uint8 [0, 255], got {images.dtype}")
-        if self._fn is None:
-            self._fn = self._build()
+        single = len(images) == 1 and self.single_path
+        if self._fns.get(single) is None:
+            self._fns[single] = self._build(single)
         packed = [self.pack(s) for s in sampled]
         applied = np.stack([a for a, _ in packed])
         values = np.stack([v for _, v in packed])
-        payloads, stats = self._fn(images, applied, values)
+        payloads, stats = self._fns[single](images, applied, values)
         low, high = self.preprocessing.output_range
         slack = 1e-4 * (high - low)
         out: list[bytes | RangeError] = []
@@ -312,5 +325,5 @@ class Renderer:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_fn"] = None
+        state["_fns"] = {}
         return state

@@ -18,7 +18,7 @@ from typing import Any
 
 from transforms.op_base import Op, Params, Shape, check_interval, register
 from transforms.rng import Rng
-from transforms.tfmath import stable
+from transforms.tfmath import channelwise, stable
 
 # x / 255 is written x * (1 / 255): in a tf.function Grappler rewrites a division by a
 # constant into that product, so spelling it out gives the same bytes eagerly and traced.
@@ -115,7 +115,8 @@ class Contrast(Op):
         total = tf.cond(narrow, by_rows, at_once)[:, tf.newaxis, tf.newaxis, :]
         count = tf.cast(tf.shape(images)[1], tf.int64) * tf.cast(tf.shape(images)[2], tf.int64)
         mean = tf.cast(tf.cast(total, tf.float64) / tf.cast(count, tf.float64), tf.float32)
-        return clip255((images - mean) * per_image(params["factor"]) + mean)
+        factor = tf.reshape(per_image(params["factor"]), [-1, 1, 1])  # per image, over rows [B, H, W*3]
+        return clip255(channelwise(lambda x, m: (x - m) * factor + m, images, mean))
 
 
 @register

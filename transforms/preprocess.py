@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from transforms.errors import ConfigError
+from transforms.tfmath import channelwise
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -79,10 +80,11 @@ class Preprocessing:
         if self.mode == "scale_0_1":
             return x / 255.0
         if self.mode == "caffe":
-            return x[..., ::-1] - tf.constant(CAFFE_MEAN_BGR, tf.float32)
+            return channelwise(tf.subtract, x[..., ::-1], tf.constant(CAFFE_MEAN_BGR, tf.float32))
         if self.mode in ("torch", "mean_std"):
             mean, std = (TORCH_MEAN, TORCH_STD) if self.mode == "torch" else (self.mean, self.std)
-            return (x / 255.0 - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+            centred = channelwise(tf.subtract, x / 255.0, tf.constant(mean, tf.float32))
+            return channelwise(tf.divide, centred, tf.constant(std, tf.float32))
         return x
 
     def describe(self) -> dict[str, Any]:
