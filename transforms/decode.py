@@ -179,13 +179,13 @@ class Decoder:
 
         alpha_fill = self.alpha_fill
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
         def decode(data: Any) -> Any:
             image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
             image = tf.ensure_shape(image, [None, None, None])
             return to_rgb(image, alpha_fill)
 
-        return decode
+        return decode.get_concrete_function()  # called directly: no per-call binding (see augment.Renderer)
 
     def _decode(self, data: bytes, fmt: str) -> Any:
         import tensorflow as tf
