@@ -35,5 +35,5 @@ setup(
         "gcp": [f"apache-beam[gcp]=={BEAM}"],
         "aws": [f"apache-beam[aws]=={BEAM}"],
     },
-    entry_points={"console_scripts": ["augbeam=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["augbeam=pipeline.cli:entry"]},
 )

@@ -1,5 +1,5 @@
 """``python -m pipeline`` is the ``augbeam`` command."""
 
-from pipeline.cli import main
+from pipeline.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import pytest
 
 from pipeline.cli import main
 from pipeline.options import JobConfig
 from pipeline.records import TFRecordWriter, build_example, parse_spec
-from tests.conftest import PHOTOS
+from tests.conftest import PHOTOS, ROOT
 
 
 def test_tfrecord_framing_reads_back_in_tensorflow(tmp_path):
@@ -164,3 +167,33 @@ def test_framing_uses_the_hardware_crc32c_and_it_equals_crcmods():
     slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
     for data in (b"", b"a", os.urandom(100_003)):
         assert google_crc32c.value(data) == slow(data)
+
+
+def _augbeam(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    """The command as a user runs it: ``python -m pipeline ...`` (or ``code`` calling ``cli.entry``), piped."""
+    argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "pipeline", *args]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_quick_exit_flushes_piped_output_and_keeps_the_exit_code(tmp_path):
+    done = _augbeam("ops", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert {op["name"] for op in json.loads(done.stdout)} >= {"rotation", "contrast"}  # the whole text arrived
+    done = _augbeam("run", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("augbeam: error: --input")
+
+
+def test_the_quick_exit_still_runs_exit_handlers(tmp_path):
+    marker = tmp_path / "handler-ran"
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+        "sys.argv = ['augbeam', 'models']\n"
+        "from pipeline.cli import entry\n"
+        "entry()\n"
+    )
+    done = _augbeam(code=code)
+    assert done.returncode == 0, done.stderr
+    assert "mobilenet_v2" in done.stdout
+    assert marker.read_text() == "yes"
