@@ -239,7 +239,12 @@ class Renderer:
             if not done_final:
                 x, before = final(as_float(x))
             x = tf.ensure_shape(x, [None, height, width, 3])
-            after = _stats(self.preprocessing(x))
+            if enc.stores_preprocessed(self.encoding):  # the model's input is what is written: check it
+                model_input = self.preprocessing(x)
+                return tf.cast(model_input, self.encoding), tf.concat([before, _stats(model_input)], axis=1)
+            # Pixels are written and the reader preprocesses them. Finite [0, 255] pixels (the guard above, then
+            # the resize's clip) map into the model's declared range by construction: there is nothing to check.
+            after = tf.tile(tf.constant([[0.0, 0.0, 1.0]]), tf.stack([tf.shape(x)[0], 1]))
             if self.encoding in ("jpeg", "png"):
                 payload = tf.map_fn(
                     lambda im: enc.encode(im, self.encoding, self.preprocessing, self.jpeg_quality),
@@ -248,7 +253,7 @@ class Renderer:
                 )
             else:
                 payload = enc.encode(x, self.encoding, self.preprocessing, self.jpeg_quality)
-            return payload, tf.concat([before, after], axis=1)
+            return payload, tf.concat([before, after], axis=1)  # "after": finite, never compared (see below)
 
         @tf.function(
             autograph=False,
@@ -273,8 +278,9 @@ class Renderer:
         """Payloads for same-size uint8 images [B, H, W, 3]; a ``RangeError`` where a guard failed.
 
         Guards: uint8 input is [0, 255] by type; what the ops produce must be
-        finite and in [0, 255] (checked before the final resize clips it); the
-        preprocessed image must be finite and in the model's declared range.
+        finite and in [0, 255] (checked before the final resize clips it); where
+        the record holds the model's input (float encodings), it must be finite
+        and in the model's declared range.
         """
         images = np.asarray(images)
         if images.dtype != np.uint8:
@@ -288,6 +294,7 @@ class Renderer:
         payloads, stats = self._fns[single](images, applied, values)
         low, high = self.preprocessing.output_range
         slack = 1e-4 * (high - low)
+        check_model_input = enc.stores_preprocessed(self.encoding)
         out: list[bytes | RangeError] = []
         for item, (b_min, b_max, b_ok, a_min, a_max, a_ok) in zip(payloads.numpy(), stats.numpy(), strict=True):
             # Min and max of a non-finite image depend on how a reduction met the NaN: not reported.
@@ -300,6 +307,8 @@ class Renderer:
                         "an op produced out-of-range values"
                     )
                 )
+            elif not check_model_input:
+                out.append(enc.to_payload(item, self.encoding))
             elif not a_ok:
                 out.append(RangeError(f"preprocessed values are not finite ({self.preprocessing.name!r})"))
             elif a_min < low - slack or a_max > high + slack:
