@@ -61,14 +61,13 @@ def resolve_tf_threads(requested: int | str, beam_args: list[str]) -> int:
     requested = parse_tf_threads(requested)
     if requested != AUTO:
         return int(requested)
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-    from pipeline.runners import DEFAULT_RUNNER, is_local
+    from pipeline.runners import is_local, runner_name
 
-    options = PipelineOptions(list(beam_args))
-    if not is_local(options.view_as(StandardOptions).runner or DEFAULT_RUNNER):
+    if not is_local(runner_name(beam_args)):
         return 0
-    direct = options.view_as(DirectOptions)
+    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
     workers = direct.direct_num_workers
     if workers is not None and workers <= 0:  # Beam: 0 means one worker per core
         workers = usable_cpus()
