@@ -223,9 +223,9 @@ class ShardProcessor:
         """Renders same-size items in one call; on failure, one by one so only the bad record fails."""
         cfg = self.config
         try:
-            payloads: list[bytes | Exception] = list(
-                renderer.render_checked(np.stack([it.image for it in items]), [it.sampled for it in items])
-            )
+            # One image (the usual case: sizes rarely repeat) is passed as a view, not copied into a stack.
+            images = np.asarray(items[0].image)[np.newaxis] if len(items) == 1 else np.stack([it.image for it in items])
+            payloads: list[bytes | Exception] = list(renderer.render_checked(images, [it.sampled for it in items]))
         except ConfigError:
             raise  # a setup problem (device, config), not bad data: fail the job
         except Exception:  # find the record that failed

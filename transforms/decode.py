@@ -34,6 +34,7 @@ from typing import Any
 
 from transforms import formats
 from transforms.formats import DEPTH_MODES, NAMES, SUPPORTED, DecodeError
+from transforms.tfcall import FlatCall
 
 # Pillow's decompression-bomb threshold: far above real photos, far below harm.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -185,7 +186,7 @@ class Decoder:
             image = tf.ensure_shape(image, [None, None, None])
             return to_rgb(image, alpha_fill)
 
-        return decode.get_concrete_function()  # called directly: no per-call binding (see augment.Renderer)
+        return FlatCall(decode.get_concrete_function())  # no per-call binding (transforms.tfcall)
 
     def _decode(self, data: bytes, fmt: str) -> Any:
         import tensorflow as tf
@@ -203,7 +204,7 @@ class Decoder:
             formats.check_bmp(data)
         if self._fn is None:
             self._fn = self._build()
-        image = self._fn(tf.constant(data))
+        image = self._fn(data)
         if fmt == "jpeg":
             return formats.orient(image, formats.jpeg_orientation(data))
         palette = formats.bmp_palette(data) if fmt == "bmp" else None
