@@ -18,6 +18,7 @@ equals its result alone, so batching never changes the bytes (tested).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from typing import Any
@@ -131,7 +132,7 @@ class Renderer:
     encoding: str
     jpeg_quality: int = 95
     device: str = "auto"
-    _fns: dict[bool, Any] = dataclasses.field(default_factory=dict, repr=False)  # by "one image per call"
+    _fns: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)  # by "one image per call", or encoded
     trace_count: int = 0
 
     def __post_init__(self) -> None:
@@ -182,9 +183,15 @@ class Renderer:
 
         return tf.cond(tf.reduce_any(applied[:, i]), some, lambda: x)
 
-    def _build(self, single: bool = False) -> Any:
-        """The traced render function; ``single``: for one image (``single_path`` plans), the last run unlooped."""
+    def _build(self, single: bool = False, alpha_fill: float | None = None) -> Any:
+        """The traced render function; ``single``: for one image (``single_path`` plans), the last run unlooped.
+
+        With ``alpha_fill``: the function that decodes too (``render_encoded``), each image rendered as alone.
+        """
         import tensorflow as tf
+
+        from transforms.decode import decode_rgb
+        from transforms.formats import orient_graph
 
         n = len(self.ops)
         height, width = self.size
@@ -271,9 +278,44 @@ class Renderer:
             with tf.device(device):
                 return body(images, applied, values)
 
+        def decode_and_render(data: Any, size: Any, orientation: Any, flags: Any, vals: Any) -> Any:
+            """One encoded image: decoded as ``Decoder`` does, checked against its header's size, rendered alone."""
+            image = orient_graph(decode_rgb(data, alpha_fill), orientation)
+            check = tf.debugging.assert_equal(tf.shape(image)[:2], size, message="decoded size differs from header")
+            with tf.control_dependencies([check]):
+                image = tf.identity(image)
+            payload, stats = body(image[tf.newaxis], flags[tf.newaxis], vals[tf.newaxis])
+            return payload[0], stats[0]
+
+        payload_spec = (
+            tf.TensorSpec([], tf.string)
+            if self.encoding in ("jpeg", "png")
+            else tf.TensorSpec([height, width, 3], enc.stored_dtype(self.encoding))
+        )
+
+        @tf.function(
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None], tf.string),
+                tf.TensorSpec([None, 2], tf.int32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, n], tf.bool),
+                tf.TensorSpec([None, n, self.width_params], tf.float32),
+            ],
+        )
+        def render_encoded(data: Any, sizes: Any, orientations: Any, applied: Any, values: Any) -> Any:
+            self.trace_count += 1
+            with tf.device(device) if device is not None else contextlib.nullcontext():
+                return tf.map_fn(
+                    lambda elem: decode_and_render(*elem),
+                    (data, sizes, orientations, applied, values),
+                    fn_output_signature=(payload_spec, tf.TensorSpec([6], tf.float32)),
+                )
+
         # The concrete function through its flat call: no trace lookup, argument binding or spec checks per call
         # (transforms.tfcall; render_checked checks the shapes it passes).
-        return FlatCall(render.get_concrete_function())
+        chosen = render if alpha_fill is None else render_encoded
+        return FlatCall(chosen.get_concrete_function())
 
     def render_checked(self, images: Any, sampled: list[list[dict[str, Any]]]) -> list[bytes | RangeError]:
         """Payloads for same-size uint8 images [B, H, W, 3]; a ``RangeError`` where a guard failed.
@@ -291,10 +333,42 @@ class Renderer:
         single = len(images) == 1 and self.single_path
         if self._fns.get(single) is None:
             self._fns[single] = self._build(single)
+        applied, values = self._packed(sampled)
+        return self._checked(*self._fns[single](images, applied, values))
+
+    def render_encoded(
+        self,
+        data: list[bytes],
+        shapes: list[tuple[int, int]],
+        orientations: list[int],
+        sampled: list[Any],
+        alpha_fill: float,
+    ) -> list[bytes | RangeError]:
+        """Payloads straight from encoded JPEG / 8-bit PNG bytes, in one call for images of any sizes.
+
+        ``shapes`` and ``orientations`` come from the headers
+        (``decode.header_shape``); the decoded image must have that size, else
+        the call raises (the caller then decodes and renders the usual way).
+        Each image is decoded as ``Decoder`` does and rendered as alone, so
+        the bytes equal ``render_checked`` on the decoded image (tested).
+        """
+        if len(data) != len(shapes) or len(data) != len(orientations) or len(data) != len(sampled):
+            raise ValueError("render_encoded: data, shapes, orientations and params must have the same length")
+        key = ("encoded", float(alpha_fill))
+        if self._fns.get(key) is None:
+            self._fns[key] = self._build(self.single_path, alpha_fill=float(alpha_fill))
+        applied, values = self._packed(sampled)
+        sizes = np.asarray(shapes, np.int32).reshape(-1, 2)
+        return self._checked(
+            *self._fns[key](np.asarray(data, object), sizes, np.asarray(orientations, np.int32), applied, values)
+        )
+
+    def _packed(self, sampled: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         packed = [self.pack(s) for s in sampled]
-        applied = np.stack([a for a, _ in packed])
-        values = np.stack([v for _, v in packed])
-        payloads, stats = self._fns[single](images, applied, values)
+        return np.stack([a for a, _ in packed]), np.stack([v for _, v in packed])
+
+    def _checked(self, payloads: Any, stats: Any) -> list[bytes | RangeError]:
+        """The range guards' verdict per image: its payload, or a ``RangeError`` (see ``render_checked``)."""
         low, high = self.preprocessing.output_range
         slack = 1e-4 * (high - low)
         check_model_input = enc.stores_preprocessed(self.encoding)

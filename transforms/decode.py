@@ -161,6 +161,36 @@ def to_rgb(image: Any, alpha_fill: float, premultiplied: bool = False) -> Any:
     return tf.cond(has_alpha, composite, lambda: color)
 
 
+def decode_rgb(data: Any, alpha_fill: float) -> Any:
+    """TF ops: JPEG, PNG (8-bit), GIF or BMP bytes to RGB uint8 [H, W, 3], before EXIF orientation."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+    image = tf.ensure_shape(image, [None, None, None])
+    return to_rgb(image, alpha_fill)
+
+
+def header_shape(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int] | None:
+    """(height, width, EXIF orientation) of a plain JPEG or 8-bit PNG, upright, from its header alone; else None.
+
+    Raises ``DecodeError`` as the decoder would for what the header alone
+    refuses (empty, unknown, too large). None means: decode to learn the
+    shape (other formats, 16-bit PNG, an unreadable size). The decoded image
+    is still checked against this shape (``augment.Renderer.render_encoded``).
+    """
+    fmt = check_image_bytes(data, max_pixels)
+    if fmt not in ("jpeg", "png") or (fmt == "png" and formats.png_bit_depth(data) != 8):
+        return None
+    size = peek_size(data, fmt)
+    if size is None:
+        return None
+    height, width = size
+    orientation = formats.jpeg_orientation(data) if fmt == "jpeg" else 1
+    if orientation >= 5:  # transposed: width and height swap
+        height, width = width, height
+    return height, width, orientation
+
+
 class Decoder:
     """Decodes bytes to RGB uint8; TensorFlow's own formats through one traced function (traced on first use).
 
@@ -182,9 +212,7 @@ class Decoder:
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
         def decode(data: Any) -> Any:
-            image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
-            image = tf.ensure_shape(image, [None, None, None])
-            return to_rgb(image, alpha_fill)
+            return decode_rgb(data, alpha_fill)
 
         return FlatCall(decode.get_concrete_function())  # no per-call binding (transforms.tfcall)
 

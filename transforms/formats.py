@@ -186,6 +186,14 @@ def orient(image: Any, orientation: int) -> Any:
     return image
 
 
+def orient_graph(image: Any, orientation: Any) -> Any:
+    """``orient`` with the orientation a tensor (1..8), for use inside a traced function: the same pixels."""
+    import tensorflow as tf
+
+    branches = [lambda: image] + [lambda k=k: orient(image, k) for k in range(2, 9)]
+    return tf.switch_case(tf.clip_by_value(orientation, 1, 8) - 1, branches)
+
+
 def check_bmp(data: bytes) -> None:
     """Refuses BMP layouts TensorFlow decodes wrongly or not at all."""
     if struct.unpack("<I", data[14:18])[0] < 40:
