@@ -24,6 +24,7 @@ import os
 import stat
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -86,7 +87,7 @@ class ShardProcessor:
 
     def setup(self) -> None:
         """Imports and sizes TensorFlow, then builds decoders and renderers (traced on first use)."""
-        from pipeline.worker_runtime import configure_tensorflow
+        from pipeline.worker_runtime import configure_tensorflow, usable_cpus
         from transforms.augment import Augmenter, Renderer, device_name
         from transforms.decode import Decoder
 
@@ -97,6 +98,10 @@ class ShardProcessor:
         # On a CPU, a key's only copy in a shard is decoded inside its render call (``_plan_encoded``). With a GPU
         # the usual path stays: decoding runs on the CPU and same-size batches go to the GPU together.
         self.decode_in_render = cfg.device == "cpu" or (cfg.device == "auto" and not _gpus())
+        # Where TensorFlow has more than one thread, a helper thread makes those calls, so the worker's Python
+        # (reading, hashing, building records) overlaps TensorFlow's work instead of leaving cores idle.
+        threads = self.tf_threads or usable_cpus()
+        self.render_thread = ThreadPoolExecutor(1, "augbeam-render") if self.decode_in_render and threads > 1 else None
         self.decoder = Decoder(alpha_fill=cfg.alpha_fill, max_pixels=cfg.max_pixels, depth=cfg.high_bit_depth)
         self._augmenters: dict[str, Any] = {}
         self._renderers: dict[str, Any] = {}
@@ -177,16 +182,19 @@ class ShardProcessor:
                 else:
                     batches.add(_Pending(rec, image, sampled, source_sha, position))
 
-            def render_encoded(items: list[_Encoded]) -> None:
-                """One call decodes and renders them all; if it fails, each goes the usual way (decode, then render)."""
+            def call_encoded(items: list[_Encoded]) -> list[bytes | Exception]:
+                return renderer.render_encoded(
+                    [it.data for it in items],
+                    [it.shape for it in items],
+                    [it.orientation for it in items],
+                    [it.sampled for it in items],
+                    cfg.alpha_fill,
+                )
+
+            def finish_encoded(result: Any, items: list[_Encoded]) -> None:
+                """``result()`` gives the group's payloads; if the call failed, each goes the usual way."""
                 try:
-                    payloads = renderer.render_encoded(
-                        [it.data for it in items],
-                        [it.shape for it in items],
-                        [it.orientation for it in items],
-                        [it.sampled for it in items],
-                        cfg.alpha_fill,
-                    )
+                    payloads = result()
                 except ConfigError:
                     raise
                 except Exception:  # a file the header alone could not judge: the usual path names the reason
@@ -196,6 +204,21 @@ class ShardProcessor:
                 self._finish(
                     split, [(it.rec, it.sampled, it.source_sha, it.position) for it in items], payloads, slots, errors
                 )
+
+            running: list[tuple[Any, list[_Encoded]]] = []  # the group rendering on the helper thread, if any
+
+            def render_encoded(items: list[_Encoded]) -> None:
+                """One call decodes and renders the group; with a helper thread, while the last group is finished."""
+                if self.render_thread is None:
+                    finish_encoded(lambda: call_encoded(items), items)
+                    return
+                future = self.render_thread.submit(call_encoded, items)
+                drain()
+                running.append((future.result, items))
+
+            def drain() -> None:
+                while running:
+                    finish_encoded(*running.pop(0))
 
             encoded = _Group(cfg.batch_size, render_encoded)
             for position, rec in enumerate(ordered):
@@ -210,14 +233,18 @@ class ShardProcessor:
                 left[rec.key] -= 1
                 if position - done >= window:
                     encoded.flush()
+                    drain()
                     batches.flush_all()
                 write_ready()
                 self.peak_in_flight = max(self.peak_in_flight, position + 1 - done)
                 progress.update(done, writer.records, len(errors), failed_inputs)
             encoded.flush()
+            drain()
             batches.flush_all()
             write_ready()
         fsutil.commit(temp, final)
+        # Error rows in a fixed order, whatever order the groups finished in: the same shard, the same sidecar.
+        errors.sort(key=lambda e: (e["key"], -1 if e["copy"] is None else e["copy"], e["stage"]))
         summary = {
             "split": split,
             "shard": shard,

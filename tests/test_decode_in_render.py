@@ -83,7 +83,9 @@ def test_a_size_that_differs_from_the_header_fails_the_call():
         renderer.render_encoded([raw], [(height + 10, width)], [orientation], [params], alpha_fill=255)
 
 
-def _shard(tmp_path: Path, root: Path, decode_in_render: bool, lie_about: str | None, monkeypatch) -> dict:
+def _shard(
+    tmp_path: Path, root: Path, decode_in_render: bool, lie_about: str | None, monkeypatch, threaded: bool = False
+) -> dict:
     """Writes one shard of every file under ``root`` (one copy each); returns its bytes, sidecar and errors."""
     out = tmp_path / ("fused" if decode_in_render else "usual")
     (out / ".augbeam-work").mkdir(parents=True)
@@ -102,8 +104,9 @@ def _shard(tmp_path: Path, root: Path, decode_in_render: bool, lie_about: str | 
             return found
 
         monkeypatch.setattr(shard_worker, "header_shape", lying)
-    processor = ShardProcessor(config)
+    processor = ShardProcessor(config, tf_threads=2 if threaded else 1)
     processor.setup()
+    assert (processor.render_thread is not None) == threaded  # two TensorFlow threads: calls on a helper thread
     processor.decode_in_render = decode_in_render
     calls = []
     if decode_in_render:
@@ -120,15 +123,15 @@ def _shard(tmp_path: Path, root: Path, decode_in_render: bool, lie_about: str | 
     }
 
 
-@pytest.mark.parametrize("lie", [False, True])
-def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monkeypatch, lie):
+@pytest.mark.parametrize(("lie", "threaded"), [(False, False), (True, False), (False, True), (True, True)])
+def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monkeypatch, lie, threaded):
     root = tmp_path / "in"
     shutil.copytree(PHOTOS / "train", root)
     for name in ("truncated_half.jpg", "not_an_image.jpg", "empty.jpg", "rgb16.png", "exif_rotate6.jpg", "rgba.png"):
         shutil.copy(DATA / name, root / "everyday" / name)
     liar = hashlib.sha256((root / "everyday" / "rgba.png").read_bytes()).hexdigest() if lie else None
     usual = _shard(tmp_path, root, False, None, monkeypatch)
-    fused = _shard(tmp_path, root, True, liar, monkeypatch)
+    fused = _shard(tmp_path, root, True, liar, monkeypatch, threaded)
     assert fused["calls"] == len(list(root.rglob("*.*"))) and usual["calls"] == 0
     assert fused["bytes"] == usual["bytes"]
     assert fused["errors"] == usual["errors"]
