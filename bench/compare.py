@@ -47,6 +47,9 @@ the check below verifies it):
   --config standard --image-size 224 224 --num-shards S -- BEAM`` with
   ``--direct_num_workers=1`` resp. ``--direct_num_workers=2
   --direct_running_mode=multi_processing``; the whole subprocess is timed.
+  ``project_1w_1t``: one worker with ``--tf-threads 1``, the thread budget
+  each of the two workers gets, for the scaling of workers at a fixed budget
+  (``project_1w`` uses every core in its one process).
 
 Where the baselines differ from the job (the check reports the size):
 - ``pillow``: PIL's own JPEG decode; rotation resampled by PIL on uint8 and
@@ -74,7 +77,8 @@ the 1-worker job's.
 Reported per encoding: images/s at 4N (whole run), steady images/s from the
 N and 4N times (per image = (t4N - tN) / 3N), fixed start-up (tN - N * per
 image), CPU-seconds per image (whole run at 4N, and steady), peak RSS at N and
-4N, ratios project/tf_data, project_2w/pillow, 2-worker/1-worker scaling and
+4N, ratios project/tf_data, project_2w/pillow, 2-worker/1-worker scaling (against both
+one-worker variants) and
 the project's RSS(4N)/RSS(N). The environment (the Beam runner that actually
 ran, protobuf backend, the CRC32C implementation of ``pipeline.records``,
 versions, CPUs) is probed after the timed runs, in one untimed process that
@@ -114,7 +118,7 @@ sys.path.insert(0, str(ROOT))
 
 from make_corpus import make_corpus  # noqa: E402
 
-VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_2w")
+VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w")
 ENCODINGS = ("float32", "uint8")
 CONFIG = "standard"
 MODEL = "mobilenet_v2"
@@ -122,8 +126,13 @@ SIZE = (224, 224)
 STANDARD_OPS = ("random_resized_crop", "horizontal_flip", "rotation", "brightness", "contrast")
 BEAM_ARGS = {
     "project_1w": ["--direct_num_workers=1"],
+    "project_1w_1t": ["--direct_num_workers=1"],
     "project_2w": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
 }
+# One worker held to one TensorFlow thread: what each of the two workers gets (``--tf-threads auto``), so
+# 2 workers / this is the scaling of workers at a fixed budget per worker. project_1w is one worker as a
+# user runs it (TensorFlow's default threads: every core).
+CLI_ARGS = {"project_1w_1t": ["--tf-threads", "1"]}
 MIB = 1024.0 * 1024.0
 
 
@@ -368,6 +377,7 @@ def project_command(
         str(shards),
         "--seed",
         str(seed),
+        *CLI_ARGS.get(variant, []),
         "--",
         *BEAM_ARGS[variant],
     ]
@@ -700,6 +710,7 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
         "project_2w/tf_data": rate_ratio("project_2w", "tf_data"),
         "project_2w/pillow": rate_ratio("project_2w", "pillow"),
         "project_2w/project_1w (scaling)": rate_ratio("project_2w", "project_1w"),
+        "project_2w/project_1w_1t (scaling, one TF thread per worker)": rate_ratio("project_2w", "project_1w_1t"),
     }
     for variant in ("project_1w", "project_2w"):
         if variant in by:
