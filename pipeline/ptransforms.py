@@ -115,6 +115,11 @@ class _WriteShardFn(beam.DoFn):
         self.processor = ShardProcessor(self.config, self.tf_threads)
         self.processor.setup()
 
+    def teardown(self) -> None:
+        processor = getattr(self, "processor", None)
+        if processor is not None:
+            processor.close()
+
     def process(self, element: tuple[ShardKey, Iterable[PlannedRecord]]) -> Iterator[dict[str, Any]]:
         (split, shard), planned = element
         summary = self.processor.process(split, shard, self.shards[split], list(planned))

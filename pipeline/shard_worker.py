@@ -117,6 +117,12 @@ class ShardProcessor:
                 device=cfg.device,
             )
 
+    def close(self) -> None:
+        """Stops the helper thread, if any (the DoFn's teardown)."""
+        if getattr(self, "render_thread", None) is not None:
+            self.render_thread.shutdown(wait=True)
+            self.render_thread = None
+
     def process(self, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]) -> dict[str, Any]:
         """Writes the shard and its sidecar; returns the shard's summary.
 

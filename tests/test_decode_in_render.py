@@ -39,8 +39,10 @@ def inputs() -> list[tuple[str, bytes]]:
     return named + [(f"orientation{k}.jpg", with_orientation(k)) for k in range(1, 9)]
 
 
-@pytest.mark.parametrize("encoding", ["uint8", "float32", "jpeg"])
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize(
+    ("preset", "encoding"),
+    [(preset, encoding) for preset in sorted(PRESETS) for encoding in ("uint8", "float32")] + [("standard", "jpeg")],
+)
 def test_encoded_render_gives_the_bytes_of_decode_then_render(inputs, preset, encoding):
     ops = load_ops(preset)
     augmenter = Augmenter(ops, seed=7)
@@ -138,3 +140,18 @@ def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monke
     assert {e["key"].split("/")[-1] for e in usual["errors"]} == {"truncated_half.jpg", "not_an_image.jpg", "empty.jpg"}
     assert fused["index"] == usual["index"]
     assert fused["summary"] == usual["summary"]
+
+
+def test_close_stops_the_helper_thread(tmp_path):
+    import threading
+
+    config = JobConfig.create(input=str(PHOTOS), output=str(tmp_path), image_size=(8, 8))
+    processor = ShardProcessor(config, tf_threads=2)
+    processor.setup()
+    future = processor.render_thread.submit(threading.current_thread)
+    helper = future.result()
+    assert helper.name.startswith("augbeam-render") and helper.is_alive()
+    processor.close()
+    helper.join(timeout=5)
+    assert processor.render_thread is None and not helper.is_alive()
+    processor.close()  # twice is harmless (a DoFn's teardown may follow a failed setup)
