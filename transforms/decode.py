@@ -104,6 +104,11 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """Refuses empty, unknown, unsupported and oversized inputs before decoding; returns the format."""
+    return _check_header(data, max_pixels)[0]
+
+
+def _check_header(data: bytes, max_pixels: int) -> tuple[str, tuple[int, int] | None]:
+    """``check_image_bytes``, also returning the header's (height, width) where one was read."""
     if not data:
         raise DecodeError("EmptyFile", "the file is empty (0 bytes)")
     fmt = sniff_format(data)
@@ -117,7 +122,7 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     size = peek_size(data, fmt)
     if size is None:
         if fmt in ("tiff", "webp", "dicom"):
-            return fmt  # no cheap size: the decoded size is checked instead
+            return fmt, None  # no cheap size: the decoded size is checked instead
         raise DecodeError("CorruptImage", f"{name} header is unreadable or truncated")
     height, width = size
     if height <= 0 or width <= 0:
@@ -133,7 +138,7 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
             f"{name} header says {width}x{height}{what} = {height * width * frames} pixels, "
             f"over --max-pixels {max_pixels}",
         )
-    return fmt
+    return fmt, size
 
 
 def to_rgb(image: Any, alpha_fill: float, premultiplied: bool = False) -> Any:
@@ -178,11 +183,8 @@ def header_shape(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int
     shape (other formats, 16-bit PNG, an unreadable size). The decoded image
     is still checked against this shape (``augment.Renderer.render_encoded``).
     """
-    fmt = check_image_bytes(data, max_pixels)
-    if fmt not in ("jpeg", "png") or (fmt == "png" and formats.png_bit_depth(data) != 8):
-        return None
-    size = peek_size(data, fmt)
-    if size is None:
+    fmt, size = _check_header(data, max_pixels)  # the size read once, for the checks and for the shape
+    if fmt not in ("jpeg", "png") or (fmt == "png" and formats.png_bit_depth(data) != 8) or size is None:
         return None
     height, width = size
     orientation = formats.jpeg_orientation(data) if fmt == "jpeg" else 1
