@@ -193,13 +193,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietBeamImports())
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, beam_args = split_beam_args(argv)
+    from pipeline import warm_workers
+
+    # First thing, before this process imports NumPy or Beam: local worker processes, if the job has them, then
+    # start with TensorFlow imported (a parse error below stops the server again at once).
+    warm = None
+    if ours[:1] == ["run"]:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
+        warm = warm_workers.start(beam_args)
+    try:
+        return _main(ours, beam_args, warm)
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _main(ours: list[str], beam_args: list[str], warm: Any) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(ours)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (Beam options go after a bare '--')")
     try:
         if args.command == "run":
-            return _run(args, beam_args)
+            return _run(args, beam_args, warm)
         if beam_args:
             parser.error(f"'augbeam {args.command}' takes no Beam options")
         if args.command == "ops":
@@ -224,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+def _run(args: argparse.Namespace, beam_args: list[str], warm: Any) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
     from pipeline.job import run_job
     from pipeline.options import JobConfig
@@ -266,7 +282,12 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         device_name("gpu")  # fail now, in one line, rather than inside a worker
     started = time.perf_counter()
     manifest = run_job(
-        config, beam_args, progress=args.progress, shared_mount=args.shared_mount, tf_threads=args.tf_threads
+        config,
+        beam_args,
+        progress=args.progress,
+        shared_mount=args.shared_mount,
+        tf_threads=args.tf_threads,
+        warm_workers=warm,
     )
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0

@@ -21,6 +21,8 @@ from pipeline.options import JobConfig
 from pipeline.runners import check_paths_reachable, worker_packaging
 from pipeline.shard_worker import WORK_DIR
 from pipeline.tfds_info import DATASET_INFO as TFDS_INFO
+from pipeline.warm_workers import WarmWorkers
+from pipeline.warm_workers import start as start_warm_workers
 from pipeline.worker_runtime import resolve_tf_threads
 
 
@@ -110,6 +112,7 @@ def run_job(
     on_result: Callable[[Any], None] | None = None,
     shared_mount: bool = False,
     tf_threads: int | str = "auto",
+    warm_workers: WarmWorkers | None = None,
 ) -> dict[str, Any]:
     """Runs the whole job and returns the manifest.
 
@@ -117,8 +120,28 @@ def run_job(
     stderr; it and ``tf_threads`` (``worker_runtime.resolve_tf_threads``)
     are arguments, not part of ``JobConfig``, because they never change the
     output. ``on_result`` gets Beam's ``PipelineResult`` (its metrics) before
-    finalizing; the manifest never holds runner details.
+    finalizing; the manifest never holds runner details. ``warm_workers``:
+    a fork server the caller started early (``pipeline.warm_workers``); when
+    None, one is started here where it applies, and stopped at the end.
     """
+    own = warm_workers is None
+    warm = start_warm_workers(beam_args or []) if own else warm_workers
+    try:
+        return _run_job(config, beam_args or [], progress, on_result, shared_mount, tf_threads, warm)
+    finally:
+        if own and warm is not None:
+            warm.close()
+
+
+def _run_job(
+    config: JobConfig,
+    beam_args: list[str],
+    progress: str,
+    on_result: Callable[[Any], None] | None,
+    shared_mount: bool,
+    tf_threads: int | str,
+    warm: WarmWorkers | None,
+) -> dict[str, Any]:
     import apache_beam as beam
 
     from pipeline.progress import ProgressMonitor
@@ -126,16 +149,17 @@ def run_job(
     from pipeline.shard_worker import progress_dir
 
     listing = list_inputs(config.input, config.classes)
-    options = pipeline_options(beam_args or [])
-    threads = resolve_tf_threads(tf_threads, beam_args or [])
+    options = pipeline_options(beam_args)
+    threads = resolve_tf_threads(tf_threads, beam_args)
     items = [item.path for item in listing.items]
-    check_paths_reachable(beam_args or [], config.input, config.output, items, shared_mount)
+    check_paths_reachable(beam_args, config.input, config.output, items, shared_mount)
     check_listing_errors(listing, config.max_error_rate)
     planned = sum(config.copies_for(item.split) for item in listing.items)
     monitor = ProgressMonitor(progress_dir(config.output), planned, progress)  # a bad mode fails before any delete
     prepare_output(config, listing)
     copies, shards = plan_shards(config, listing)
-    with monitor, beam.Pipeline(options=options) as p:  # Beam runs the graph when its block ends
+    runner = warm.runner(options) if warm is not None else None
+    with monitor, beam.Pipeline(runner=runner, options=options) as p:  # Beam runs the graph when its block ends
         _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)
         _ = (
             p

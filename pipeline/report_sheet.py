@@ -170,7 +170,7 @@ def draw_sheet(tiles: list[tuple[np.ndarray, list[str]]]) -> bytes:
             text = _fit(line, font, CELL_W - PAD, keep_end=i == 0)
             draw.text((x, y + TILE + 3 + i * LINE_H), text, fill=(20, 20, 20) if i < 2 else (70, 70, 70), font=font)
     buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG", optimize=False, compress_level=9)
+    sheet.save(buffer, format="PNG", optimize=False, compress_level=3)  # 9: 6x the time for 1% smaller
     return buffer.getvalue()
 
 
