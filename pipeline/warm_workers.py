@@ -12,8 +12,8 @@ command, so the job runs as it would have. The bytes written are the same:
 the workers run the same code; only their start differs.
 
 Used only where it applies: the DirectRunner (or no ``--runner``) in
-``multi_processing`` mode with more than one worker, not streaming, on a
-platform with ``fork`` and Unix sockets. ``AUGBEAM_WARM_WORKERS=0`` turns it off.
+``multi_processing`` mode with more than one worker, not streaming, on
+Linux. ``AUGBEAM_WARM_WORKERS=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ DIRECT_RUNNERS = frozenset({"directrunner", "direct", "switchingdirectrunner"})
 
 def wanted(beam_args: list[str]) -> bool:
     """Whether ``beam_args`` run the DirectRunner with several local worker processes (parsed without Beam)."""
-    if os.environ.get(DISABLE_ENV, "1") == "0" or not hasattr(os, "fork") or not hasattr(socket, "AF_UNIX"):
+    # Linux only: macOS and Windows have no safe fork of a process that loaded TensorFlow.
+    if os.environ.get(DISABLE_ENV, "1") == "0" or not sys.platform.startswith("linux"):
         return False
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--runner")
