@@ -49,7 +49,9 @@ the check below verifies it):
   --direct_running_mode=multi_processing``; the whole subprocess is timed.
   ``project_1w_1t``: one worker with ``--tf-threads 1``, the thread budget
   each of the two workers gets, for the scaling of workers at a fixed budget
-  (``project_1w`` uses every core in its one process).
+  (``project_1w`` uses every core in its one process). ``project_2w_cold``:
+  ``project_2w`` with ``AUGBEAM_WARM_WORKERS=0``, so Beam starts each worker
+  as a new Python (the start before ``pipeline/warm_workers.py``).
 
 Where the baselines differ from the job (the check reports the size):
 - ``pillow``: PIL's own JPEG decode; rotation resampled by PIL on uint8 and
@@ -118,7 +120,7 @@ sys.path.insert(0, str(ROOT))
 
 from make_corpus import make_corpus  # noqa: E402
 
-VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w")
+VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w", "project_2w_cold")
 ENCODINGS = ("float32", "uint8")
 CONFIG = "standard"
 MODEL = "mobilenet_v2"
@@ -128,11 +130,15 @@ BEAM_ARGS = {
     "project_1w": ["--direct_num_workers=1"],
     "project_1w_1t": ["--direct_num_workers=1"],
     "project_2w": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+    "project_2w_cold": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
 }
 # One worker held to one TensorFlow thread: what each of the two workers gets (``--tf-threads auto``), so
 # 2 workers / this is the scaling of workers at a fixed budget per worker. project_1w is one worker as a
 # user runs it (TensorFlow's default threads: every core).
 CLI_ARGS = {"project_1w_1t": ["--tf-threads", "1"]}
+# Two workers started by Beam's own command (each imports Beam and TensorFlow), not forked from augbeam's
+# server (pipeline/warm_workers.py): the start-up lever measured side by side.
+VARIANT_ENV = {"project_2w_cold": {"AUGBEAM_WARM_WORKERS": "0"}}
 MIB = 1024.0 * 1024.0
 
 
@@ -450,8 +456,14 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
         ran.clear()
         threads.clear()
         argv = project_command(variant, corpus, work / f"probe_{variant}", "uint8", shards, seed)[3:]
-        with contextlib.redirect_stdout(io.StringIO()):
-            rc = cli_main(argv)
+        saved = dict(os.environ)
+        os.environ.update(VARIANT_ENV.get(variant, {}))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                rc = cli_main(argv)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         runners[variant] = {
             "rc": rc,
             "ran": list(ran),
@@ -711,6 +723,7 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
         "project_2w/pillow": rate_ratio("project_2w", "pillow"),
         "project_2w/project_1w (scaling)": rate_ratio("project_2w", "project_1w"),
         "project_2w/project_1w_1t (scaling, one TF thread per worker)": rate_ratio("project_2w", "project_1w_1t"),
+        "project_2w/project_2w_cold (forked warm / Beam-started)": rate_ratio("project_2w", "project_2w_cold"),
     }
     for variant in ("project_1w", "project_2w"):
         if variant in by:
@@ -725,7 +738,7 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
 def print_table(encoding: str, summary: dict[str, Any], n: int, repeats: int) -> None:
     print(f"\nencoding={encoding}, N={n}, 4N={4 * n}, medians of {repeats} interleaved run(s), fresh process each")
     head = (
-        f"{'variant':<12}{'t(N)s':>8}{'t(4N)s':>8}{'img/s 4N':>10}{'img/s steady':>13}{'fixed s':>9}"
+        f"{'variant':<16}{'t(N)s':>8}{'t(4N)s':>8}{'img/s 4N':>10}{'img/s steady':>13}{'fixed s':>9}"
         f"{'CPUs/img':>9}{'CPUs/img st':>12}{'cores':>7}{'RSS N':>8}{'RSS 4N':>8}{'tree N':>8}{'tree 4N':>8}"
     )
     print(head)
@@ -736,7 +749,7 @@ def print_table(encoding: str, summary: dict[str, Any], n: int, repeats: int) ->
 
     for r in summary["rows"]:
         print(
-            f"{r['variant']:<12}{cell(r['median_s_N'], 8, 2)}{cell(r['median_s_4N'], 8, 2)}"
+            f"{r['variant']:<16}{cell(r['median_s_N'], 8, 2)}{cell(r['median_s_4N'], 8, 2)}"
             f"{cell(r['images_per_s_4N_whole_run'], 10, 1)}{cell(r['images_per_s_steady'], 13, 1)}"
             f"{cell(r['fixed_s'], 9, 2)}{cell(r['cpu_s_per_image_4N_whole_run'], 9, 4)}"
             f"{cell(r['cpu_s_per_image_steady'], 12, 4)}{cell(r['cores_busy_4N'], 7, 2)}"
@@ -819,10 +832,10 @@ def main() -> None:
                             cmd += ["--corpus", str(corpora[label]), "--out", str(out), "--encoding", encoding]
                             cmd += ["--seed", str(args.seed)]
                         log = logs / f"{encoding}-{variant}-{label}-{repeat}.log"
-                        result = measure(cmd, log, env, sample_rss=True)
+                        result = measure(cmd, log, {**env, **VARIANT_ENV.get(variant, {})}, sample_rss=True)
                         runs[encoding][variant][label].append(result)
                         print(
-                            f"[{repeat + 1}/{args.repeats}] {encoding:<7} {variant:<11} {label:<2}: "
+                            f"[{repeat + 1}/{args.repeats}] {encoding:<7} {variant:<15} {label:<2}: "
                             f"{result['wall_s']:7.2f} s, CPU {result['cpu_s']:7.2f} s, "
                             f"RSS {result['maxrss_mib']:7.1f} MiB (tree {result['tree_rss_peak_mib']} MiB)",
                             flush=True,

@@ -47,6 +47,9 @@ def test_render_batching_benchmark_runs(tmp_path):
     assert all(r["images_per_s_one"] > 0 and r["images_per_s_batch2"] > 0 for r in result.values())
 
 
+VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w", "project_2w_cold")
+
+
 def test_compare_benchmark_runs(tmp_path):
     """Every variant runs on a tiny corpus and reports positive rates (untimed: nothing about speed is asserted)."""
     out = tmp_path / "compare.json"
@@ -59,7 +62,7 @@ def test_compare_benchmark_runs(tmp_path):
     )
     result = json.loads(out.read_text())
     rows = {row["variant"]: row for row in result["results"]["uint8"]["rows"]}
-    assert set(rows) == {"codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w"}
+    assert set(rows) == {*VARIANTS}
     assert all(r["images_per_s_4N_whole_run"] > 0 and r["cpu_s_per_image_4N_whole_run"] > 0 for r in rows.values())
     assert all(r["images_per_s_steady"] is None or r["images_per_s_steady"] > 0 for r in rows.values())
     assert all(r["peak_rss_mib_N"] > 0 and r["peak_rss_mib_4N"] > 0 for r in rows.values())
@@ -67,4 +70,7 @@ def test_compare_benchmark_runs(tmp_path):
     assert check["pillow"]["same_params"] and check["tf_data"]["same_params"]
     assert check["project_2w_same_shards_as_1w"]
     assert result["environment"]["runners"]["project_1w_1t"]["tf_threads_per_worker"] == 1
+    ran = {variant: {v["runner"] for v in info["ran"]} for variant, info in result["environment"]["runners"].items()}
+    assert ran["project_2w"] == {"ShimWorkersRunner"}  # workers forked from augbeam's server
+    assert "ShimWorkersRunner" not in ran["project_2w_cold"]  # Beam's own worker command
     assert {v["runner"] for info in result["environment"]["runners"].values() for v in info["ran"]}

@@ -262,7 +262,7 @@ def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, mo
 
     seen = []
 
-    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto"):
+    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto", warm_workers=None):
         seen.append(config)
         raise UserError("stopped")
 
