@@ -241,7 +241,7 @@ def _main(ours: list[str], beam_args: list[str], warm: Any) -> int:
 
 
 def _run(args: argparse.Namespace, beam_args: list[str], warm: Any) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
+    """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL and started any warm-worker server)."""
     from pipeline.job import run_job
     from pipeline.options import JobConfig
     from transforms.preprocess import get_preprocessing

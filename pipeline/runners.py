@@ -49,6 +49,11 @@ def runner_name(beam_args: list[str]) -> str:
     return PipelineOptions(list(beam_args)).view_as(StandardOptions).runner or DEFAULT_RUNNER
 
 
+def is_direct(runner: str) -> bool:
+    """True for the DirectRunner itself (short, long or dotted name), not the other local runners."""
+    return runner.rsplit(".", 1)[-1].lower().removesuffix("runner") in {"direct", "switchingdirect"}
+
+
 def is_local(runner: str) -> bool:
     """True for runners whose workers are this machine's Python; accepts short, long and dotted names."""
     name = runner.rsplit(".", 1)[-1].lower()

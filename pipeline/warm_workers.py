@@ -28,10 +28,10 @@ import sys
 import tempfile
 from typing import Any
 
+from pipeline.runners import DEFAULT_RUNNER, is_direct
 from pipeline.worker_shim import BEAM_WORKER_MAIN
 
 DISABLE_ENV = "AUGBEAM_WARM_WORKERS"
-DIRECT_RUNNERS = frozenset({"directrunner", "direct", "switchingdirectrunner"})
 
 
 def wanted(beam_args: list[str]) -> bool:
@@ -48,10 +48,9 @@ def wanted(beam_args: list[str]) -> bool:
         known, _ = parser.parse_known_args(list(beam_args))
     except SystemExit:  # a malformed option: Beam reports it later, in one line
         return False
-    runner = (known.runner or "DirectRunner").rsplit(".", 1)[-1].lower()
     workers = known.direct_num_workers if known.direct_num_workers > 0 else (os.cpu_count() or 1)
     return (
-        runner in DIRECT_RUNNERS
+        is_direct(known.runner or DEFAULT_RUNNER)
         and known.direct_running_mode == "multi_processing"
         and workers > 1
         and not known.streaming
