@@ -18,7 +18,7 @@ from pipeline.errors import UserError
 from pipeline.listing import Listing, list_inputs
 from pipeline.manifest import MANIFEST, finalize
 from pipeline.options import JobConfig
-from pipeline.runners import check_paths_reachable, worker_packaging
+from pipeline.runners import check_paths_reachable, fn_api_runner, worker_packaging
 from pipeline.shard_worker import WORK_DIR
 from pipeline.tfds_info import DATASET_INFO as TFDS_INFO
 from pipeline.warm_workers import WarmWorkers
@@ -158,7 +158,7 @@ def _run_job(
     monitor = ProgressMonitor(progress_dir(config.output), planned, progress)  # a bad mode fails before any delete
     prepare_output(config, listing)
     copies, shards = plan_shards(config, listing)
-    runner = warm.runner(options) if warm is not None else None
+    runner = warm.runner(options) if warm is not None else fn_api_runner(options)  # None: Beam picks
     with monitor, beam.Pipeline(runner=runner, options=options) as p:  # Beam runs the graph when its block ends
         _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)
         _ = (

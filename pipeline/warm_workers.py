@@ -28,7 +28,7 @@ import sys
 import tempfile
 from typing import Any
 
-from pipeline.runners import DEFAULT_RUNNER, is_direct
+from pipeline.runners import DEFAULT_RUNNER, fn_api_runner, is_direct
 from pipeline.worker_shim import BEAM_WORKER_MAIN
 
 DISABLE_ENV = "AUGBEAM_WARM_WORKERS"
@@ -86,14 +86,9 @@ class WarmWorkers:
 
     def runner(self, options: Any) -> Any:
         """Beam's FnApiRunner, set up as the DirectRunner sets it up, that starts workers through the shim."""
-        from apache_beam.portability.api import beam_provision_api_pb2
-        from apache_beam.runners.portability.fn_api_runner import fn_runner
-        from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-        provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        self.used = True
-        return _shim_runner_class()(self.command, provision_info=provision)
+        runner = fn_api_runner(options, _shim_runner_class(), command=self.command)
+        self.used = runner is not None
+        return runner
 
     def close(self) -> None:
         """Stops the server and removes the socket.

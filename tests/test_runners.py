@@ -378,3 +378,46 @@ def test_dockerfile_matches_the_pinned_beam_and_copies_existing_files():
     for source in copied:
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
         assert source not in ignored, f".dockerignore drops {source}, which the Dockerfile copies"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "FnApiRunner"),
+        (["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading"], "FnApiRunner"),
+        (["--runner=apache_beam.runners.direct.direct_runner.SwitchingDirectRunner"], "FnApiRunner"),
+        (["--runner=DirectRunner", "--streaming"], None),
+        (["--runner=BundleBasedDirectRunner"], None),
+        (["--runner=PrismRunner"], None),
+        (["--runner=DataflowRunner"], None),
+    ],
+)
+def test_batch_direct_jobs_run_on_fn_api_runner_without_trying_prism(args, expected):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    runner = runners.fn_api_runner(PipelineOptions(args))
+    assert (type(runner).__name__ if runner is not None else None) == expected
+
+
+def test_fn_api_runner_keeps_the_options_workers_read():
+    """The workers' provision info carries the options, as the DirectRunner passes them."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    runner = runners.fn_api_runner(PipelineOptions(["--direct_num_workers=3", "--direct_running_mode=multi_threading"]))
+    encoded = runner._provision_info.provision_info.pipeline_options
+    assert int(encoded["beam:option:direct_num_workers:v1"]) == 3
+    assert encoded["beam:option:direct_running_mode:v1"] == "multi_threading"
+
+
+def test_a_local_job_leaves_nothing_in_the_temp_folder(tmp_path, monkeypatch):
+    """The DirectRunner's Prism attempt left an empty beam-temp* folder per run; the job no longer makes one."""
+    import tempfile
+
+    from tests.conftest import PHOTOS, run
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    manifest = run(PHOTOS, tmp_path / "out", copies=1, num_shards=1)
+    assert sum(split["counts"]["written"] for split in manifest["splits"].values()) > 0
+    assert sorted(p.name for p in scratch.iterdir()) == []
