@@ -183,6 +183,26 @@ def test_every_exif_orientation_matches_pillow(decoder, orientation):
     assert_close(decoder(data).numpy(), upright, atol=12, mean=1.5)
 
 
+def test_the_traced_orientation_matches_the_eager_one_for_every_value():
+    """orient_graph (inside the render function, branch-free) gives orient's pixels; out-of-range values are 1/8."""
+    import tensorflow as tf
+
+    from transforms.formats import orient, orient_graph
+
+    image = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)  # not square: a wrong transpose shows
+    traced = tf.function(
+        orient_graph, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32)]
+    )
+    for orientation in range(1, 9):
+        expected = np.asarray(orient(tf.constant(image), orientation))
+        np.testing.assert_array_equal(
+            traced(image, orientation).numpy(), expected, err_msg=f"orientation {orientation}"
+        )
+    np.testing.assert_array_equal(traced(image, 0).numpy(), image)
+    np.testing.assert_array_equal(traced(image, 9).numpy(), np.asarray(orient(tf.constant(image), 8)))
+    assert traced.get_concrete_function().structured_outputs.shape.as_list() == [None, None, 3]
+
+
 def test_broken_exif_decodes_as_before(decoder):
     data = read("exif_rotate6.jpg")
     start = data.index(b"Exif\0\0") + 6
