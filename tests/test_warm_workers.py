@@ -151,6 +151,22 @@ def test_a_worker_goes_when_its_shim_goes(tmp_path):
         server.close()
 
 
+def test_the_server_imports_pythons_own_distutils(monkeypatch):
+    """TensorFlow's import of distutils must not pull in setuptools there (0.2-0.3 s of each job's start)."""
+    monkeypatch.delenv("SETUPTOOLS_USE_DISTUTILS", raising=False)
+    env = warm_workers.server_environment()
+    if sys.version_info >= (3, 12):
+        assert "SETUPTOOLS_USE_DISTUTILS" not in env
+        return
+    assert env["SETUPTOOLS_USE_DISTUTILS"] == "stdlib"
+    probe = "import distutils, sys; print(distutils.__file__); print('setuptools' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    where, setuptools_loaded = out.split()
+    assert "site-packages" not in where and setuptools_loaded == "False"
+    monkeypatch.setenv("SETUPTOOLS_USE_DISTUTILS", "local")  # the user's choice stands
+    assert warm_workers.server_environment()["SETUPTOOLS_USE_DISTUTILS"] == "local"
+
+
 def test_close_before_a_job_stops_the_server_at_once():
     """A user error before the pipeline: the server may still be importing TensorFlow; it is killed, not awaited."""
     server = warm_workers.WarmWorkers()
