@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from pipeline.manifest import MANIFEST, finalize
 from pipeline.options import JobConfig
 from pipeline.runners import check_paths_reachable, fn_api_runner, worker_packaging
 from pipeline.shard_worker import WORK_DIR
+from pipeline.side_files import warm_up
 from pipeline.tfds_info import DATASET_INFO as TFDS_INFO
 from pipeline.warm_workers import WarmWorkers
 from pipeline.warm_workers import start as start_warm_workers
@@ -159,6 +161,7 @@ def _run_job(
     prepare_output(config, listing)
     copies, shards = plan_shards(config, listing)
     runner = warm.runner(options) if warm is not None else fn_api_runner(options)  # None: Beam picks
+    threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
     with monitor, beam.Pipeline(runner=runner, options=options) as p:  # Beam runs the graph when its block ends
         _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)
         _ = (
