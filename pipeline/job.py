@@ -166,7 +166,7 @@ def _run_job(
         _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)
         _ = (
             p
-            | "ListInputs" >> beam.Create(listing.items)
+            | "ListInputs" >> beam.Create(listing.items, reshuffle=False)  # no shuffle before the one by shard
             | "PlanRecords" >> PlanRecords(copies, shards)
             | "WriteShards" >> WriteShards(config, shards, threads)
         )
