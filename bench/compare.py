@@ -470,7 +470,7 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
             "beam_args": BEAM_ARGS[variant],
             "tf_threads_per_worker": threads[0] if threads else None,  # 0: TensorFlow's default (every core)
         }
-    crc_module = sys.modules.get(getattr(records._crc32c, "__module__", "") or "")
+    crc_module = sys.modules.get(getattr(records._crc32c_extend, "__module__", "") or "")
     return {
         "runners": runners,
         "tensorflow": tf.__version__,
@@ -478,7 +478,7 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
         "protobuf": protobuf_version,
         "protobuf_backend": api_implementation.Type(),
         "crc32c": {
-            "module": getattr(records._crc32c, "__module__", None),
+            "module": getattr(records._crc32c_extend, "__module__", None),
             "c_extension": getattr(crc_module, "_usingExtension", None),
         },
         "numpy": np.__version__,

@@ -32,7 +32,7 @@ import numpy as np
 from pipeline import fsutil
 from pipeline.dali_index import write_dali_index
 from pipeline.options import JobConfig
-from pipeline.records import TFRecordWriter, build_example, framed_length
+from pipeline.records import TFRecordWriter, example_parts, framed_length, record_sha256
 from pipeline.shard_progress import ShardProgress
 from transforms.augment import RangeError, params_json
 from transforms.decode import DecodeError, header_shape
@@ -140,7 +140,7 @@ class ShardProcessor:
         left = Counter(r.key for r in ordered)  # copies of each key still to come in this shard
         images = _ImageCache()
         errors: list[dict[str, Any]] = []
-        slots: dict[int, tuple[bytes, dict[str, Any]] | None] = {}
+        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None] = {}
         window = 4 * cfg.batch_size
         self.peak_in_flight = 0  # records read but not yet written: bounded by the window (tested)
         final = fsutil.join(cfg.output, name)
@@ -165,7 +165,7 @@ class ShardProcessor:
                         split=split,
                         shard=name,
                         position=writer.records,
-                        record_sha256=hashlib.sha256(example).hexdigest(),
+                        record_sha256=record_sha256(example),
                     )
                     offsets.append((writer.bytes, framed_length(example)))
                     writer.write(example)
@@ -302,7 +302,7 @@ class ShardProcessor:
         augmenter: Any,
         split: str,
         errors: list[dict[str, Any]],
-        slots: dict[int, tuple[bytes, dict[str, Any]] | None],
+        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None],
         encoded: _Group,
         take: Any,
     ) -> None:
@@ -338,7 +338,7 @@ class ShardProcessor:
         renderer: Any,
         split: str,
         items: list[_Pending],
-        slots: dict[int, tuple[bytes, dict[str, Any]] | None],
+        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None],
         errors: list[dict[str, Any]],
     ) -> None:
         """Renders same-size items in one call; on failure, one by one so only the bad record fails."""
@@ -364,7 +364,7 @@ class ShardProcessor:
         split: str,
         items: list[tuple[PlannedRecord, list[dict[str, Any]], str, int]],
         payloads: list[bytes | Exception],
-        slots: dict[int, tuple[bytes, dict[str, Any]] | None],
+        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None],
         errors: list[dict[str, Any]],
     ) -> None:
         """Each rendered record's Example and index row into its slot; a failed one's error row."""
@@ -377,7 +377,7 @@ class ShardProcessor:
                 slots[position] = None
                 continue
             params = params_json(sampled)
-            example = build_example(
+            example = example_parts(
                 image=payload,
                 shape=(cfg.image_size[0], cfg.image_size[1], 3),
                 dtype=stored_dtype(cfg.encoding),

@@ -216,10 +216,34 @@ def test_framing_uses_the_hardware_crc32c_and_it_equals_crcmods():
 
     from pipeline import records
 
-    assert records._crc32c is google_crc32c.value
+    assert records._crc32c_extend is google_crc32c.extend
     slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
     for data in (b"", b"a", os.urandom(100_003)):
         assert google_crc32c.value(data) == slow(data)
+        assert records._crc32c_extend(records._crc32c_extend(0, data[:7]), data[7:]) == slow(data)
+
+
+def test_a_record_written_in_parts_is_the_record_written_whole():
+    """The shard writer passes (prefix, image, suffix) unjoined: the same bytes, length, checksums and hash."""
+    import hashlib
+    import io
+
+    from pipeline import records
+
+    fields = dict(shape=(2, 2, 3), dtype="float32", encoding="float32", label=3, key="k/é", copy=1, params="[]")
+    fields |= dict(image=bytes(range(48)) * 4, source_sha256="ab")
+    parts = records.example_parts(**fields)
+    whole = build_example(**fields)
+    assert parts[1] is fields["image"] and b"".join(parts) == whole
+    assert records.record_sha256(parts) == records.record_sha256(whole) == hashlib.sha256(whole).hexdigest()
+    assert records.framed_length(parts) == records.framed_length(whole) == len(whole) + 16
+    streams = []
+    for record in (parts, whole):
+        buffer = io.BytesIO()
+        writer = TFRecordWriter(buffer)
+        writer.write(record)
+        streams.append((buffer.getvalue(), writer.sha256.hexdigest(), writer.bytes))
+    assert streams[0] == streams[1]
 
 
 def _augbeam(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
