@@ -86,9 +86,10 @@ ran, protobuf backend, the CRC32C implementation of ``pipeline.records``,
 versions, CPUs) is probed after the timed runs, in one untimed process that
 runs the job once per worker setting on the N corpus with the runners'
 ``run_pipeline`` wrapped. (Beam 2.77's DirectRunner first tries the
-PrismRunner, which downloads a binary from GitHub; without network that fails
-at once and it falls back to the FnApiRunner, so what runs depends on the
-network: the probe records every runner tried, its outcome and time.) The
+PrismRunner, which downloads a binary at run time, then falls back to the
+FnApiRunner; augbeam runs batch DirectRunner jobs on the FnApiRunner
+directly, ``ShimWorkersRunner`` with warm workers. The probe records every
+runner tried, its outcome and time.) The
 table goes to stdout, the same numbers and every raw run to ``--json``.
 """
 
