@@ -62,12 +62,22 @@ def server_environment() -> dict[str, str]:
 
     ``import tensorflow`` imports ``distutils``; setuptools' stand-in for it (installed in every venv, chosen
     at interpreter start) pulls in setuptools and pkg_resources, 0.2-0.3 s of the server's imports, which
-    are the longest part of a small job's start. Python 3.11 still ships distutils; 3.12 does not.
+    are the longest part of a small job's start. Python 3.11 still ships distutils (3.12 does not, and some
+    distributions package it apart): only where its files are there.
     """
     env = dict(os.environ)
-    if sys.version_info < (3, 12):
+    if stdlib_has_distutils():
         env.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     return env
+
+
+def stdlib_has_distutils() -> bool:
+    """Whether this Python's standard library holds ``distutils`` (looked up on disk: an import would find
+    setuptools' stand-in)."""
+    import sysconfig
+
+    folder = os.path.join(sysconfig.get_paths()["stdlib"], "distutils")
+    return sys.version_info < (3, 12) and os.path.isfile(os.path.join(folder, "__init__.py"))
 
 
 class WarmWorkers:

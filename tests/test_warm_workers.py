@@ -155,7 +155,7 @@ def test_the_server_imports_pythons_own_distutils(monkeypatch):
     """TensorFlow's import of distutils must not pull in setuptools there (0.2-0.3 s of each job's start)."""
     monkeypatch.delenv("SETUPTOOLS_USE_DISTUTILS", raising=False)
     env = warm_workers.server_environment()
-    if sys.version_info >= (3, 12):
+    if not warm_workers.stdlib_has_distutils():  # 3.12+, or a distribution that packages distutils apart
         assert "SETUPTOOLS_USE_DISTUTILS" not in env
         return
     assert env["SETUPTOOLS_USE_DISTUTILS"] == "stdlib"
@@ -165,6 +165,16 @@ def test_the_server_imports_pythons_own_distutils(monkeypatch):
     assert "site-packages" not in where and setuptools_loaded == "False"
     monkeypatch.setenv("SETUPTOOLS_USE_DISTUTILS", "local")  # the user's choice stands
     assert warm_workers.server_environment()["SETUPTOOLS_USE_DISTUTILS"] == "local"
+
+
+def test_without_distutils_in_the_stdlib_the_server_keeps_setuptools(monkeypatch, tmp_path):
+    """Where distutils is packaged apart (not installed), stdlib would make TensorFlow's import fail."""
+    import sysconfig
+
+    monkeypatch.delenv("SETUPTOOLS_USE_DISTUTILS", raising=False)
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    assert not warm_workers.stdlib_has_distutils()
+    assert "SETUPTOOLS_USE_DISTUTILS" not in warm_workers.server_environment()
 
 
 def test_close_before_a_job_stops_the_server_at_once():
