@@ -52,6 +52,19 @@ the check below verifies it):
   (``project_1w`` uses every core in its one process). ``project_2w_cold``:
   ``project_2w`` with ``AUGBEAM_WARM_WORKERS=0``, so Beam starts each worker
   as a new Python (the start before ``pipeline/warm_workers.py``).
+- ``project_1w_1t_pair``: two ``project_1w_1t`` jobs started at once, each on
+  the whole corpus (own output folders); timed until both end, CPU and RSS
+  summed, rates over both jobs' images. Two jobs that share nothing is the
+  most two workers can reach on this machine, so 2 workers / this pair
+  tells the job's own scaling losses (coordination, an uneven split of
+  shards between workers) from the machine's (two busy cores each doing
+  less work per CPU-second than one alone).
+
+The host check, once per repeat between the variants: a pure-Python loop
+(no memory traffic, no I/O) timed by its own CPU time, one process alone and
+two at once. Where the two take more CPU-seconds each, the machine itself
+does less per CPU-second when both cores are busy (shared physical cores,
+host load); no program scales by 2 there.
 
 Where the baselines differ from the job (the check reports the size):
 - ``pillow``: PIL's own JPEG decode; rotation resampled by PIL on uint8 and
@@ -121,7 +134,16 @@ sys.path.insert(0, str(ROOT))
 
 from make_corpus import make_corpus  # noqa: E402
 
-VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w", "project_2w_cold")
+VARIANTS = (
+    "codec_floor",
+    "pillow",
+    "tf_data",
+    "project_1w",
+    "project_1w_1t",
+    "project_1w_1t_pair",
+    "project_2w",
+    "project_2w_cold",
+)
 ENCODINGS = ("float32", "uint8")
 CONFIG = "standard"
 MODEL = "mobilenet_v2"
@@ -130,13 +152,16 @@ STANDARD_OPS = ("random_resized_crop", "horizontal_flip", "rotation", "brightnes
 BEAM_ARGS = {
     "project_1w": ["--direct_num_workers=1"],
     "project_1w_1t": ["--direct_num_workers=1"],
+    "project_1w_1t_pair": ["--direct_num_workers=1"],
     "project_2w": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
     "project_2w_cold": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
 }
 # One worker held to one TensorFlow thread: what each of the two workers gets (``--tf-threads auto``), so
 # 2 workers / this is the scaling of workers at a fixed budget per worker. project_1w is one worker as a
 # user runs it (TensorFlow's default threads: every core).
-CLI_ARGS = {"project_1w_1t": ["--tf-threads", "1"]}
+CLI_ARGS = {"project_1w_1t": ["--tf-threads", "1"], "project_1w_1t_pair": ["--tf-threads", "1"]}
+# Jobs started at once per run of a variant (each on the whole corpus): its rates count every job's images.
+JOBS_PER_RUN = {"project_1w_1t_pair": 2}
 # Two workers started by Beam's own command (each imports Beam and TensorFlow), not forked from augbeam's
 # server (pipeline/warm_workers.py): the start-up lever measured side by side.
 VARIANT_ENV = {"project_2w_cold": {"AUGBEAM_WARM_WORKERS": "0"}}
@@ -454,6 +479,8 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
     job.resolve_tf_threads = resolve_tf_threads
     runners = {}
     for variant in BEAM_ARGS:
+        if variant in JOBS_PER_RUN:
+            continue  # the same job as another variant, several at once
         ran.clear()
         threads.clear()
         argv = project_command(variant, corpus, work / f"probe_{variant}", "uint8", shards, seed)[3:]
@@ -618,16 +645,20 @@ class TreeRss:
         self._thread.join()
 
 
-def measure(cmd: list[str], log: Path, env: dict[str, str], sample_rss: bool) -> dict[str, Any]:
-    """Runs ``cmd``; wall time, CPU and peak RSS of it and every descendant."""
+def measure(cmds: list[list[str]], log: Path, env: dict[str, str], sample_rss: bool) -> dict[str, Any]:
+    """Starts every command at once; wall time until all end, CPU (summed) and peak RSS of them and descendants."""
     with open(log, "wb") as handle, TreeRss() if sample_rss else contextlib.nullcontext() as tree:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        procs = [subprocess.Popen(c, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT) for c in cmds]
+        user = sys_ = 0.0
+        maxrss = 0
+        for proc in procs:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            user, sys_ = user + usage.ru_utime, sys_ + usage.ru_stime
+            maxrss = max(maxrss, usage.ru_maxrss)
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        cpu = usage.ru_utime + usage.ru_stime
-        maxrss = usage.ru_maxrss
+        cpu = user + sys_
         orphans = 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # descendants that outlived the child, re-parented to us
@@ -641,17 +672,52 @@ def measure(cmd: list[str], log: Path, env: dict[str, str], sample_rss: bool) ->
             orphans += 1
             cpu += orphan.ru_utime + orphan.ru_stime
             maxrss = max(maxrss, orphan.ru_maxrss)
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{' '.join(cmd)} failed with {proc.returncode}:\n{tail}")
+    for cmd, proc in zip(cmds, procs, strict=True):
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed with {proc.returncode}:\n{tail}")
     return {
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
-        "user_s": round(usage.ru_utime, 3),
-        "sys_s": round(usage.ru_stime, 3),
+        "user_s": round(user, 3),
+        "sys_s": round(sys_, 3),
         "maxrss_mib": round(maxrss / 1024.0, 1),
         "tree_rss_peak_mib": round(tree.peak / MIB, 1) if sample_rss else None,
         "orphans_reaped": orphans,
+    }
+
+
+# The host check's work: pure Python arithmetic, no allocation beyond small ints, no I/O; its own CPU time.
+HOST_LOOP = (
+    "import time\nt = time.process_time()\nx = 0\n"
+    "for i in range(3_000_000):\n    x += i * i ^ 3\n"
+    "print(time.process_time() - t)"
+)
+
+
+def host_check() -> dict[str, Any]:
+    """The loop's CPU-seconds in one process alone, then in each of two processes started at once."""
+
+    def run(processes: int) -> list[float]:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", HOST_LOOP], stdout=subprocess.PIPE, text=True)
+            for _ in range(processes)
+        ]
+        return [float(proc.communicate()[0]) for proc in procs]
+
+    return {"alone_cpu_s": round(run(1)[0], 4), "two_at_once_cpu_s": [round(x, 4) for x in run(2)]}
+
+
+def summarize_host(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    alone = _median([c["alone_cpu_s"] for c in checks])
+    both = _median([statistics.fmean(c["two_at_once_cpu_s"]) for c in checks])
+    factor = both / alone
+    return {
+        "runs": checks,
+        "alone_cpu_s_median": round(alone, 4),
+        "two_at_once_cpu_s_median": round(both, 4),
+        "cpu_factor_two_at_once": round(factor, 3),
+        "implied_2_process_ceiling": round(2 / factor, 3),
     }
 
 
@@ -686,8 +752,9 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
         t_4n = _median([r["wall_s"] for r in by_size["4N"]])
         c_n = _median([r["cpu_s"] for r in by_size["N"]])
         c_4n = _median([r["cpu_s"] for r in by_size["4N"]])
-        per_image = (t_4n - t_n) / (3 * n)
-        cpu_per_image = (c_4n - c_n) / (3 * n)
+        images = n * JOBS_PER_RUN.get(variant, 1)  # images in one run on the N corpus
+        per_image = (t_4n - t_n) / (3 * images)
+        cpu_per_image = (c_4n - c_n) / (3 * images)
         tree_n = [r["tree_rss_peak_mib"] for r in by_size["N"] if r["tree_rss_peak_mib"] is not None]
         tree_4n = [r["tree_rss_peak_mib"] for r in by_size["4N"] if r["tree_rss_peak_mib"] is not None]
         rows.append(
@@ -695,12 +762,13 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
                 "variant": variant,
                 "median_s_N": round(t_n, 2),
                 "median_s_4N": round(t_4n, 2),
-                "images_per_s_4N_whole_run": round(4 * n / t_4n, 2),
+                "jobs_per_run": JOBS_PER_RUN.get(variant, 1),
+                "images_per_s_4N_whole_run": round(4 * images / t_4n, 2),
                 "images_per_s_steady": round(1 / per_image, 2) if per_image > 0 else None,
-                "fixed_s": round(t_n - n * per_image, 2) if per_image > 0 else None,
-                "cpu_s_per_image_4N_whole_run": round(c_4n / (4 * n), 4),
+                "fixed_s": round(t_n - images * per_image, 2) if per_image > 0 else None,
+                "cpu_s_per_image_4N_whole_run": round(c_4n / (4 * images), 4),
                 "cpu_s_per_image_steady": round(cpu_per_image, 4) if cpu_per_image > 0 else None,
-                "cpu_fixed_s": round(c_n - n * cpu_per_image, 2) if cpu_per_image > 0 else None,
+                "cpu_fixed_s": round(c_n - images * cpu_per_image, 2) if cpu_per_image > 0 else None,
                 "cores_busy_4N": round(c_4n / t_4n, 2),
                 "peak_rss_mib_N": _median([r["maxrss_mib"] for r in by_size["N"]]),
                 "peak_rss_mib_4N": _median([r["maxrss_mib"] for r in by_size["4N"]]),
@@ -725,6 +793,12 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
         "project_2w/project_1w (scaling)": rate_ratio("project_2w", "project_1w"),
         "project_2w/project_1w_1t (scaling, one TF thread per worker)": rate_ratio("project_2w", "project_1w_1t"),
         "project_2w/project_2w_cold (forked warm / Beam-started)": rate_ratio("project_2w", "project_2w_cold"),
+        "project_1w_1t_pair/project_1w_1t (machine's ceiling: two independent one-thread jobs at once)": rate_ratio(
+            "project_1w_1t_pair", "project_1w_1t"
+        ),
+        "project_2w/project_1w_1t_pair (2 workers against that ceiling)": rate_ratio(
+            "project_2w", "project_1w_1t_pair"
+        ),
     }
     for variant in ("project_1w", "project_2w"):
         if variant in by:
@@ -739,7 +813,7 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
 def print_table(encoding: str, summary: dict[str, Any], n: int, repeats: int) -> None:
     print(f"\nencoding={encoding}, N={n}, 4N={4 * n}, medians of {repeats} interleaved run(s), fresh process each")
     head = (
-        f"{'variant':<16}{'t(N)s':>8}{'t(4N)s':>8}{'img/s 4N':>10}{'img/s steady':>13}{'fixed s':>9}"
+        f"{'variant':<19}{'t(N)s':>8}{'t(4N)s':>8}{'img/s 4N':>10}{'img/s steady':>13}{'fixed s':>9}"
         f"{'CPUs/img':>9}{'CPUs/img st':>12}{'cores':>7}{'RSS N':>8}{'RSS 4N':>8}{'tree N':>8}{'tree 4N':>8}"
     )
     print(head)
@@ -750,7 +824,7 @@ def print_table(encoding: str, summary: dict[str, Any], n: int, repeats: int) ->
 
     for r in summary["rows"]:
         print(
-            f"{r['variant']:<16}{cell(r['median_s_N'], 8, 2)}{cell(r['median_s_4N'], 8, 2)}"
+            f"{r['variant']:<19}{cell(r['median_s_N'], 8, 2)}{cell(r['median_s_4N'], 8, 2)}"
             f"{cell(r['images_per_s_4N_whole_run'], 10, 1)}{cell(r['images_per_s_steady'], 13, 1)}"
             f"{cell(r['fixed_s'], 9, 2)}{cell(r['cpu_s_per_image_4N_whole_run'], 9, 4)}"
             f"{cell(r['cpu_s_per_image_steady'], 12, 4)}{cell(r['cores_busy_4N'], 7, 2)}"
@@ -819,24 +893,38 @@ def main() -> None:
         logs = work / "logs"
         logs.mkdir(exist_ok=True)
         keep = {"pillow", "tf_data", "project_1w", "project_2w"}
+        host_checks = []
         for repeat in range(args.repeats):
             order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
+            host_checks.append(host_check())
+            print(f"[{repeat + 1}/{args.repeats}] host check: {host_checks[-1]}", flush=True)
             for encoding in encodings:
                 for label in sizes:
                     for variant in order:
                         out = work / "out" / encoding / variant / label
                         shutil.rmtree(out, ignore_errors=True)
                         if variant in BEAM_ARGS:
-                            cmd = project_command(variant, corpora[label], out, encoding, args.shards, args.seed)
+                            jobs = JOBS_PER_RUN.get(variant, 1)
+                            cmds = [
+                                project_command(
+                                    variant,
+                                    corpora[label],
+                                    out / str(j) if jobs > 1 else out,
+                                    encoding,
+                                    args.shards,
+                                    args.seed,
+                                )
+                                for j in range(jobs)
+                            ]
                         else:
                             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant]
                             cmd += ["--corpus", str(corpora[label]), "--out", str(out), "--encoding", encoding]
-                            cmd += ["--seed", str(args.seed)]
+                            cmds = [cmd + ["--seed", str(args.seed)]]
                         log = logs / f"{encoding}-{variant}-{label}-{repeat}.log"
-                        result = measure(cmd, log, {**env, **VARIANT_ENV.get(variant, {})}, sample_rss=True)
+                        result = measure(cmds, log, {**env, **VARIANT_ENV.get(variant, {})}, sample_rss=True)
                         runs[encoding][variant][label].append(result)
                         print(
-                            f"[{repeat + 1}/{args.repeats}] {encoding:<7} {variant:<15} {label:<2}: "
+                            f"[{repeat + 1}/{args.repeats}] {encoding:<7} {variant:<18} {label:<2}: "
                             f"{result['wall_s']:7.2f} s, CPU {result['cpu_s']:7.2f} s, "
                             f"RSS {result['maxrss_mib']:7.1f} MiB (tree {result['tree_rss_peak_mib']} MiB)",
                             flush=True,
@@ -846,6 +934,7 @@ def main() -> None:
         load_after = os.getloadavg()
 
         results = {encoding: summarize(runs[encoding], args.n) for encoding in encodings}
+        host = summarize_host(host_checks)
         outputs = {e: {v: str(work / "out" / e / v / "N") for v in keep} for e in encodings}
         spec = work / "post.json"
         spec.write_text(
@@ -873,6 +962,11 @@ def main() -> None:
             f"{environment['protobuf']} (backend {environment['protobuf_backend']}), CRC32C {environment['crc32c']}, "
             f"CPUs {environment['cpu_count']} (usable {environment['cpus_usable']}), load average "
             f"{load_before} before, {load_after} after"
+        )
+        print(
+            f"host check: a pure-Python loop takes {host['alone_cpu_s_median']} CPU-s alone, "
+            f"{host['two_at_once_cpu_s_median']} CPU-s each with two at once (x{host['cpu_factor_two_at_once']}; "
+            f"two processes can reach {host['implied_2_process_ceiling']} x one here)"
         )
         if checks:
             for encoding in encodings:
@@ -909,6 +1003,7 @@ def main() -> None:
             "seed": args.seed,
             "variants": variants,
             "environment": environment,
+            "host_check": host,
             "results": results,
             "check": checks,
             "raw_runs": runs,

@@ -47,7 +47,16 @@ def test_render_batching_benchmark_runs(tmp_path):
     assert all(r["images_per_s_one"] > 0 and r["images_per_s_batch2"] > 0 for r in result.values())
 
 
-VARIANTS = ("codec_floor", "pillow", "tf_data", "project_1w", "project_1w_1t", "project_2w", "project_2w_cold")
+VARIANTS = (
+    "codec_floor",
+    "pillow",
+    "tf_data",
+    "project_1w",
+    "project_1w_1t",
+    "project_1w_1t_pair",
+    "project_2w",
+    "project_2w_cold",
+)
 
 
 def test_compare_benchmark_runs(tmp_path):
@@ -66,6 +75,20 @@ def test_compare_benchmark_runs(tmp_path):
     assert all(r["images_per_s_4N_whole_run"] > 0 and r["cpu_s_per_image_4N_whole_run"] > 0 for r in rows.values())
     assert all(r["images_per_s_steady"] is None or r["images_per_s_steady"] > 0 for r in rows.values())
     assert all(r["peak_rss_mib_N"] > 0 and r["peak_rss_mib_4N"] > 0 for r in rows.values())
+    assert rows["project_1w_1t_pair"]["jobs_per_run"] == 2 and rows["project_2w"]["jobs_per_run"] == 1
+    pair = rows["project_1w_1t_pair"]
+    # the pair's rates count both jobs' images: 2 x 4N = 24 images over the run's wall time, CPU summed
+    assert abs(pair["images_per_s_4N_whole_run"] - 24 / pair["median_s_4N"]) < 0.01
+    assert (
+        abs(
+            pair["cpu_s_per_image_4N_whole_run"] * 24
+            - result["raw_runs"]["uint8"]["project_1w_1t_pair"]["4N"][0]["cpu_s"]
+        )
+        < 0.01
+    )
+    host = result["host_check"]
+    assert len(host["runs"]) == 1 and host["alone_cpu_s_median"] > 0 and host["two_at_once_cpu_s_median"] > 0
+    assert len(host["runs"][0]["two_at_once_cpu_s"]) == 2
     check = result["check"]["uint8"]
     assert check["pillow"]["same_params"] and check["tf_data"]["same_params"]
     assert check["project_2w_same_shards_as_1w"]
