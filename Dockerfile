@@ -15,7 +15,7 @@ ARG TENSORFLOW=tensorflow
 # Several SDK worker processes may share one GPU: each takes GPU memory as it needs it, not all of it at start.
 ENV TF_FORCE_GPU_ALLOW_GROWTH=true
 
-COPY setup.py pyproject.toml README.md constraints.txt /opt/augbeam/
+COPY setup.py pyproject.toml README.md constraints.txt augbeam.py /opt/augbeam/
 COPY pipeline /opt/augbeam/pipeline
 COPY transforms /opt/augbeam/transforms
 
@@ -23,4 +23,4 @@ COPY transforms /opt/augbeam/transforms
 # pip check fails the build when those pins clash with a package the SDK image brought, rather than the workers.
 RUN pip install --no-cache-dir -c /opt/augbeam/constraints.txt "/opt/augbeam[${EXTRAS}]" "${TENSORFLOW}" \
     && pip check \
-    && python -c "import apache_beam, tensorflow, tensorflow_io, pipeline.job, transforms.augment"
+    && python -c "import apache_beam, tensorflow, tensorflow_io, pipeline.job.run, transforms.augment"

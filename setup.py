@@ -18,6 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    py_modules=["augbeam"],  # the public import for training scripts: augbeam.load(...)
     install_requires=[
         "tensorflow==2.16.2",
         "tensorflow-io==0.37.1",

@@ -14,7 +14,7 @@ the whole process tree, sampled every 0.1 s from /proc (``ru_maxrss`` is the
 largest single process, not the sum, which matters for ``project_2w``).
 
 Every variant reads each file, decodes it, and writes one ``tf.train.Example``
-per image built by ``pipeline.records.build_example`` (image bytes, shape,
+per image built by ``pipeline.format.records.build_example`` (image bytes, shape,
 dtype, encoding, label, key, copy, params JSON, sha256 of the source bytes),
 at 224x224, for MobileNetV2: ``float32`` stores x / 127.5 - 1, ``uint8``
 stores the [0, 255] pixels (the reader preprocesses). The augmenting variants
@@ -49,9 +49,7 @@ the check below verifies it):
   --direct_running_mode=multi_processing``; the whole subprocess is timed.
   ``project_1w_1t``: one worker with ``--tf-threads 1``, the thread budget
   each of the two workers gets, for the scaling of workers at a fixed budget
-  (``project_1w`` uses every core in its one process). ``project_2w_cold``:
-  ``project_2w`` with ``AUGBEAM_WARM_WORKERS=0``, so Beam starts each worker
-  as a new Python (the start before ``pipeline/warm_workers.py``).
+  (``project_1w`` uses every core in its one process).
 - ``project_1w_1t_pair``: two ``project_1w_1t`` jobs started at once, each on
   the whole corpus (own output folders); timed until both end, CPU and RSS
   summed, rates over both jobs' images. Two jobs that share nothing is the
@@ -95,13 +93,13 @@ image), CPU-seconds per image (whole run at 4N, and steady), peak RSS at N and
 4N, ratios project/tf_data, project_2w/pillow, 2-worker/1-worker scaling (against both
 one-worker variants) and
 the project's RSS(4N)/RSS(N). The environment (the Beam runner that actually
-ran, protobuf backend, the CRC32C implementation of ``pipeline.records``,
+ran, protobuf backend, the CRC32C implementation of ``pipeline.format.records``,
 versions, CPUs) is probed after the timed runs, in one untimed process that
 runs the job once per worker setting on the N corpus with the runners'
 ``run_pipeline`` wrapped. (Beam 2.77's DirectRunner first tries the
 PrismRunner, which downloads a binary at run time, then falls back to the
 FnApiRunner; augbeam runs batch DirectRunner jobs on the FnApiRunner
-directly, ``ShimWorkersRunner`` with warm workers. The probe records every
+directly. The probe records every
 runner tried, its outcome and time.) The
 table goes to stdout, the same numbers and every raw run to ``--json``.
 """
@@ -142,7 +140,6 @@ VARIANTS = (
     "project_1w_1t",
     "project_1w_1t_pair",
     "project_2w",
-    "project_2w_cold",
 )
 ENCODINGS = ("float32", "uint8")
 CONFIG = "standard"
@@ -154,7 +151,6 @@ BEAM_ARGS = {
     "project_1w_1t": ["--direct_num_workers=1"],
     "project_1w_1t_pair": ["--direct_num_workers=1"],
     "project_2w": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-    "project_2w_cold": ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
 }
 # One worker held to one TensorFlow thread: what each of the two workers gets (``--tf-threads auto``), so
 # 2 workers / this is the scaling of workers at a fixed budget per worker. project_1w is one worker as a
@@ -162,9 +158,8 @@ BEAM_ARGS = {
 CLI_ARGS = {"project_1w_1t": ["--tf-threads", "1"], "project_1w_1t_pair": ["--tf-threads", "1"]}
 # Jobs started at once per run of a variant (each on the whole corpus): its rates count every job's images.
 JOBS_PER_RUN = {"project_1w_1t_pair": 2}
-# Two workers started by Beam's own command (each imports Beam and TensorFlow), not forked from augbeam's
-# server (pipeline/warm_workers.py): the start-up lever measured side by side.
-VARIANT_ENV = {"project_2w_cold": {"AUGBEAM_WARM_WORKERS": "0"}}
+# Environment set for one variant only (none at present; kept so a lever can be measured side by side).
+VARIANT_ENV: dict[str, dict[str, str]] = {}
 MIB = 1024.0 * 1024.0
 
 
@@ -265,7 +260,7 @@ def pillow_render(img: Any, p: dict[str, Any], encoding: str) -> bytes:
 
 
 def example(payload: bytes, encoding: str, label: int, key: str, params: str, source_sha256: str) -> bytes:
-    from pipeline.records import build_example
+    from pipeline.format.records import build_example
 
     return build_example(
         image=payload,
@@ -429,7 +424,7 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
     from google.protobuf import __version__ as protobuf_version
     from google.protobuf.internal import api_implementation
 
-    import pipeline.records as records
+    import pipeline.format.records as records
     from pipeline.cli import main as cli_main
 
     ran: list[dict[str, Any]] = []
@@ -467,7 +462,7 @@ def probe(corpus: Path, work: Path, shards: int, seed: int) -> dict[str, Any]:
         from apache_beam.runners.portability import prism_runner
 
         spy(prism_runner.PrismRunner)
-    import pipeline.job as job
+    import pipeline.job.run as job
 
     threads: list[int] = []
     resolve = job.resolve_tf_threads
@@ -792,7 +787,6 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], n: int) -> dict[
         "project_2w/pillow": rate_ratio("project_2w", "pillow"),
         "project_2w/project_1w (scaling)": rate_ratio("project_2w", "project_1w"),
         "project_2w/project_1w_1t (scaling, one TF thread per worker)": rate_ratio("project_2w", "project_1w_1t"),
-        "project_2w/project_2w_cold (forked warm / Beam-started)": rate_ratio("project_2w", "project_2w_cold"),
         "project_1w_1t_pair/project_1w_1t (machine's ceiling: two independent one-thread jobs at once)": rate_ratio(
             "project_1w_1t_pair", "project_1w_1t"
         ),

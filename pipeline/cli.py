@@ -193,29 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietBeamImports())
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, beam_args = split_beam_args(argv)
-    from pipeline import warm_workers
-
-    # First thing, before this process imports NumPy or Beam: local worker processes, if the job has them, then
-    # start with TensorFlow imported (a parse error below stops the server again at once).
-    warm = None
     if ours[:1] == ["run"]:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
-        warm = warm_workers.start(beam_args)
-    try:
-        return _main(ours, beam_args, warm)
-    finally:
-        if warm is not None:
-            warm.close()
+    return _main(ours, beam_args)
 
 
-def _main(ours: list[str], beam_args: list[str], warm: Any) -> int:
+def _main(ours: list[str], beam_args: list[str]) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(ours)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (Beam options go after a bare '--')")
     try:
         if args.command == "run":
-            return _run(args, beam_args, warm)
+            return _run(args, beam_args)
         if beam_args:
             parser.error(f"'augbeam {args.command}' takes no Beam options")
         if args.command == "ops":
@@ -225,7 +215,7 @@ def _main(ours: list[str], beam_args: list[str], warm: Any) -> int:
         if args.command == "verify":
             return _verify(args)
         if args.command == "inspect":
-            from pipeline.inspect_cmd import summary
+            from pipeline.report.inspect import summary
 
             print(summary(args.output))
             return 0
@@ -240,10 +230,10 @@ def _main(ours: list[str], beam_args: list[str], warm: Any) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, beam_args: list[str], warm: Any) -> int:
-    """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL and started any warm-worker server)."""
-    from pipeline.job import run_job
-    from pipeline.options import JobConfig
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL)."""
+    from pipeline.job.options import JobConfig
+    from pipeline.job.run import run_job
     from transforms.preprocess import get_preprocessing
 
     mean = tuple(args.mean) if args.mean else None
@@ -287,7 +277,6 @@ def _run(args: argparse.Namespace, beam_args: list[str], warm: Any) -> int:
         progress=args.progress,
         shared_mount=args.shared_mount,
         tf_threads=args.tf_threads,
-        warm_workers=warm,
     )
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0
@@ -296,13 +285,12 @@ def _run(args: argparse.Namespace, beam_args: list[str], warm: Any) -> int:
 def _absolute_if_local(path: str) -> str:
     """A local path made absolute: workers started in another folder (a worker pool) must write the same files."""
     from pipeline import fsutil
-
     return os.path.abspath(path) if fsutil.is_local(path) else path
 
 
 def _verify(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from pipeline.verify import verify
+    from pipeline.checks.verify import verify
 
     if args.sample < 0:
         raise ConfigError(f"--sample {args.sample}: must be 0 or more")
@@ -313,7 +301,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _runs_here(beam_args: list[str]) -> bool:
     """True when the workers are this machine (the default DirectRunner or another local runner)."""
-    from pipeline.runners import is_local, runner_name
+    from pipeline.runtime.runners import is_local, runner_name
 
     try:
         return is_local(runner_name(beam_args))
@@ -348,7 +336,7 @@ def _ops(args: argparse.Namespace) -> int:
 
 def _preview(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
-    from pipeline.preview import make_sheet, write_sheet
+    from pipeline.report.preview import make_sheet, write_sheet
     from transforms.config import load_ops
 
     if not 1 <= args.copies <= 64:
@@ -366,7 +354,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 def print_summary(manifest: dict[str, Any], output: str, seconds: float) -> None:
     """Records, bytes and failures (by reason) per split, from the written data; where it is, how to read it."""
-    from pipeline.progress import format_bytes
+    from pipeline.job.progress import format_bytes
 
     print(f"\naugbeam: wrote {output}  ({seconds:.1f} s)")
     print(

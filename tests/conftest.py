@@ -17,8 +17,8 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def run(input_dir: Path, output_dir: Path, beam_args: list[str] | None = None, **kwargs):
     """Runs the job with test-sized defaults; returns the manifest."""
-    from pipeline.job import run_job
-    from pipeline.options import JobConfig
+    from pipeline.job.options import JobConfig
+    from pipeline.job.run import run_job
 
     # photos_with_bad has 2 bad files of 17, over the default --max-error-rate 0.1.
     params = dict(image_size=(32, 32), copies=3, seed=1, num_shards=3, max_error_rate=0.5)

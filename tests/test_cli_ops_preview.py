@@ -39,7 +39,7 @@ def test_ops_json_and_preset_dump(capsys, tmp_path):
 def test_preview_writes_a_captioned_grid(tmp_path, capsys):
     from PIL import Image
 
-    from pipeline.preview import CAPTION_LINES, LINE_HEIGHT
+    from pipeline.report.preview import CAPTION_LINES, LINE_HEIGHT
 
     out = tmp_path / "sheet" / "grid.png"
     images = [str(EVERYDAY / "rocket.jpg"), str(EVERYDAY / "horse.png")]
@@ -65,7 +65,7 @@ def test_preview_bad_image_is_one_line(tmp_path, capsys):
 
 
 def test_preview_describes_what_ran():
-    from pipeline.preview import describe
+    from pipeline.report.preview import describe
 
     sampled = [
         {"op": "rotation", "applied": True, "params": {"angle": -7.25}},
@@ -120,7 +120,7 @@ def test_records_replay_from_their_source(preset, tmp_path):
     """Any record can be regenerated from its source image and its stored params, to the byte."""
     import tensorflow as tf
 
-    from pipeline.records import parse_spec
+    from pipeline.format.records import parse_spec
     from transforms.augment import Renderer
     from transforms.decode import Decoder
     from transforms.preprocess import get_preprocessing
@@ -150,8 +150,8 @@ def test_readme_op_table_is_the_registry():
 
 
 def test_preview_keys_are_the_jobs_keys_with_root():
-    from pipeline.listing import list_inputs
-    from pipeline.preview import key_for
+    from pipeline.job.listing import list_inputs
+    from pipeline.report.preview import key_for
 
     job_keys = {item.key for item in list_inputs(str(PHOTOS)).items}
     path = str(EVERYDAY / "rocket.jpg")
@@ -166,7 +166,6 @@ def test_device_gpu_on_remote_workers_fails_the_job_not_each_record(tmp_path, ca
     import tensorflow as tf
 
     from pipeline import cli
-
     monkeypatch.setattr(cli, "_runs_here", lambda beam_args: False)
     out = tmp_path / "o"
     code = main(["run", "--input", str(PHOTOS), "--output", str(out), "--device", "gpu", "--image-size", "8", "8"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.reader import read_manifest
+from pipeline.format.reader import read_manifest
 
 
 def tfrecord2idx(shard: Path) -> bytes:
@@ -71,7 +71,7 @@ def test_records_read_at_indexed_offsets_are_the_shard_records(dali_run):
 def test_index_files_are_listed_checked_and_refused_when_changed(dali_run, tmp_path):
     import shutil
 
-    from pipeline.verify import verify
+    from pipeline.checks.verify import verify
 
     out, manifest = dali_run
     assert verify(str(out)).ok
@@ -87,7 +87,7 @@ def test_the_index_writer_on_its_own(tmp_path):
     """One ``offset length`` line per record; an empty shard gets an empty index; the entry checks the bytes."""
     import hashlib
 
-    from pipeline.dali_index import dali_index_name, write_dali_index
+    from pipeline.format.dali_index import dali_index_name, write_dali_index
 
     assert dali_index_name("train-00000-of-00002.tfrecord") == "train-00000-of-00002.tfrecord.idx"
     entry = write_dali_index(str(tmp_path), "a.tfrecord", [(0, 30), (30, 1041)])

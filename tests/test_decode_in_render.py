@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import shard_worker
-from pipeline.options import JobConfig
-from pipeline.shard_worker import PlannedRecord, ShardProcessor, record_order
+from pipeline.format.manifest import record_order
+from pipeline.job import shard as shard_worker
+from pipeline.job.options import JobConfig
+from pipeline.job.shard import PlannedRecord, ShardProcessor
 from tests.conftest import DATA, PHOTOS
 from transforms.augment import Augmenter, Renderer
 from transforms.config import PRESETS, load_ops

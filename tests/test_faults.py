@@ -12,9 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import fsutil, shard_worker
+from pipeline import fsutil
+from pipeline.checks.verify import verify
 from pipeline.cli import main
-from pipeline.verify import verify
+from pipeline.job import shard as shard_worker
 from tests.conftest import DATA, PHOTOS, run, shard_bytes
 
 CLEAN_ARGS = dict(copies=2, num_shards=3)
@@ -263,8 +264,7 @@ def test_folder_of_bad_inputs_runs_to_completion_and_verifies(tmp_path):
 def test_high_bit_depth_mapping_is_an_option_and_recorded(tmp_path):
     import numpy as np
 
-    from pipeline import reader
-
+    from pipeline.format import reader
     root = tmp_path / "in" / "train" / "x"
     root.mkdir(parents=True)
     from PIL import Image
@@ -417,8 +417,9 @@ def test_permission_denied_is_the_inputs_error(photos_with_bad, tmp_path, monkey
 
 def test_a_worker_holds_a_window_of_records_not_the_shard(tmp_path):
     """Records are written as soon as those before them are done: memory does not grow with the shard."""
-    from pipeline.options import JobConfig
-    from pipeline.shard_worker import PlannedRecord, ShardProcessor, record_order
+    from pipeline.format.manifest import record_order
+    from pipeline.job.options import JobConfig
+    from pipeline.job.shard import PlannedRecord, ShardProcessor
 
     files = sorted(p for p in PHOTOS.rglob("*.png"))
     config = JobConfig.create(

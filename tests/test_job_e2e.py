@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import reader
 from pipeline.cli import main
+from pipeline.format import reader
+from pipeline.format.manifest import record_order
 from tests.conftest import run, shard_bytes
 
 TRAIN_GOOD = 11  # sample photos in train/ (all decode)
@@ -220,7 +221,7 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
     """A CSV listing: a duplicate row and a file deleted after listing are reported, the rest written."""
     import shutil
 
-    from pipeline.listing import list_inputs
+    from pipeline.job.listing import list_inputs
     from tests.conftest import DATA
 
     src = tmp_path / "src"
@@ -233,8 +234,7 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
         "rocket_small.jpg,rocket,train\nrgba.png,horse,validation\n"
     )
     assert len(list_inputs(str(listing)).items) == 3
-    from pipeline import shard_worker
-
+    from pipeline.job import shard as shard_worker
     original = shard_worker.fsutil.read_bytes
 
     def vanish_gray(path):  # the file disappears between listing and reading
@@ -262,14 +262,14 @@ def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatc
     """Copies of a key in two shards: the first read works, the second finds the file gone."""
     import shutil
 
-    from pipeline import shard_worker
+    from pipeline.job import shard as shard_worker
     from tests.conftest import DATA
 
     src = tmp_path / "src" / "cls"
     src.mkdir(parents=True)
     shutil.copy(DATA / "rocket_small.jpg", src / "a.jpg")
     shutil.copy(DATA / "gray.png", src / "b.png")
-    shards = {shard_worker.record_order("cls/a.jpg", c) % 3 for c in range(3)}
+    shards = {record_order("cls/a.jpg", c) % 3 for c in range(3)}
     assert len(shards) >= 2, "the test needs a.jpg's copies in more than one shard"
     original, reads = shard_worker.fsutil.read_bytes, []
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.listing import list_inputs
+from pipeline.job.listing import list_inputs
 from tests.conftest import DATA, PHOTOS
 
 
@@ -110,7 +110,7 @@ def test_bad_inputs_fail_before_work(tmp_path, setup, message):
 
 
 def test_remote_listing_paths_keep_their_scheme():
-    from pipeline.listing import _key_for, _resolve
+    from pipeline.job.listing import _key_for, _resolve
 
     assert _resolve("gs://bucket/data", "img/../img/a.jpg") == "gs://bucket/data/img/a.jpg"
     assert _key_for("gs://bucket/data", "img/a.jpg") == "img/a.jpg"

@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from pipeline import reader
-from pipeline.model_check import check_model, input_normalization_layers
+from pipeline.checks.model_check import check_model, input_normalization_layers
+from pipeline.format import reader
 from tests.conftest import PHOTOS, run
 from transforms.preprocess import CAFFE_MEAN_BGR, get_preprocessing
 

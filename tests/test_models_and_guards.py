@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import reader
 from pipeline.cli import main
+from pipeline.format import reader
 from tests.conftest import PHOTOS, ROOT, run
 from transforms.augment import Augmenter, RangeError, Renderer
 from transforms.op_base import _REGISTRY, Op, register

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import progress as pg
-from pipeline.progress import Progress, ProgressMonitor
+from pipeline.format.manifest import record_order
+from pipeline.job import progress as pg
+from pipeline.job.progress import Progress, ProgressMonitor
 from tests.conftest import DATA
 
 
@@ -184,9 +185,9 @@ def test_a_failed_run_keeps_its_final_line_when_work_was_done_and_clears_an_empt
 
 
 def test_a_failure_in_the_pipeline_before_any_record_prints_only_the_error(small_input, tmp_path, capsys, monkeypatch):
-    from pipeline import shard_worker
     from pipeline.cli import main
     from pipeline.errors import UserError
+    from pipeline.job import shard as shard_worker
 
     def no_gpu(self: object) -> None:
         raise UserError("--device gpu: no GPU on this worker")
@@ -217,8 +218,8 @@ def test_mode_none_prints_nothing_and_starts_no_thread(tmp_path):
 
 
 def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
-    from pipeline import shard_progress, shard_worker
-
+    from pipeline.job import progress_file as shard_progress
+    from pipeline.job import shard as shard_worker
     now = [0.0]
     monkeypatch.setattr(shard_progress.time, "monotonic", lambda: now[0])
     (tmp_path / shard_worker.WORK_DIR).mkdir()
@@ -247,8 +248,8 @@ def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
 
 
 def test_shard_progress_never_fails_the_shard(tmp_path, caplog):
-    from pipeline import shard_progress, shard_worker
-
+    from pipeline.job import progress_file as shard_progress
+    from pipeline.job import shard as shard_worker
     folder = shard_worker.progress_dir(str(tmp_path / "gone"))  # no work folder
     progress = shard_progress.ShardProgress(folder, "train", 0, records=1)
     progress.update(1, 1, 0, 0, final=True)
@@ -259,8 +260,9 @@ def test_shard_progress_never_fails_the_shard(tmp_path, caplog):
 
 def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
     """Finalize trusts the sidecar, then deletes the work folder: a progress write after it could recreate it."""
-    from pipeline import fsutil, shard_worker
-    from pipeline.options import JobConfig
+    from pipeline import fsutil
+    from pipeline.job import shard as shard_worker
+    from pipeline.job.options import JobConfig
 
     image = str(DATA / "gray.png")
     config = JobConfig.create(
@@ -268,7 +270,7 @@ def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
     )
     (tmp_path / "out" / shard_worker.WORK_DIR).mkdir(parents=True)
     planned = [
-        shard_worker.PlannedRecord(shard_worker.record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
+        shard_worker.PlannedRecord(record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
     ]
     writes: list[str] = []
     real = fsutil.write_atomic
@@ -427,9 +429,9 @@ def progress_lines(err: str) -> list[str]:
 
 
 def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tmp_path, capsys):
-    from pipeline.job import run_job
-    from pipeline.options import JobConfig
-    from pipeline.ptransforms import counters
+    from pipeline.job.graph import counters
+    from pipeline.job.options import JobConfig
+    from pipeline.job.run import run_job
 
     results = []
     config = JobConfig.create(
@@ -447,8 +449,8 @@ def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tm
     assert lines, "no progress line on stderr"
     # 5 listed train inputs x 2 copies + 1 validation input; the stray file never reaches the pipeline.
     assert lines[-1].startswith("augbeam: processed 11/11 records (100%), 2 failed (1 input), in ")
-    from pipeline.shard_worker import WORK_DIR
-    from pipeline.verify import verify
+    from pipeline.checks.verify import verify
+    from pipeline.job.shard import WORK_DIR
 
     assert not (tmp_path / "out" / WORK_DIR).exists()  # progress files went with the work folder
     report = verify(str(tmp_path / "out"))  # every file in the folder is one the manifest names
@@ -522,8 +524,8 @@ def test_progress_option_is_checked(tmp_path, capsys):
 
 
 def test_a_bad_progress_mode_fails_before_the_output_is_touched(small_input, tmp_path):
-    from pipeline.job import run_job
-    from pipeline.options import JobConfig
+    from pipeline.job.options import JobConfig
+    from pipeline.job.run import run_job
 
     out = tmp_path / "out"
     out.mkdir()
@@ -537,7 +539,7 @@ def test_a_bad_progress_mode_fails_before_the_output_is_touched(small_input, tmp
 def test_duplicate_listing_rows_count_as_duplicates_not_failures():
     import apache_beam as beam
 
-    from pipeline.ptransforms import CountListingErrors, counters
+    from pipeline.job.graph import CountListingErrors, counters
 
     errors = [
         {"split": "train", "error_type": "DuplicateInput"},

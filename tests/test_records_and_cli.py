@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from pipeline.cli import main
-from pipeline.options import JobConfig
-from pipeline.records import FIELD_ORDER, TFRecordWriter, build_example, parse_example, parse_spec
+from pipeline.format.records import FIELD_ORDER, TFRecordWriter, build_example, parse_example, parse_spec
+from pipeline.job.options import JobConfig
 from tests.conftest import PHOTOS, ROOT
 
 
@@ -51,7 +51,7 @@ def test_parse_example_without_tensorflow_equals_tensorflows_parse(label):
     """The driver's small protobuf reader gives what TensorFlow's parser gives, negatives and big ints included."""
     import tensorflow as tf
 
-    from pipeline.records import parse_example
+    from pipeline.format.records import parse_example
 
     record = build_example(
         image=bytes(range(256)) * 3,
@@ -214,8 +214,7 @@ def test_framing_uses_the_hardware_crc32c_and_it_equals_crcmods():
     import crcmod.predefined
     import google_crc32c
 
-    from pipeline import records
-
+    from pipeline.format import records
     assert records._crc32c_extend is google_crc32c.extend
     slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
     for data in (b"", b"a", os.urandom(100_003)):
@@ -228,8 +227,7 @@ def test_a_record_written_in_parts_is_the_record_written_whole():
     import hashlib
     import io
 
-    from pipeline import records
-
+    from pipeline.format import records
     fields = dict(shape=(2, 2, 3), dtype="float32", encoding="float32", label=3, key="k/é", copy=1, params="[]")
     fields |= dict(image=bytes(range(48)) * 4, source_sha256="ab")
     parts = records.example_parts(**fields)

@@ -59,7 +59,7 @@ def _page(out: Path) -> str:
 def test_report_is_a_listed_side_file_and_verifies(report_job):
     import hashlib
 
-    from pipeline.verify import verify
+    from pipeline.checks.verify import verify
 
     manifest = json.loads((report_job / "manifest.json").read_text())
     data = (report_job / "report.html").read_bytes()
@@ -103,8 +103,8 @@ def test_report_is_self_contained(report_job):
 def test_one_sheet_per_split_decoded_from_the_shards(report_job):
     from PIL import Image
 
-    from pipeline.report_sheet import PAD, TILE, parse
-    from pipeline.verify import iter_records
+    from pipeline.format.records import iter_records
+    from pipeline.report.sheet import PAD, TILE, parse
 
     page = _page(report_job)
     sheets = re.findall(r'<h3>(\w+)</h3><div class="sheet"><img src="data:image/png;base64,([^"]+)"', page)
@@ -139,7 +139,7 @@ def test_histograms_for_every_sampled_param(report_job):
 
 
 def test_same_run_gives_the_same_report_bytes(report_job, tmp_path):
-    from pipeline.report import make_files
+    from pipeline.report.page import make_files
 
     again = _job(report_job.parent, "again")
     assert (again / "report.html").read_bytes() == (report_job / "report.html").read_bytes()
@@ -149,8 +149,8 @@ def test_same_run_gives_the_same_report_bytes(report_job, tmp_path):
 
 
 def test_no_errors_and_bounded_param_sample(report_job, monkeypatch):
-    from pipeline import report, report_params
-
+    from pipeline.report import page as report
+    from pipeline.report import params as report_params
     manifest = json.loads((report_job / "manifest.json").read_text())
     manifest["files"]["errors"]["rows"] = 0
     assert "No errors: every listed input became records." in report._errors(str(report_job), manifest)
@@ -166,8 +166,8 @@ def test_no_errors_and_bounded_param_sample(report_job, monkeypatch):
 @pytest.mark.parametrize("encoding", ["float32", "float16"])
 def test_float_records_are_shown_as_pixels(model, encoding):
     """A float record (the preprocessed tensor) comes back to its [0, 255] pixels for display."""
-    from pipeline.records import build_example
-    from pipeline.report_sheet import display_pixels, parse
+    from pipeline.format.records import build_example
+    from pipeline.report.sheet import display_pixels, parse
     from transforms.encoding import encode, to_payload
     from transforms.preprocess import get_preprocessing
 
@@ -193,8 +193,8 @@ def test_pixel_records_are_shown_as_stored(encoding):
     """
     import tensorflow as tf
 
-    from pipeline.records import build_example
-    from pipeline.report_sheet import display_pixels, parse
+    from pipeline.format.records import build_example
+    from pipeline.report.sheet import display_pixels, parse
     from transforms.encoding import encode, to_payload
     from transforms.preprocess import get_preprocessing
 
@@ -281,7 +281,7 @@ def test_params_skip_whole_row_groups_before_the_augmented_split(tmp_path):
     """Rows of splits sorted before the augmented one are skipped by row group, never parsed."""
     import pyarrow as pa
 
-    from pipeline import report_params
+    from pipeline.report import params as report_params
 
     # Rows that would fail to parse sit in the first two row groups: read, they would raise.
     rows = [{"split": "train", "params": "not json"}] * 20 + [{"split": "train", "params": "[]"}] * 3
@@ -297,8 +297,7 @@ def test_params_skip_whole_row_groups_before_the_augmented_split(tmp_path):
 def test_captions_with_the_bitmap_font_keep_non_latin_keys_drawable():
     from PIL import Image, ImageDraw, ImageFont
 
-    from pipeline import report_sheet
-
+    from pipeline.report import sheet as report_sheet
     font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else None
     if font is None:  # Pillow < 10.1 has no separate loader: the bitmap font is load_default() without size
         font = ImageFont.load_default()

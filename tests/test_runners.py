@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runners
 from pipeline.errors import UserError
-from pipeline.runners import is_local, runner_name, worker_packaging
+from pipeline.runtime import runners
+from pipeline.runtime.runners import is_local, runner_name, worker_packaging
 from tests.conftest import ROOT
 
 SETUP = f"--setup_file={ROOT / 'setup.py'}"
@@ -241,8 +241,8 @@ def test_local_and_self_started_workers_take_local_paths(beam_args):
 
 
 def test_run_job_refuses_local_paths_for_remote_workers_before_anything_starts(tmp_path):
-    from pipeline.job import run_job
-    from pipeline.options import JobConfig
+    from pipeline.job.options import JobConfig
+    from pipeline.job.run import run_job
     from tests.conftest import PHOTOS
 
     out = tmp_path / "out"
@@ -257,16 +257,16 @@ def test_run_job_refuses_local_paths_for_remote_workers_before_anything_starts(t
 
 def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, monkeypatch, capsys):
     """A worker pool started in another folder writes where the job looks: the output path is absolute."""
-    import pipeline.job
+    import pipeline.job.run
     from pipeline.cli import main
 
     seen = []
 
-    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto", warm_workers=None):
+    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto"):
         seen.append(config)
         raise UserError("stopped")
 
-    monkeypatch.setattr(pipeline.job, "run_job", fake_run_job)
+    monkeypatch.setattr(pipeline.job.run, "run_job", fake_run_job)
     monkeypatch.chdir(tmp_path)
     for output, expected in (("out", str(tmp_path / "out")), ("../x/out", str(tmp_path.parent / "x" / "out"))):
         assert main(["run", "--input", "photos", "--output", output, "--image-size", "32", "32"]) == 2
@@ -311,7 +311,7 @@ def test_installed_without_setup_py_is_a_clear_error(tmp_path, monkeypatch):
 def test_pipeline_options_adds_the_setup_file_and_says_so(capsys):
     from apache_beam.options.pipeline_options import SetupOptions
 
-    from pipeline.job import pipeline_options
+    from pipeline.job.run import pipeline_options
 
     options = pipeline_options(["--runner", "FlinkRunner", "--flink_master=localhost:8081"])
     assert options.view_as(SetupOptions).setup_file == str(ROOT / "setup.py")
@@ -345,9 +345,10 @@ def test_beam_stager_builds_an_installable_sdist_offline(tmp_path):
     tarball = Path(Stager._build_setup_package(str(setup), str(tmp_path / "dist")))
     with tarfile.open(tarball) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for module in ("setup.py", "README.md", "pipeline/job.py", "pipeline/runners.py", "transforms/augment.py"):
+    wanted = ("setup.py", "README.md", "augbeam.py", "pipeline/job/run.py", "pipeline/runtime/runners.py")
+    for module in (*wanted, "transforms/augment.py"):
         assert module in names, f"{module} missing from the sdist {tarball.name}"
-    modules = {str(p.relative_to(ROOT)) for d in ("pipeline", "transforms") for p in (ROOT / d).glob("*.py")}
+    modules = {str(p.relative_to(ROOT)) for d in ("pipeline", "transforms") for p in (ROOT / d).rglob("*.py")}
     assert modules <= names
     target = tmp_path / "site"
     subprocess.run(
@@ -356,7 +357,8 @@ def test_beam_stager_builds_an_installable_sdist_offline(tmp_path):
         check=True,
         capture_output=True,
     )
-    assert (target / "pipeline" / "runners.py").is_file() and (target / "transforms" / "augment.py").is_file()
+    assert (target / "pipeline" / "runtime" / "runners.py").is_file()
+    assert (target / "transforms" / "augment.py").is_file() and (target / "augbeam.py").is_file()
 
 
 def test_dockerfile_matches_the_pinned_beam_and_copies_existing_files():
@@ -374,7 +376,7 @@ def test_dockerfile_matches_the_pinned_beam_and_copies_existing_files():
     for line in re.findall(r"^COPY\s+(.+)$", dockerfile, re.M):
         sources = [word for word in line.split() if not word.startswith("--")][:-1]
         copied += sources
-    assert {"setup.py", "constraints.txt", "pipeline", "transforms"} <= set(copied)
+    assert {"setup.py", "constraints.txt", "augbeam.py", "pipeline", "transforms"} <= set(copied)
     for source in copied:
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
         assert source not in ignored, f".dockerignore drops {source}, which the Dockerfile copies"

@@ -1,7 +1,7 @@
 """An output folder loads with TensorFlow Datasets: ``tfds.builder_from_directory(DST)``, every encoding.
 
 TFDS must give the same records as the shards themselves (bit for bit for
-raw pixels; the same decoder for JPEG and PNG) and as ``pipeline.reader``
+raw pixels; the same decoder for JPEG and PNG) and as ``pipeline.format.reader``
 once the manifest's preprocessing is applied.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # in the test extra: a missing one must fail, not skip
 
-from pipeline import reader, tfds_info
-from pipeline.verify import verify
+from pipeline.checks.verify import verify
+from pipeline.format import reader, tfds_info
 from tests.conftest import DATA, PHOTOS, run
 
 ENCODINGS = ("uint8", "jpeg", "float32", "png", "float16")
@@ -42,7 +42,7 @@ def shard_records(dst: Path, manifest: dict[str, Any], split: str) -> dict[tuple
     """The split's records parsed straight from its shards, by (key, copy)."""
     import tensorflow as tf
 
-    from pipeline.records import parse_spec
+    from pipeline.format.records import parse_spec
 
     files = [str(dst / s["file"]) for s in manifest["splits"][split]["shards"]]
     out = {}
@@ -191,7 +191,7 @@ def test_class_names_the_labels_file_cannot_hold(tmp_path):
 
 def test_shard_names_follow_the_tfds_template():
     """Our shard names are what TFDS formats from {SPLIT}-{SHARD_X_OF_Y}.tfrecord."""
-    from pipeline.shard_worker import shard_name
+    from pipeline.format.manifest import shard_name
 
     for num_shards in (1, 3, 12, 99999):
         for shard in {0, num_shards // 2, num_shards - 1}:

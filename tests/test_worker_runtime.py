@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from pipeline import worker_runtime
 from pipeline.cli import main
 from pipeline.errors import UserError
-from pipeline.worker_runtime import parse_tf_threads, resolve_tf_threads
+from pipeline.runtime import tf_threads as worker_runtime
+from pipeline.runtime.tf_threads import parse_tf_threads, resolve_tf_threads
 from tests.conftest import ROOT, run, shard_bytes
 
 MULTI = ["--direct_running_mode=multi_processing"]
@@ -69,7 +69,7 @@ def _in_fresh_process(code: str) -> dict:
 def test_configure_sizes_the_pools_and_freezes_the_import_once():
     seen = _in_fresh_process(
         "import gc, json\n"
-        "from pipeline.worker_runtime import configure_tensorflow, tensorflow_threads\n"
+        "from pipeline.runtime.tf_threads import configure_tensorflow, tensorflow_threads\n"
         "configure_tensorflow(1)\n"
         "frozen = gc.get_freeze_count()\n"
         "made_since = [[] for _ in range(50_000)]\n"
@@ -95,7 +95,7 @@ def test_the_job_gives_its_worker_the_count_and_the_bytes_do_not_change(photos_w
     seen = _in_fresh_process(
         "import contextlib, io, json\n"
         "from pipeline.cli import main\n"
-        "from pipeline.worker_runtime import tensorflow_threads\n"
+        "from pipeline.runtime.tf_threads import tensorflow_threads\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    code = main(['run', '--input', {str(photos_with_bad)!r}, '--output', {str(out)!r},\n"
         "        '--image-size', '32', '32', '--copies', '3', '--seed', '1', '--num-shards', '3',\n"

@@ -63,7 +63,7 @@ def resolve_tf_threads(requested: int | str, beam_args: list[str]) -> int:
         return int(requested)
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-    from pipeline.runners import is_local, runner_name
+    from pipeline.runtime.runners import is_local, runner_name
 
     if not is_local(runner_name(beam_args)):
         return 0

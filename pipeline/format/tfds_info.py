@@ -196,7 +196,7 @@ def _preprocessing_note(pre: dict[str, Any]) -> str:
         how = f"{pre['mode']} mode: [0, 255] to [{low:g}, {high:g}]"
     return (
         f"The image feature holds uint8 pixels in [0, 255]: the {pre['name']} preprocessing is NOT applied "
-        f"in this TFDS view. Apply it once yourself ({how}), or read with augbeam's pipeline.reader.load, "
+        f"in this TFDS view. Apply it once yourself ({how}), or read with augbeam's pipeline.format.reader.load, "
         "which does."
     )
 

@@ -39,7 +39,7 @@ LOCAL_RUNNERS = frozenset(
 DATAFLOW_RUNNERS = frozenset({"dataflow", "testdataflow"})
 # Environments whose workers the user started (EXTERNAL: a worker pool) or that run in the submitting process.
 SELF_STARTED_ENVIRONMENTS = ("EXTERNAL", "LOOPBACK")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipeline/runtime/runners.py -> the checkout
 
 
 def runner_name(beam_args: list[str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 FORMAT_VERSION = 1
@@ -262,3 +262,23 @@ class TFRecordWriter:
             self.sha256.update(part)
             self.bytes += len(part)
         self.records += 1
+
+
+def iter_records(path: str) -> Iterator[bytes]:
+    """The records of a TFRecord file, checking lengths and masked CRC32Cs; ValueError when broken."""
+    from pipeline import fsutil  # Beam's filesystems: only when a file is read
+
+    with open(path, "rb") if fsutil.is_local(path) else fsutil.FileSystems.open(path) as handle:
+        position = 0
+        while True:
+            head = handle.read(12)
+            if not head:
+                return
+            if len(head) < 12 or _masked_crc(head[:8]) != head[8:12]:
+                raise ValueError(f"bad record header at byte {position}")
+            (length,) = struct.unpack("<Q", head[:8])
+            body = handle.read(length + 4)
+            if len(body) < length + 4 or _masked_crc(body[:length]) != body[length:]:
+                raise ValueError(f"bad record data at byte {position} (truncated or corrupt)")
+            position += 12 + length + 4
+            yield body[:length]

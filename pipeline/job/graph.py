@@ -20,9 +20,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.listing import InputItem
-from pipeline.options import JobConfig
-from pipeline.shard_worker import PlannedRecord, ShardProcessor, record_order
+from pipeline.format.manifest import record_order
+from pipeline.job.listing import InputItem
+from pipeline.job.options import JobConfig
+from pipeline.job.shard import PlannedRecord, ShardProcessor
 
 ShardKey = tuple[str, int]
 NAMESPACE = "augbeam"

@@ -33,7 +33,7 @@ def sample_records(root: str, split_info: dict[str, Any]) -> Iterator[tuple[str,
     A generator: one record is held at a time, however large the images.
     """
     from pipeline import fsutil
-    from pipeline.verify import iter_records
+    from pipeline.format.records import iter_records
 
     shards = [s for s in split_info["shards"] if s["records"] > 0]
     per_shard = max(1, math.ceil(PER_SPLIT / max(len(shards), 1)))
@@ -50,7 +50,7 @@ def sample_records(root: str, split_info: dict[str, Any]) -> Iterator[tuple[str,
 
 def parse(record: bytes) -> dict[str, Any]:
     """The record's features as plain values (a small protobuf reader: the driver need not import TensorFlow)."""
-    from pipeline.records import parse_example
+    from pipeline.format.records import parse_example
 
     feature = parse_example(record)
     text = {k: feature[k][0] for k in ("image", "key", "params", "image/encoding")}
@@ -178,7 +178,7 @@ def _ops(params: str) -> list[str]:
     """The ops that ran, one short line each (``preview.describe``)."""
     import json
 
-    from pipeline.preview import describe
+    from pipeline.report.preview import describe
 
     try:
         return describe(json.loads(params))

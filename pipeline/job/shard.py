@@ -30,15 +30,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipeline import fsutil
-from pipeline.dali_index import write_dali_index
-from pipeline.options import JobConfig
-from pipeline.records import TFRecordWriter, example_parts, framed_length, record_sha256
-from pipeline.shard_progress import ShardProgress
+from pipeline.format.dali_index import write_dali_index
+from pipeline.format.manifest import shard_name
+from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
+from pipeline.job.options import JobConfig
+from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
 from transforms.decode import DecodeError, header_shape
 from transforms.encoding import stored_dtype
 from transforms.errors import ConfigError
-from transforms.rng import stable_hash64
 
 WORK_DIR = ".augbeam-work"
 PROGRESS_DIR = "progress"  # under WORK_DIR: one small JSON per shard for the driver's progress display
@@ -54,15 +54,6 @@ class PlannedRecord(NamedTuple):
     copy: int
     path: str
     label: int
-
-
-def record_order(key: str, copy: int) -> int:
-    """The stable hash of (key, copy) that picks the shard and the place within it."""
-    return stable_hash64(f"{key}\x00{copy}")
-
-
-def shard_name(split: str, shard: int, num_shards: int) -> str:
-    return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
 
 
 def sidecar_path(output: str, split: str, shard: int) -> str:
@@ -87,7 +78,7 @@ class ShardProcessor:
 
     def setup(self) -> None:
         """Imports and sizes TensorFlow, then builds decoders and renderers (traced on first use)."""
-        from pipeline.worker_runtime import configure_tensorflow, usable_cpus
+        from pipeline.runtime.tf_threads import configure_tensorflow, usable_cpus
         from transforms.augment import Augmenter, Renderer, device_name
         from transforms.decode import Decoder
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from pipeline import fsutil
 
-MAKERS: tuple[str, ...] = ("pipeline.tfds_info", "pipeline.report")
+MAKERS: tuple[str, ...] = ("pipeline.format.tfds_info", "pipeline.report.page")
 # What the makers import when they run (warm_up imports them ahead).
-WARM_UP_MODULES = ("pipeline.report_params", "pipeline.report_sheet", "pipeline.verify", "pipeline.preview")
+WARM_UP_MODULES = ("pipeline.report.params", "pipeline.report.sheet", "pipeline.report.preview")
 
 
 def write_side_files(out: str, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

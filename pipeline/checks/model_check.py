@@ -69,8 +69,7 @@ def check_model(model: Any, data: Any) -> list[str]:
     ``data`` is an augbeam output folder or its manifest dict. An empty list
     means the pairing looks right.
     """
-    from pipeline import reader
-
+    from pipeline.format import reader
     if isinstance(data, dict):
         manifest, where = data, "the manifest"
     else:

@@ -20,16 +20,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import struct
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 from pipeline import fsutil
-from pipeline.manifest import ERRORS, INDEX, expected_files
-from pipeline.reader import ReaderError, read_manifest
-from pipeline.records import _masked_crc
-from pipeline.shard_worker import record_order
+from pipeline.format.manifest import record_order
+from pipeline.format.reader import ReaderError, read_manifest
+from pipeline.format.records import iter_records
+from pipeline.job.finalize import ERRORS, INDEX, expected_files
 from transforms.rng import stable_hash64
 
 INPUT_STAGES = ("listing", "read", "decode")
@@ -100,7 +98,7 @@ def _check_against_listing(
 ) -> None:
     """Lists the input again: every entry must be a record or an error row, and nothing else (per split)."""
     from pipeline.errors import UserError
-    from pipeline.listing import list_inputs
+    from pipeline.job.listing import list_inputs
 
     recorded, kind = manifest["input"]["root"], manifest["input"]["kind"]
     where = (
@@ -189,24 +187,6 @@ def _check_shards(root: str, manifest: dict[str, Any], report: Report) -> dict[t
             out[(split, shard["file"])] = hashes
             report.checked["records read"] += len(hashes)
     return out
-
-
-def iter_records(path: str) -> Iterator[bytes]:
-    """The records of a TFRecord file, checking lengths and masked CRC32Cs; ValueError when broken."""
-    with open(path, "rb") if fsutil.is_local(path) else fsutil.FileSystems.open(path) as handle:
-        position = 0
-        while True:
-            head = handle.read(12)
-            if not head:
-                return
-            if len(head) < 12 or _masked_crc(head[:8]) != head[8:12]:
-                raise ValueError(f"bad record header at byte {position}")
-            (length,) = struct.unpack("<Q", head[:8])
-            body = handle.read(length + 4)
-            if len(body) < length + 4 or _masked_crc(body[:length]) != body[length:]:
-                raise ValueError(f"bad record data at byte {position} (truncated or corrupt)")
-            position += 12 + length + 4
-            yield body[:length]
 
 
 def _check_index(
@@ -336,7 +316,7 @@ def _regenerate(
 
 def config_from_manifest(manifest: dict[str, Any], output: str) -> Any:
     """The job's JobConfig, rebuilt from the manifest's resolved config."""
-    from pipeline.options import JobConfig
+    from pipeline.job.options import JobConfig
 
     data = dict(manifest["config"])
     data.pop("eval_ops", None)

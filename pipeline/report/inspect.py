@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from pipeline import fsutil
-from pipeline.reader import read_manifest
+from pipeline.format.reader import read_manifest
 
 _COUNTS = (
     ("listed", "listed"),
@@ -30,7 +30,7 @@ _COUNTS = (
 
 def summary(dst: str) -> str:
     """The summary text of the output folder ``dst``; ``ReaderError`` when it has no usable manifest."""
-    from pipeline.report import NAME, op_names
+    from pipeline.report.page import NAME, op_names
 
     manifest = read_manifest(dst)
     root = fsutil.normalize(dst)

@@ -16,16 +16,14 @@ from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
-from pipeline.listing import Listing, list_inputs
-from pipeline.manifest import MANIFEST, finalize
-from pipeline.options import JobConfig
-from pipeline.runners import check_paths_reachable, fn_api_runner, worker_packaging
-from pipeline.shard_worker import WORK_DIR
-from pipeline.side_files import warm_up
-from pipeline.tfds_info import DATASET_INFO as TFDS_INFO
-from pipeline.warm_workers import WarmWorkers
-from pipeline.warm_workers import start as start_warm_workers
-from pipeline.worker_runtime import resolve_tf_threads
+from pipeline.format.tfds_info import DATASET_INFO as TFDS_INFO
+from pipeline.job.finalize import MANIFEST, finalize
+from pipeline.job.listing import Listing, list_inputs
+from pipeline.job.options import JobConfig
+from pipeline.job.shard import WORK_DIR
+from pipeline.job.side_files import warm_up
+from pipeline.runtime.runners import check_paths_reachable, fn_api_runner, worker_packaging
+from pipeline.runtime.tf_threads import resolve_tf_threads
 
 
 def prepare_output(config: JobConfig, listing: Listing) -> None:
@@ -114,42 +112,22 @@ def run_job(
     on_result: Callable[[Any], None] | None = None,
     shared_mount: bool = False,
     tf_threads: int | str = "auto",
-    warm_workers: WarmWorkers | None = None,
 ) -> dict[str, Any]:
     """Runs the whole job and returns the manifest.
 
     ``progress`` (``auto``, ``bar``, ``lines``, ``none``) shows the run on
-    stderr; it and ``tf_threads`` (``worker_runtime.resolve_tf_threads``)
+    stderr; it and ``tf_threads`` (``tf_threads.resolve_tf_threads``)
     are arguments, not part of ``JobConfig``, because they never change the
     output. ``on_result`` gets Beam's ``PipelineResult`` (its metrics) before
-    finalizing; the manifest never holds runner details. ``warm_workers``:
-    a fork server the caller started early (``pipeline.warm_workers``); when
-    None, one is started here where it applies, and stopped at the end.
+    finalizing; the manifest never holds runner details.
     """
-    own = warm_workers is None
-    warm = start_warm_workers(beam_args or []) if own else warm_workers
-    try:
-        return _run_job(config, beam_args or [], progress, on_result, shared_mount, tf_threads, warm)
-    finally:
-        if own and warm is not None:
-            warm.close()
-
-
-def _run_job(
-    config: JobConfig,
-    beam_args: list[str],
-    progress: str,
-    on_result: Callable[[Any], None] | None,
-    shared_mount: bool,
-    tf_threads: int | str,
-    warm: WarmWorkers | None,
-) -> dict[str, Any]:
     import apache_beam as beam
 
-    from pipeline.progress import ProgressMonitor
-    from pipeline.ptransforms import CountListingErrors, PlanRecords, WriteShards, counters
-    from pipeline.shard_worker import progress_dir
+    from pipeline.job.graph import CountListingErrors, PlanRecords, WriteShards, counters
+    from pipeline.job.progress import ProgressMonitor
+    from pipeline.job.shard import progress_dir
 
+    beam_args = beam_args or []
     listing = list_inputs(config.input, config.classes)
     options = pipeline_options(beam_args)
     threads = resolve_tf_threads(tf_threads, beam_args)
@@ -160,7 +138,7 @@ def _run_job(
     monitor = ProgressMonitor(progress_dir(config.output), planned, progress)  # a bad mode fails before any delete
     prepare_output(config, listing)
     copies, shards = plan_shards(config, listing)
-    runner = warm.runner(options) if warm is not None else fn_api_runner(options)  # None: Beam picks
+    runner = fn_api_runner(options)  # None: Beam picks
     threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
     with monitor, beam.Pipeline(runner=runner, options=options) as p:  # Beam runs the graph when its block ends
         _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)

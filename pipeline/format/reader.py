@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
-from pipeline.records import FORMAT_VERSION
+from pipeline.format.records import FORMAT_VERSION
 
 VERIFY_MODES = ("full", "size", "none")
 
@@ -116,7 +116,7 @@ def load(
     """
     import tensorflow as tf
 
-    from pipeline.records import parse_spec
+    from pipeline.format.records import parse_spec
     from transforms import encoding as enc
     from transforms.preprocess import Preprocessing
 

@@ -63,8 +63,7 @@ def _e(value: Any) -> str:
 
 def render(root: str, manifest: dict[str, Any]) -> str:
     """The whole page as text."""
-    from pipeline import report_params
-
+    from pipeline.report import params as report_params
     augmented = [s for s in sorted(manifest["splits"]) if manifest["splits"][s].get("augmented")]
     # index.parquet holds the splits in sorted order: rows of the splits before the first augmented one are skipped.
     skip = 0
@@ -114,7 +113,7 @@ def _header(manifest: dict[str, Any]) -> str:
     listed = sum(s["counts"]["listed"] for s in splits.values())
     per_split = ", ".join(f"{s} {splits[s]['counts']['written']:,}" for s in sorted(splits))
     low, high = pre["output_range"]
-    applied = "in the records" if pre["applied"] == "in_records" else "by the reader (pipeline.reader.load)"
+    applied = "in the records" if pre["applied"] == "in_records" else "by the reader (pipeline.format.reader.load)"
     classes = manifest["classes"]
     shown = ", ".join(classes[:20]) + (f", ... ({len(classes) - 20} more)" if len(classes) > 20 else "")
     facts = [
@@ -190,8 +189,7 @@ def _counts(manifest: dict[str, Any]) -> str:
 
 
 def _samples(root: str, manifest: dict[str, Any]) -> str:
-    from pipeline import report_sheet
-
+    from pipeline.report import sheet as report_sheet
     pre = manifest["preprocessing"]
     encoding = manifest["image"]["encoding"]
     if encoding in ("float32", "float16"):

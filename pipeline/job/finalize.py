@@ -16,13 +16,14 @@ from importlib import metadata
 from typing import Any
 
 from pipeline import __version__, fsutil
-from pipeline.dali_index import write_dali_index
 from pipeline.errors import ErrorRateExceeded, ReconcileError
-from pipeline.listing import Listing
-from pipeline.options import JobConfig
-from pipeline.records import FEATURES, FORMAT_VERSION, TFRecordWriter
-from pipeline.shard_worker import WORK_DIR, record_order, shard_name, sidecar_path
-from pipeline.side_files import write_side_files
+from pipeline.format.dali_index import write_dali_index
+from pipeline.format.manifest import record_order, shard_name
+from pipeline.format.records import FEATURES, FORMAT_VERSION, TFRecordWriter
+from pipeline.job.listing import Listing
+from pipeline.job.options import JobConfig
+from pipeline.job.shard import WORK_DIR, sidecar_path
+from pipeline.job.side_files import write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
 
 MANIFEST = "manifest.json"

@@ -1,0 +1,450 @@
+"""The output folder's typed seams: manifest, split info, shard entries, index and error rows, shard summaries.
+
+Every reader and writer of these goes through the dataclasses here, never through dicts read by string
+keys. ``to_json()`` gives exactly the JSON the format has always had (same keys, same values), so
+manifests and sidecars keep their bytes; ``from_json()`` reads it back and says in one line what is
+missing. The free-form parts (the resolved config, the preprocessing description, the producer's
+versions, the feature table) stay plain JSON objects: they are recorded, not interpreted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from transforms.rng import stable_hash64
+
+MANIFEST = "manifest.json"
+INDEX = "index.parquet"
+ERRORS = "errors.parquet"
+FORMAT_NAME = "augbeam"
+# Stages at which a failure is the input's (every copy of it), not one record's.
+INPUT_STAGES = ("listing", "read", "decode")
+DUPLICATE = "listing/DuplicateInput"  # an error row kept once: not a failure
+TEMP_FILE = re.compile(r"\.tmp-[0-9a-f]{32}$")  # fsutil.temp_name's suffix: a write that never committed
+
+JSON = dict[str, Any]
+
+
+class SchemaError(ValueError):
+    """A manifest or sidecar lacks a field or has one of the wrong kind."""
+
+
+def _get(data: Mapping[str, Any], name: str, where: str) -> Any:
+    try:
+        return data[name]
+    except (KeyError, TypeError):
+        raise SchemaError(f"{where} has no {name!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class FileInfo:
+    """A file the manifest names, with its size and checksum (``name`` for index/errors, ``file`` for shards)."""
+
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> JSON:
+        return {"bytes": self.bytes, "sha256": self.sha256}
+
+
+@dataclasses.dataclass(frozen=True)
+class TableInfo:
+    """``index.parquet`` or ``errors.parquet``: name, rows, size, checksum."""
+
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> JSON:
+        return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TableInfo:
+        w = "a table entry"
+        return cls(_get(data, "name", w), _get(data, "rows", w), _get(data, "bytes", w), _get(data, "sha256", w))
+
+
+@dataclasses.dataclass(frozen=True)
+class DaliIndexInfo:
+    """A shard's DALI index file (``--dali-index``)."""
+
+    file: str
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> JSON:
+        return {"file": self.file, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DaliIndexInfo:
+        w = "a dali_index entry"
+        return cls(_get(data, "file", w), _get(data, "bytes", w), _get(data, "sha256", w))
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    """One shard file as the manifest lists it."""
+
+    file: str
+    records: int
+    bytes: int
+    sha256: str
+    dali_index: DaliIndexInfo | None = None
+
+    def to_json(self) -> JSON:
+        out: JSON = {"file": self.file, "records": self.records, "bytes": self.bytes, "sha256": self.sha256}
+        if self.dali_index is not None:
+            out["dali_index"] = self.dali_index.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ShardInfo:
+        w = "a shard entry"
+        dali = data.get("dali_index")
+        return cls(
+            _get(data, "file", w),
+            _get(data, "records", w),
+            _get(data, "bytes", w),
+            _get(data, "sha256", w),
+            DaliIndexInfo.from_json(dali) if dali is not None else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexRow:
+    """One written record: a row of ``index.parquet``."""
+
+    key: str
+    copy: int
+    split: str
+    shard: str
+    position: int
+    label: int
+    params: str
+    record_sha256: str
+    source_sha256: str
+
+    def to_json(self) -> JSON:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IndexRow:
+        return cls(**{f.name: _get(data, f.name, "an index row") for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorRow:
+    """One input or record that was not written, and why: a row of ``errors.parquet``.
+
+    ``copy`` is None where the whole input failed (every copy of it).
+    """
+
+    key: str
+    copy: int | None
+    split: str
+    stage: str
+    error_type: str
+    message: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.stage}/{self.error_type}"
+
+    @property
+    def sort_key(self) -> tuple[str, int, str]:
+        return (self.key, -1 if self.copy is None else self.copy, self.stage)
+
+    def to_json(self) -> JSON:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ErrorRow:
+        return cls(**{f.name: _get(data, f.name, "an error row") for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSummary:
+    """What a shard worker reports when its shard is written (and, with its rows, its sidecar)."""
+
+    split: str
+    shard: int
+    num_shards: int
+    file: str
+    records: int
+    bytes: int
+    sha256: str
+    errors: int
+    outcomes: Mapping[str, int] = dataclasses.field(default_factory=dict)  # ``_outcomes``: inputs by result
+    dali_index: DaliIndexInfo | None = None
+
+    @property
+    def info(self) -> ShardInfo:
+        return ShardInfo(self.file, self.records, self.bytes, self.sha256, self.dali_index)
+
+    def to_json(self) -> JSON:
+        out: JSON = {
+            "split": self.split,
+            "shard": self.shard,
+            "num_shards": self.num_shards,
+            "file": self.file,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "errors": self.errors,
+            **self.outcomes,
+        }
+        if self.dali_index is not None:
+            out["dali_index"] = self.dali_index.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ShardSummary:
+        w = "a shard summary"
+        named = {f.name for f in dataclasses.fields(cls)} | {"index", "error_rows"}
+        dali = data.get("dali_index")
+        return cls(
+            split=_get(data, "split", w),
+            shard=_get(data, "shard", w),
+            num_shards=_get(data, "num_shards", w),
+            file=_get(data, "file", w),
+            records=_get(data, "records", w),
+            bytes=_get(data, "bytes", w),
+            sha256=_get(data, "sha256", w),
+            errors=_get(data, "errors", w),
+            outcomes={k: v for k, v in data.items() if k not in named},
+            dali_index=DaliIndexInfo.from_json(dali) if dali is not None else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Sidecar:
+    """A shard's sidecar in the work folder: its summary plus its index and error rows (read by finalize)."""
+
+    summary: ShardSummary
+    index: tuple[IndexRow, ...]
+    error_rows: tuple[ErrorRow, ...]
+
+    def to_json(self) -> JSON:
+        out = self.summary.to_json()
+        out["index"] = [row.to_json() for row in self.index]
+        out["error_rows"] = [row.to_json() for row in self.error_rows]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sidecar:
+        return cls(
+            ShardSummary.from_json(data),
+            tuple(IndexRow.from_json(r) for r in _get(data, "index", "a sidecar")),
+            tuple(ErrorRow.from_json(r) for r in _get(data, "error_rows", "a sidecar")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """A split's reconciliation: listed = decoded + failed inputs; decoded x copies = written + failed records."""
+
+    listed: int
+    failed_inputs: int
+    failed_inputs_by_stage: Mapping[str, int]
+    decoded: int
+    copies: int
+    expected_records: int
+    written: int
+    failed_records: int
+
+    def to_json(self) -> JSON:
+        out = dataclasses.asdict(self)
+        out["failed_inputs_by_stage"] = dict(self.failed_inputs_by_stage)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Counts:
+        return cls(**{f.name: _get(data, f.name, "a split's counts") for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitInfo:
+    """One split: its shards, its counts, and its error rows by reason (``stage/error_type``)."""
+
+    augmented: bool
+    shards: tuple[ShardInfo, ...]
+    counts: Counts
+    error_rows_by_reason: Mapping[str, int]
+
+    @property
+    def num_shards(self) -> int:
+        return len(self.shards)
+
+    def to_json(self) -> JSON:
+        return {
+            "augmented": self.augmented,
+            "num_shards": self.num_shards,
+            "shards": [s.to_json() for s in self.shards],
+            "counts": self.counts.to_json(),
+            "error_rows_by_reason": dict(self.error_rows_by_reason),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SplitInfo:
+        w = "a split"
+        return cls(
+            augmented=_get(data, "augmented", w),
+            shards=tuple(ShardInfo.from_json(s) for s in _get(data, "shards", w)),
+            counts=Counts.from_json(_get(data, "counts", w)),
+            error_rows_by_reason=dict(_get(data, "error_rows_by_reason", w)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """The stored image: ``[height, width, 3]``, the encoding and the dtype it decodes to."""
+
+    shape: tuple[int, int, int]
+    encoding: str
+    stored_dtype: str
+    pixel_range_before_preprocessing: tuple[int, int] = (0, 255)
+
+    @property
+    def height(self) -> int:
+        return self.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.shape[1]
+
+    def to_json(self) -> JSON:
+        return {
+            "shape": list(self.shape),
+            "encoding": self.encoding,
+            "stored_dtype": self.stored_dtype,
+            "pixel_range_before_preprocessing": list(self.pixel_range_before_preprocessing),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageInfo:
+        w = "the image entry"
+        h, w_, c = _get(data, "shape", w)
+        low, high = data.get("pixel_range_before_preprocessing", (0, 255))
+        return cls((h, w_, c), _get(data, "encoding", w), _get(data, "stored_dtype", w), (low, high))
+
+
+@dataclasses.dataclass(frozen=True)
+class InputInfo:
+    """Where the inputs came from: the root (folder or listing file) and its kind."""
+
+    root: str
+    kind: str
+
+    def to_json(self) -> JSON:
+        return {"root": self.root, "kind": self.kind}
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """``manifest.json``: written last, so a folder with one is a finished, reconciled run."""
+
+    format_version: int
+    producer: JSON
+    config: JSON
+    input: InputInfo
+    classes: tuple[str, ...]
+    image: ImageInfo
+    preprocessing: JSON
+    features: JSON
+    seeding: JSON
+    sharding: str
+    splits: Mapping[str, SplitInfo]
+    index: TableInfo
+    errors: TableInfo
+    side_files: Mapping[str, FileInfo] | None = None  # None in the draft the side-file makers see
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json(self) -> JSON:
+        files: JSON = {"index": self.index.to_json(), "errors": self.errors.to_json()}
+        if self.side_files is not None:
+            files["side"] = {name: info.to_json() for name, info in self.side_files.items()}
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "producer": self.producer,
+            "config": self.config,
+            "input": self.input.to_json(),
+            "classes": list(self.classes),
+            "num_classes": self.num_classes,
+            "image": self.image.to_json(),
+            "preprocessing": self.preprocessing,
+            "features": self.features,
+            "seeding": self.seeding,
+            "sharding": self.sharding,
+            "splits": {name: info.to_json() for name, info in self.splits.items()},
+            "files": files,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Manifest:
+        w = "the manifest"
+        files = _get(data, "files", w)
+        side = files.get("side")
+        inp = _get(data, "input", w)
+        return cls(
+            format_version=_get(data, "format_version", w),
+            producer=_get(data, "producer", w),
+            config=_get(data, "config", w),
+            input=InputInfo(_get(inp, "root", "the input entry"), _get(inp, "kind", "the input entry")),
+            classes=tuple(_get(data, "classes", w)),
+            image=ImageInfo.from_json(_get(data, "image", w)),
+            preprocessing=_get(data, "preprocessing", w),
+            features=_get(data, "features", w),
+            seeding=_get(data, "seeding", w),
+            sharding=_get(data, "sharding", w),
+            splits={name: SplitInfo.from_json(s) for name, s in _get(data, "splits", w).items()},
+            index=TableInfo.from_json(_get(files, "index", "the manifest's files")),
+            errors=TableInfo.from_json(_get(files, "errors", "the manifest's files")),
+            side_files=(
+                {name: FileInfo(_get(i, "bytes", name), _get(i, "sha256", name)) for name, i in side.items()}
+                if side is not None
+                else None
+            ),
+        )
+
+    def with_side_files(self, side: Mapping[str, FileInfo]) -> Manifest:
+        return dataclasses.replace(self, side_files=dict(side))
+
+    def split(self, name: str) -> SplitInfo:
+        return self.splits[name]
+
+    def iter_shards(self) -> Iterator[tuple[str, ShardInfo]]:
+        """Every (split, shard) in split order as written."""
+        for name, info in self.splits.items():
+            for shard in info.shards:
+                yield name, shard
+
+    def expected_files(self) -> dict[str, FileInfo | None]:
+        """Every file the manifest names, with its size and checksum (None for the manifest itself)."""
+        files: dict[str, FileInfo | None] = {
+            MANIFEST: None,
+            INDEX: FileInfo(self.index.bytes, self.index.sha256),
+            ERRORS: FileInfo(self.errors.bytes, self.errors.sha256),
+        }
+        for _split, shard in self.iter_shards():
+            files[shard.file] = FileInfo(shard.bytes, shard.sha256)
+            if shard.dali_index is not None:
+                files[shard.dali_index.file] = FileInfo(shard.dali_index.bytes, shard.dali_index.sha256)
+        files.update(self.side_files or {})
+        return files
+
+
+def record_order(key: str, copy: int) -> int:
+    """The stable hash of (key, copy) that picks the shard and the place within it."""
+    return stable_hash64(f"{key}\x00{copy}")
+
+
+def shard_name(split: str, shard: int, num_shards: int) -> str:
+    return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
