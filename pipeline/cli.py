@@ -8,9 +8,12 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from transforms.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.format.manifest import Manifest
 
 EPILOG = """Beam options go after '--', for example:
   augbeam run --input photos --output out -- --direct_num_workers=2 --direct_running_mode=multi_processing
@@ -352,32 +355,32 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(manifest: dict[str, Any], output: str, seconds: float) -> None:
+def print_summary(manifest: Manifest, output: str, seconds: float) -> None:
     """Records, bytes and failures (by reason) per split, from the written data; where it is, how to read it."""
     from pipeline.job.progress import format_bytes
 
     print(f"\naugbeam: wrote {output}  ({seconds:.1f} s)")
     print(
-        f"  model preprocessing: {manifest['preprocessing']['name']} "
-        f"({manifest['preprocessing']['applied'].replace('_', ' ')}), encoding {manifest['image']['encoding']}, "
-        f"size {manifest['image']['shape'][0]}x{manifest['image']['shape'][1]}"
+        f"  model preprocessing: {manifest.preprocessing['name']} "
+        f"({manifest.preprocessing['applied'].replace('_', ' ')}), encoding {manifest.image.encoding}, "
+        f"size {manifest.image.shape[0]}x{manifest.image.shape[1]}"
     )
     header = f"{'split':<12}{'inputs':>8}{'failed':>8}{'copies':>8}{'records':>9}{'rec.failed':>11}{'bytes':>11}"
     print(f"  {header}{'shards':>8}")
     total_inputs = 0
     total_records = 0
     total_bytes = 0
-    for split, info in manifest["splits"].items():
-        c = info["counts"]
-        size = sum(s["bytes"] for s in info["shards"])
-        total_inputs += c["listed"]
-        total_records += c["written"]
+    for split, info in manifest.splits.items():
+        c = info.counts
+        size = sum(s.bytes for s in info.shards)
+        total_inputs += c.listed
+        total_records += c.written
         total_bytes += size
         print(
-            f"  {split:<12}{c['listed']:>8}{c['failed_inputs']:>8}{c['copies']:>8}"
-            f"{c['written']:>9}{c['failed_records']:>11}{format_bytes(size):>11}{info['num_shards']:>8}"
+            f"  {split:<12}{c.listed:>8}{c.failed_inputs:>8}{c.copies:>8}"
+            f"{c.written:>9}{c.failed_records:>11}{format_bytes(size):>11}{info.num_shards:>8}"
         )
-    errors = manifest["files"]["errors"]["rows"]
+    errors = manifest.errors.rows
     if seconds > 0:
         print(
             f"  {total_inputs} inputs -> {total_records} records ({format_bytes(total_bytes)}), "
@@ -390,10 +393,10 @@ def print_summary(manifest: dict[str, Any], output: str, seconds: float) -> None
             print(f"    {split:<12}" + ", ".join(f"{n} {reason}" for reason, n in reasons))
         print(f"  {errors} error row(s): see {output}/errors.parquet")
     print(f"  report:   {output}/report.html (counts, sample records, parameter histograms, errors)")
-    print(f"  read it:  from pipeline import reader; ds = reader.load({output!r}, split='train', batch_size=32)")
+    print(f"  read it:  import augbeam; ds = augbeam.load({output!r}, split='train', batch_size=32)")
 
 
-def _failure_reasons(manifest: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
+def _failure_reasons(manifest: Manifest) -> dict[str, list[tuple[str, int]]]:
     """``stage/ErrorType`` counts per split (counted at finalize), most frequent first (ties by name)."""
-    counts = {split: info["error_rows_by_reason"] for split, info in manifest["splits"].items()}
+    counts = {split: info.error_rows_by_reason for split, info in manifest.splits.items()}
     return {split: sorted(r.items(), key=lambda kv: (-kv[1], kv[0])) for split, r in sorted(counts.items()) if r}

@@ -40,32 +40,32 @@ def dali_run(photos_with_bad, tmp_path_factory):
 
 def test_every_shard_has_an_index_equal_to_tfrecord2idx(dali_run):
     out, manifest = dali_run
-    shards = [s for info in manifest["splits"].values() for s in info["shards"]]
-    assert any(s["records"] == 0 for s in shards) and any(s["records"] > 1 for s in shards)
+    shards = [s for info in manifest.splits.values() for s in info.shards]
+    assert any(s.records == 0 for s in shards) and any(s.records > 1 for s in shards)
     for shard in shards:
-        idx = out / shard["dali_index"]["file"]
-        assert idx.name == shard["file"] + ".idx"
+        idx = out / shard.dali_index.file
+        assert idx.name == shard.file + ".idx"
         data = idx.read_bytes()
-        assert data == tfrecord2idx(out / shard["file"])
-        assert len(data.splitlines()) == shard["records"]
+        assert data == tfrecord2idx(out / shard.file)
+        assert len(data.splitlines()) == shard.records
 
 
 def test_records_read_at_indexed_offsets_are_the_shard_records(dali_run):
     import tensorflow as tf
 
     out, manifest = dali_run
-    shard = max((s for info in manifest["splits"].values() for s in info["shards"]), key=lambda s: s["records"])
-    blob = (out / shard["file"]).read_bytes()
-    expected = [r.numpy() for r in tf.data.TFRecordDataset(str(out / shard["file"]))]
+    shard = max((s for info in manifest.splits.values() for s in info.shards), key=lambda s: s.records)
+    blob = (out / shard.file).read_bytes()
+    expected = [r.numpy() for r in tf.data.TFRecordDataset(str(out / shard.file))]
     got = []
-    for line in (out / shard["dali_index"]["file"]).read_text().splitlines():
+    for line in (out / shard.dali_index.file).read_text().splitlines():
         offset, size = map(int, line.split())
         (length,) = struct.unpack("<Q", blob[offset : offset + 8])
         assert size == length + 16
         got.append(blob[offset + 12 : offset + 12 + length])
     assert got == expected
     keys = [tf.train.Example.FromString(r).features.feature["key"].bytes_list.value[0] for r in got]
-    assert len(keys) == shard["records"]
+    assert len(keys) == shard.records
 
 
 def test_index_files_are_listed_checked_and_refused_when_changed(dali_run, tmp_path):

@@ -255,8 +255,8 @@ def test_folder_of_bad_inputs_runs_to_completion_and_verifies(tmp_path):
     assert "train/good/ünïcödé – 写真 #1 & (copy).png" in written
     assert "train/good/one_pixel.png" in written and "train/bad/gray_named.jpg" in written
     assert {str(p.relative_to(root)) for p in formats.iterdir()} <= written
-    counts = manifest["splits"]["train"]["counts"]
-    assert counts["listed"] == len(listed) and counts["written"] == 2 * len(written)
+    counts = manifest.splits["train"].counts
+    assert counts.listed == len(listed) and counts.written == 2 * len(written)
     report = verify(str(out), sample=8, source=str(root))
     assert report.ok, report.problems
 

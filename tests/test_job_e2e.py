@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.format import reader
-from pipeline.format.manifest import record_order
+from pipeline.format.manifest import Manifest, record_order
 from tests.conftest import run, shard_bytes
 
 TRAIN_GOOD = 11  # sample photos in train/ (all decode)
@@ -52,6 +52,15 @@ def run_b(photos_with_bad, tmp_path_factory):
     out = tmp_path_factory.mktemp("b") / "out"
     run(photos_with_bad, out)
     return out
+
+
+def test_manifest_file_is_exactly_what_its_dataclass_writes(run_a):
+    """The typed manifest reads every field back and writes the file's bytes again."""
+    raw = (run_a / "manifest.json").read_bytes()
+    manifest = reader.read_manifest(str(run_a))
+    assert (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode() == raw
+    assert Manifest.from_json(json.loads(raw)) == manifest
+    assert manifest.side_files and "report.html" in manifest.side_files
 
 
 def test_counts_reconcile(run_a):
@@ -135,8 +144,8 @@ def test_copies_differ_and_params_match_index(run_a):
 
 def test_reader_mobilenet_v2_range(run_a):
     manifest = reader.read_manifest(str(run_a))
-    assert manifest["preprocessing"]["name"] == "mobilenet_v2"
-    assert manifest["preprocessing"]["applied"] == "by_reader"
+    assert manifest.preprocessing["name"] == "mobilenet_v2"
+    assert manifest.preprocessing["applied"] == "by_reader"
     ds = reader.load(str(run_a), split="train", batch_size=8, expect_model="mobilenet_v2")
     assert ds.element_spec[0].shape.as_list() == [None, 32, 32, 3]
     values = np.concatenate([x.numpy() for x, _ in ds])
@@ -154,15 +163,15 @@ def run_resnet(photos_with_bad, tmp_path_factory):
 
 def test_reader_resnet50_caffe_values(run_resnet, run_a):
     manifest = reader.read_manifest(str(run_resnet))
-    assert manifest["preprocessing"]["applied"] == "in_records"
-    assert manifest["preprocessing"]["channel_order"] == "BGR"
+    assert manifest.preprocessing["applied"] == "in_records"
+    assert manifest.preprocessing["channel_order"] == "BGR"
     ds = reader.load(str(run_resnet), split="validation", with_metadata=True, expect_model="resnet50")
     assert ds.element_spec[0].shape.as_list() == [32, 32, 3]
     # The unaugmented validation images equal caffe preprocessing of run_a's uint8 pixels.
     raw = {}
     for image, _label, meta in reader.load(str(run_a), split="validation", with_metadata=True):
         raw[meta["key"].numpy()] = image.numpy()  # mobilenet_v2: x / 127.5 - 1
-    low, high = manifest["preprocessing"]["output_range"]
+    low, high = manifest.preprocessing["output_range"]
     for image, _label, meta in ds:
         x = image.numpy()
         assert low <= x.min() and x.max() <= high
@@ -197,7 +206,7 @@ def test_keras_model_trains_on_reader_output(run_a):
     manifest = reader.read_manifest(str(run_a))
     ds = reader.load(str(run_a), split="train", batch_size=8, shuffle_files=True, seed=0)
     model = keras.applications.MobileNetV2(
-        weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=manifest["num_classes"]
+        weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=manifest.num_classes
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     history = model.fit(ds, epochs=1, verbose=0)
@@ -247,15 +256,15 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
         manifest = run(listing, tmp_path / "out", copies=2, num_shards=1)
     finally:
         shard_worker.fsutil.read_bytes = original
-    train = manifest["splits"]["train"]["counts"]
-    assert (train["listed"], train["decoded"], train["written"]) == (3, 1, 2)
-    assert train["failed_inputs_by_stage"] == {"listing": 1, "read": 1, "decode": 0}
-    assert manifest["classes"] == ["camera", "horse", "rocket"]
+    train = manifest.splits["train"].counts
+    assert (train.listed, train.decoded, train.written) == (3, 1, 2)
+    assert train.failed_inputs_by_stage == {"listing": 1, "read": 1, "decode": 0}
+    assert manifest.classes == ("camera", "horse", "rocket")
     errors = {
         (e["key"], e["stage"], e["error_type"]) for e in pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
     }
     assert errors == {("rocket_small.jpg", "listing", "DuplicateInput"), ("gray.png", "read", "FileNotFound")}
-    assert manifest["splits"]["validation"]["counts"]["written"] == 1
+    assert manifest.splits["validation"].counts.written == 1
 
 
 def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatch):
@@ -282,10 +291,10 @@ def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatc
 
     monkeypatch.setattr(shard_worker.fsutil, "read_bytes", read_once)
     manifest = run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
-    counts = manifest["splits"]["train"]["counts"]
-    assert counts["decoded"] == 2 and counts["failed_inputs"] == 0
-    assert 1 <= counts["failed_records"] <= 2
-    assert counts["written"] + counts["failed_records"] == 6
+    counts = manifest.splits["train"].counts
+    assert counts.decoded == 2 and counts.failed_inputs == 0
+    assert 1 <= counts.failed_records <= 2
+    assert counts.written + counts.failed_records == 6
     errors = pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
     assert {(e["key"], e["stage"], e["error_type"]) for e in errors} == {("cls/a.jpg", "read", "FileNotFound")}
     assert all(e["copy"] is not None for e in errors)

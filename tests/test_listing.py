@@ -40,7 +40,7 @@ def test_folder_without_splits_is_train_and_reports_stray_files(tmp_path):
         "cats/x/nested.png": (0, "train"),
         "dogs/a b ü.png": (1, "train"),
     }
-    assert [(e["key"], e["error_type"]) for e in listing.errors] == [("README.png", "NotInClassFolder")]
+    assert [(e.key, e.error_type) for e in listing.errors] == [("README.png", "NotInClassFolder")]
     assert listing.listed["train"] == 4
 
 
@@ -77,7 +77,7 @@ def test_listing_files(tmp_path, fmt):
         ("img/b.png", 0, "validation"),
         ("img/c.png", 0, "train"),
     ]
-    assert sorted((e["key"], e["error_type"]) for e in listing.errors) == [
+    assert sorted((e.key, e.error_type) for e in listing.errors) == [
         ("img/a.png", "DuplicateInput"),
         ("img/d.png", "MissingLabel"),
     ]
@@ -91,7 +91,7 @@ def test_duplicates_are_resolved_the_same_whatever_the_order(tmp_path):
         path.write_text("".join(json.dumps({"path": p, "label": lab, "split": s}) + "\n" for p, lab, s in order))
         listing = list_inputs(str(path))
         assert [(i.label, i.split) for i in listing.items] == [(1, "test")]
-        assert [e["error_type"] for e in listing.errors] == ["DuplicateInput"]
+        assert [e.error_type for e in listing.errors] == ["DuplicateInput"]
 
 
 @pytest.mark.parametrize(
@@ -135,15 +135,15 @@ def test_fixed_classes_report_unknown_labels(tmp_path):
     folder = list_inputs(str(tmp_path / "tree"), classes=("dog", "cat"))
     assert folder.classes == ["dog", "cat"]
     assert [(i.key, i.label) for i in folder.items] == [("cat/1.png", 1), ("dog/2.png", 0)]
-    assert [(e["key"], e["error_type"]) for e in folder.errors] == [("fox/3.png", "UnknownLabel")]
-    assert "'fox' is not one of --classes" in folder.errors[0]["message"]
+    assert [(e.key, e.error_type) for e in folder.errors] == [("fox/3.png", "UnknownLabel")]
+    assert "'fox' is not one of --classes" in folder.errors[0].message
     make_tree(tmp_path, ["img/a.png", "img/b.png", "img/c.png"])
     listing = tmp_path / "l.jsonl"
     rows = [{"path": "img/a.png", "label": "cat"}, {"path": "img/b.png", "label": "wolf"}, {"path": "img/c.png"}]
     listing.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = list_inputs(str(listing), classes=("dog", "cat"))
     assert [(i.key, i.label) for i in table.items] == [("img/a.png", 1)]
-    assert sorted((e["key"], e["error_type"]) for e in table.errors) == [
+    assert sorted((e.key, e.error_type) for e in table.errors) == [
         ("img/b.png", "UnknownLabel"),
         ("img/c.png", "MissingLabel"),
     ]
@@ -151,7 +151,7 @@ def test_fixed_classes_report_unknown_labels(tmp_path):
     numbers.write_text(
         json.dumps({"path": "img/a.png", "label": 5}) + "\n" + json.dumps({"path": "img/b.png", "label": 1})
     )
-    assert [e["error_type"] for e in list_inputs(str(numbers), classes=("dog", "cat")).errors] == ["UnknownLabel"]
+    assert [e.error_type for e in list_inputs(str(numbers), classes=("dog", "cat")).errors] == ["UnknownLabel"]
 
 
 def test_nan_label_with_fixed_classes_is_reported(tmp_path):
@@ -161,5 +161,5 @@ def test_nan_label_with_fixed_classes_is_reported(tmp_path):
         pa.Table.from_pylist([{"path": "img/a.png", "label": float("nan")}, {"path": "img/b.png", "label": 1.0}]), path
     )
     listing = list_inputs(str(path), classes=("dog", "cat"))
-    assert [(e["key"], e["error_type"]) for e in listing.errors] == [("img/a.png", "InvalidLabel")]
+    assert [(e.key, e.error_type) for e in listing.errors] == [("img/a.png", "InvalidLabel")]
     assert [(i.key, i.label) for i in listing.items] == [("img/b.png", 1)]

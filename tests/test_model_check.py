@@ -134,7 +134,7 @@ def test_nested_rescaling_is_found():
 def test_model_trains_on_its_preprocessing(build, job, model_name, keras_name):
     out = job(model_name)
     manifest = reader.read_manifest(str(out))
-    pre = manifest["preprocessing"]
+    pre = manifest.preprocessing
     assert pre["name"] == model_name
     ds = reader.load(str(out), split="train", batch_size=8, expect_model=model_name)
     images, labels = next(iter(ds))
@@ -148,8 +148,8 @@ def test_model_trains_on_its_preprocessing(build, job, model_name, keras_name):
         expected = raw.numpy()[..., ::-1] - np.array(CAFFE_MEAN_BGR, np.float32)
         np.testing.assert_allclose(images, expected, atol=1e-3)
 
-    classes = manifest["classes"]
-    assert len(classes) == manifest["num_classes"] and set(labels.numpy()) <= set(range(len(classes)))
+    classes = manifest.classes
+    assert len(classes) == manifest.num_classes and set(labels.numpy()) <= set(range(len(classes)))
     model = build(keras_name, classes=len(classes))
     # Eager: tracing these graphs for two steps costs ~30 s each on 2 CPU cores, eager steps about a second.
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)

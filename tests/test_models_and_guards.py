@@ -161,8 +161,8 @@ def test_range_guard_in_the_job_lands_in_errors(tmp_path, overflow_registered):
     config.write_text("ops: [{op: test_overflow}]\n")
     out = tmp_path / "o"
     manifest = run(PHOTOS, out, config=str(config), copies=4, num_shards=2)
-    counts = manifest["splits"]["train"]["counts"]
+    counts = manifest.splits["train"].counts
     errors = [r for r in pq.read_table(out / "errors.parquet").to_pylist() if r["stage"] == "range"]
-    assert counts["failed_records"] == len(errors) > 0 and counts["written"] > 0
-    assert counts["written"] + counts["failed_records"] == counts["decoded"] * 4
+    assert counts.failed_records == len(errors) > 0 and counts.written > 0
+    assert counts.written + counts.failed_records == counts.decoded * 4
     assert all(r["error_type"] == "RangeError" and "outside [0, 255]" in r["message"] for r in errors)

@@ -201,12 +201,19 @@ def test_a_failure_in_the_pipeline_before_any_record_prints_only_the_error(small
 
 def test_a_broken_stream_never_fails_the_run(tmp_path):
     class Closed(Stream):
+        writes = 0
+
         def write(self, text: str) -> int:
+            Closed.writes += 1
             raise OSError("stderr is closed")
 
     write_progress(tmp_path, "train-00000", done=3)
+    before = threading.active_count()
     with ProgressMonitor(str(tmp_path), total=3, mode="bar", stream=Closed(), poll_s=0.01):
         threading.Event().wait(0.05)  # the thread's redraws fail too
+    # The display tried to draw (and failed), the block exited without raising, and its thread is gone.
+    assert Closed.writes > 0
+    assert threading.active_count() == before
 
 
 def test_mode_none_prints_nothing_and_starts_no_thread(tmp_path):
@@ -455,7 +462,7 @@ def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tm
     assert not (tmp_path / "out" / WORK_DIR).exists()  # progress files went with the work folder
     report = verify(str(tmp_path / "out"))  # every file in the folder is one the manifest names
     assert report.ok, report.text(str(tmp_path / "out"))
-    assert "progress" not in manifest["config"]  # a display option, not part of the output
+    assert "progress" not in manifest.config  # a display option, not part of the output
 
     # The counters of that run, next to the counts the manifest took from the written data.
     from apache_beam.metrics.metric import MetricsFilter
@@ -463,20 +470,20 @@ def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tm
     (result,) = results
     assert result.metrics().query(MetricsFilter().with_namespace("augbeam"))["counters"]
     got = counters(result)
-    for split, info in manifest["splits"].items():
-        c = info["counts"]
-        assert got[f"listed/{split}"] == c["listed"]
-        assert got[f"decoded/{split}"] == c["decoded"]
-        assert got[f"written/{split}"] == c["written"]
-        assert got[f"bytes/{split}"] == sum(s["bytes"] for s in info["shards"])
-        assert got[f"planned/{split}"] == (c["listed"] - c["failed_inputs_by_stage"]["listing"]) * c["copies"]
-        assert got.get(f"records_failed/{split}", 0) == got[f"planned/{split}"] - c["written"]
-    splits = manifest["splits"].values()
-    assert got["listed"] == sum(i["counts"]["listed"] for i in splits) == 7
-    assert got["written"] == sum(i["counts"]["written"] for i in splits) == 9
+    for split, info in manifest.splits.items():
+        c = info.counts
+        assert got[f"listed/{split}"] == c.listed
+        assert got[f"decoded/{split}"] == c.decoded
+        assert got[f"written/{split}"] == c.written
+        assert got[f"bytes/{split}"] == sum(s.bytes for s in info.shards)
+        assert got[f"planned/{split}"] == (c.listed - c.failed_inputs_by_stage["listing"]) * c.copies
+        assert got.get(f"records_failed/{split}", 0) == got[f"planned/{split}"] - c.written
+    splits = manifest.splits.values()
+    assert got["listed"] == sum(i.counts.listed for i in splits) == 7
+    assert got["written"] == sum(i.counts.written for i in splits) == 9
     for stage in ("listing", "read", "decode"):
         by_stage = sum(n for name, n in got.items() if name.startswith(f"failed/{stage}/"))
-        assert by_stage == sum(i["counts"]["failed_inputs_by_stage"][stage] for i in splits)
+        assert by_stage == sum(i.counts.failed_inputs_by_stage[stage] for i in splits)
     assert {name: n for name, n in got.items() if name.startswith("failed/")} == {
         "failed/decode/CorruptImage": 1,
         "failed/listing/NotInClassFolder": 1,
@@ -539,12 +546,13 @@ def test_a_bad_progress_mode_fails_before_the_output_is_touched(small_input, tmp
 def test_duplicate_listing_rows_count_as_duplicates_not_failures():
     import apache_beam as beam
 
+    from pipeline.format.manifest import ErrorRow
     from pipeline.job.graph import CountListingErrors, counters
 
     errors = [
-        {"split": "train", "error_type": "DuplicateInput"},
-        {"split": "train", "error_type": "DuplicateInput"},
-        {"split": "validation", "error_type": "NotInClassFolder"},
+        ErrorRow("a.png", None, "train", "listing", "DuplicateInput", "listed twice"),
+        ErrorRow("b.png", None, "train", "listing", "DuplicateInput", "listed twice"),
+        ErrorRow("c.png", None, "validation", "listing", "NotInClassFolder", "not in a class folder"),
     ]
     with beam.Pipeline() as p:
         _ = p | CountListingErrors(errors)

@@ -421,5 +421,5 @@ def test_a_local_job_leaves_nothing_in_the_temp_folder(tmp_path, monkeypatch):
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     manifest = run(PHOTOS, tmp_path / "out", copies=1, num_shards=1)
-    assert sum(split["counts"]["written"] for split in manifest["splits"].values()) > 0
+    assert sum(split.counts.written for split in manifest.splits.values()) > 0
     assert sorted(p.name for p in scratch.iterdir()) == []

@@ -7,6 +7,7 @@ once the manifest's preprocessing is applied.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ import tensorflow_datasets as tfds  # in the test extra: a missing one must fail
 
 from pipeline.checks.verify import verify
 from pipeline.format import reader, tfds_info
+from pipeline.format.manifest import Manifest
 from tests.conftest import DATA, PHOTOS, run
 
 ENCODINGS = ("uint8", "jpeg", "float32", "png", "float16")
@@ -135,7 +137,7 @@ def test_side_files_are_listed_deterministic_and_verified(outputs, encoding):
     manifest = manifest_of(dst)
     side = manifest["files"]["side"]
     assert {"dataset_info.json", "features.json", "label.labels.txt"} <= set(side)
-    made = tfds_info.make_files(str(dst), manifest)  # from the manifest alone: the same bytes again
+    made = tfds_info.make_files(str(dst), Manifest.from_json(manifest))  # from the manifest alone: the same bytes
     for name, data in made.items():
         assert (dst / name).read_bytes() == data
         assert side[name]["bytes"] == len(data)
@@ -157,9 +159,9 @@ def test_unlabeled_run_and_empty_shards(tmp_path):
     (src / "list.csv").write_text("path\nrocket_small.jpg\ngray.png\n")
     dst = tmp_path / "out"
     manifest = run(src / "list.csv", dst, copies=1, num_shards=3)
-    assert manifest["classes"] == []
-    assert any(s["records"] == 0 for s in manifest["splits"]["train"]["shards"])
-    assert "label.labels.txt" not in manifest["files"]["side"]
+    assert manifest.classes == ()
+    assert any(s.records == 0 for s in manifest.splits["train"].shards)
+    assert "label.labels.txt" not in (manifest.side_files or {})
     builder = tfds.builder_from_directory(str(dst))
     assert not isinstance(builder.info.features["label"], tfds.features.ClassLabel)
     assert builder.info.supervised_keys is None
@@ -180,23 +182,27 @@ def test_class_names_the_labels_file_cannot_hold(tmp_path):
     )
     dst = tmp_path / "out"
     manifest = run(src / "list.csv", dst, copies=1, num_shards=1)
-    assert manifest["classes"] == [" lead space", "café"]
-    assert "label.labels.txt" not in manifest["files"]["side"]
+    assert manifest.classes == (" lead space", "café")
+    assert "label.labels.txt" not in (manifest.side_files or {})
     builder = tfds.builder_from_directory(str(dst))
-    assert builder.info.features["label"].names == manifest["classes"]
+    assert builder.info.features["label"].names == list(manifest.classes)
     labels = {key: int(ex["label"]) for (key, _), ex in tfds_records(dst, "train").items()}
     assert labels == {"rocket_small.jpg": 1, "gray.png": 0, "rgba.png": 1}
     assert verify(str(dst)).ok
 
 
-def test_shard_names_follow_the_tfds_template():
+def test_shard_names_follow_the_tfds_template(outputs):
     """Our shard names are what TFDS formats from {SPLIT}-{SHARD_X_OF_Y}.tfrecord."""
-    from pipeline.format.manifest import shard_name
+    from pipeline.format.manifest import Counts, ShardInfo, SplitInfo, shard_name
 
     for num_shards in (1, 3, 12, 99999):
         for shard in {0, num_shards // 2, num_shards - 1}:
             assert tfds_info.tfds_shard_name("train", shard, num_shards) == shard_name("train", shard, num_shards)
     # From 100000 shards TFDS pads the index to 6 digits and ours stays at 5: no TFDS files then, no failed run.
     assert tfds_info.tfds_shard_name("train", 7, 100000) != shard_name("train", 7, 100000)
-    shards = [{"file": shard_name("train", i, 100000), "records": 1, "bytes": 1} for i in range(100000)]
-    assert tfds_info.make_files("out", {"splits": {"train": {"shards": shards}}}) == {}
+    shards = tuple(ShardInfo(shard_name("train", i, 100000), 1, 1, "") for i in range(100000))
+    counts = Counts(100000, 0, {}, 100000, 1, 100000, 100000, 0)
+    manifest = dataclasses.replace(
+        Manifest.from_json(manifest_of(outputs["uint8"])), splits={"train": SplitInfo(False, shards, counts, {})}
+    )
+    assert tfds_info.make_files("out", manifest) == {}

@@ -66,15 +66,19 @@ def input_normalization_layers(model: Any) -> list[Any]:
 def check_model(model: Any, data: Any) -> list[str]:
     """Warnings (also emitted as ``UserWarning``) when ``model`` and ``data`` normalise twice or never.
 
-    ``data`` is an augbeam output folder or its manifest dict. An empty list
-    means the pairing looks right.
+    ``data`` is an augbeam output folder, its ``Manifest``, or a manifest (or preprocessing) dict as
+    JSON. An empty list means the pairing looks right.
     """
     from pipeline.format import reader
-    if isinstance(data, dict):
-        manifest, where = data, "the manifest"
+    from pipeline.format.manifest import Manifest
+
+    pre: dict[str, Any]
+    if isinstance(data, Manifest):
+        pre, where = data.preprocessing, "the manifest"
+    elif isinstance(data, dict):
+        pre, where = data.get("preprocessing", data), "the manifest"
     else:
-        manifest, where = reader.read_manifest(os.fspath(data)), repr(os.fspath(data))
-    pre = manifest["preprocessing"] if "preprocessing" in manifest else manifest
+        pre, where = reader.read_manifest(os.fspath(data)).preprocessing, repr(os.fspath(data))
     name, mode = pre.get("name", "?"), pre.get("mode", "?")
     out_range = [float(v) for v in pre.get("output_range", (0.0, 255.0))]
     normalised = out_range != [0.0, 255.0]

@@ -24,13 +24,10 @@ from collections import Counter
 from typing import Any
 
 from pipeline import fsutil
-from pipeline.format.manifest import record_order
+from pipeline.format.manifest import ERRORS, INDEX, INPUT_STAGES, ErrorRow, IndexRow, Manifest, record_order
 from pipeline.format.reader import ReaderError, read_manifest
 from pipeline.format.records import iter_records
-from pipeline.job.finalize import ERRORS, INDEX, expected_files
 from transforms.rng import stable_hash64
-
-INPUT_STAGES = ("listing", "read", "decode")
 
 
 @dataclasses.dataclass
@@ -74,8 +71,8 @@ def verify(dst: str, sample: int = 0, source: str | None = None) -> Report:
             return report  # missing or changed files: the rest would only repeat it
         import pyarrow.parquet as pq
 
-        index = pq.read_table(fsutil.join(root, INDEX)).to_pylist()
-        errors = pq.read_table(fsutil.join(root, ERRORS)).to_pylist()
+        index = [IndexRow.from_json(row) for row in pq.read_table(fsutil.join(root, INDEX)).to_pylist()]
+        errors = [ErrorRow.from_json(row) for row in pq.read_table(fsutil.join(root, ERRORS)).to_pylist()]
         records = _check_shards(root, manifest, report)
         _check_index(manifest, index, records, report)
         _check_counts(manifest, index, errors, report)
@@ -90,9 +87,9 @@ def verify(dst: str, sample: int = 0, source: str | None = None) -> Report:
 
 
 def _check_against_listing(
-    manifest: dict[str, Any],
-    index: list[dict[str, Any]],
-    errors: list[dict[str, Any]],
+    manifest: Manifest,
+    index: list[IndexRow],
+    errors: list[ErrorRow],
     source: str | None,
     report: Report,
 ) -> None:
@@ -100,11 +97,11 @@ def _check_against_listing(
     from pipeline.errors import UserError
     from pipeline.job.listing import list_inputs
 
-    recorded, kind = manifest["input"]["root"], manifest["input"]["kind"]
+    recorded, kind = manifest.input.root, manifest.input.kind
     where = (
         recorded if not source else (source if kind == "folder" else fsutil.join(source, recorded.rsplit("/", 1)[-1]))
     )
-    classes = manifest["config"].get("classes")
+    classes = manifest.config.get("classes")
     try:
         listing = list_inputs(where, tuple(classes) if classes else None)
     except UserError as exc:
@@ -113,11 +110,11 @@ def _check_against_listing(
     listed: dict[str, set[str]] = {}
     for item in listing.items:
         listed.setdefault(item.split, set()).add(item.key)
-    for row in listing.errors:
-        listed.setdefault(row["split"], set()).add(row["key"])
+    for error in listing.errors:
+        listed.setdefault(error.split, set()).add(error.key)
     accounted: dict[str, set[str]] = {}
     for row in [*index, *errors]:
-        accounted.setdefault(row["split"], set()).add(row["key"])
+        accounted.setdefault(row.split, set()).add(row.key)
     for split in sorted(set(listed) | set(accounted)):
         missing = sorted(listed.get(split, set()) - accounted.get(split, set()))
         extra = sorted(accounted.get(split, set()) - listed.get(split, set()))
@@ -127,7 +124,8 @@ def _check_against_listing(
             )
         if extra:
             report.fail(f"split {split!r}: {len(extra)} key(s) are not in the source listing, e.g. {extra[0]!r}")
-        count = manifest["splits"].get(split, {}).get("counts", {}).get("listed")
+        info = manifest.splits.get(split)
+        count = info.counts.listed if info is not None else None
         if count is not None and count != listing.listed.get(split, 0):
             report.fail(
                 f"split {split!r}: the manifest says {count} listed, the source lists "
@@ -136,8 +134,8 @@ def _check_against_listing(
         report.checked["splits compared with the source"] += 1
 
 
-def _check_files(root: str, manifest: dict[str, Any], report: Report) -> None:
-    expected = expected_files(manifest)
+def _check_files(root: str, manifest: Manifest, report: Report) -> None:
+    expected = manifest.expected_files()
     present = {_relative(root, p) for p, _ in fsutil.list_files(root)}
     for name in sorted(present - set(expected)):
         report.fail(f"{name}: in the folder but not in the manifest (left over, or written by something else)")
@@ -147,15 +145,15 @@ def _check_files(root: str, manifest: dict[str, Any], report: Report) -> None:
         if info is None or name not in present:
             continue
         data_sha, size = _digest(fsutil.join(root, name))
-        if size != info["bytes"] or data_sha != info["sha256"]:
+        if size != info.bytes or data_sha != info.sha256:
             report.fail(
                 f"{name}: {size} bytes, sha256 {data_sha[:12]}..., but the manifest says "
-                f"{info['bytes']} bytes, {info['sha256'][:12]}...: changed or corrupt"
+                f"{info.bytes} bytes, {info.sha256[:12]}...: changed or corrupt"
             )
         report.checked["file checksums"] += 1
 
 
-def _check_shards(root: str, manifest: dict[str, Any], report: Report) -> dict[tuple[str, str], list[tuple]]:
+def _check_shards(root: str, manifest: Manifest, report: Report) -> dict[tuple[str, str], list[tuple]]:
     """Per (split, shard file): each record's (sha256, key, copy, label, params, source sha256).
 
     Reads each shard's framing and CRCs, and each record's own fields, so the
@@ -164,11 +162,11 @@ def _check_shards(root: str, manifest: dict[str, Any], report: Report) -> dict[t
     import tensorflow as tf
 
     out: dict[tuple[str, str], list[tuple]] = {}
-    for split, info in sorted(manifest["splits"].items()):
-        for shard in info["shards"]:
+    for split, info in sorted(manifest.splits.items()):
+        for shard in info.shards:
             hashes = []
             try:
-                for record in iter_records(fsutil.join(root, shard["file"])):
+                for record in iter_records(fsutil.join(root, shard.file)):
                     f = tf.train.Example.FromString(record).features.feature
                     hashes.append(
                         (
@@ -181,24 +179,24 @@ def _check_shards(root: str, manifest: dict[str, Any], report: Report) -> dict[t
                         )
                     )
             except ValueError as exc:
-                report.fail(f"{shard['file']}: {exc}")
-            if len(hashes) != shard["records"]:
-                report.fail(f"{shard['file']}: {len(hashes)} records, the manifest says {shard['records']}")
-            out[(split, shard["file"])] = hashes
+                report.fail(f"{shard.file}: {exc}")
+            if len(hashes) != shard.records:
+                report.fail(f"{shard.file}: {len(hashes)} records, the manifest says {shard.records}")
+            out[(split, shard.file)] = hashes
             report.checked["records read"] += len(hashes)
     return out
 
 
 def _check_index(
-    manifest: dict[str, Any], index: list[dict[str, Any]], records: dict[tuple[str, str], list[tuple]], report: Report
+    manifest: Manifest, index: list[IndexRow], records: dict[tuple[str, str], list[tuple]], report: Report
 ) -> None:
     seen: set[tuple[str, str, int]] = set()
     positions: dict[tuple[str, str], set[int]] = {}
     shard_number = {
-        (split, s["file"]): i for split, info in manifest["splits"].items() for i, s in enumerate(info["shards"])
+        (split, s.file): i for split, info in manifest.splits.items() for i, s in enumerate(info.shards)
     }
     for row in index:
-        split, name, key, copy = row["split"], row["shard"], row["key"], row["copy"]
+        split, name, key, copy = row.split, row.shard, row.key, row.copy
         where = f"index row ({key!r}, copy {copy})"
         if (split, key, copy) in seen:
             report.fail(f"{where}: appears twice in split {split!r}")
@@ -207,12 +205,12 @@ def _check_index(
         if hashes is None:
             report.fail(f"{where}: points at {name}, not a shard of split {split!r}")
             continue
-        num_shards = manifest["splits"][split]["num_shards"]
+        num_shards = manifest.splits[split].num_shards
         if record_order(key, copy) % num_shards != shard_number[(split, name)]:
             report.fail(f"{where}: in {name}, but its hash names another shard")
-        pos = row["position"]
-        fields = (row["record_sha256"], key, copy, row["label"], row["params"], row["source_sha256"])
-        if not 0 <= pos < len(hashes) or hashes[pos][0] != row["record_sha256"]:
+        pos = row.position
+        fields = (row.record_sha256, key, copy, row.label, row.params, row.source_sha256)
+        if not 0 <= pos < len(hashes) or hashes[pos][0] != row.record_sha256:
             report.fail(f"{where}: the record at {name}[{pos}] does not have the bytes the index hashes")
         elif hashes[pos] != fields:
             report.fail(f"{where}: the record at {name}[{pos}] says otherwise (key, copy, label, params or source)")
@@ -224,39 +222,37 @@ def _check_index(
 
 
 def _check_counts(
-    manifest: dict[str, Any], index: list[dict[str, Any]], errors: list[dict[str, Any]], report: Report
+    manifest: Manifest, index: list[IndexRow], errors: list[ErrorRow], report: Report
 ) -> None:
-    written_rows = Counter(row["split"] for row in index)
-    input_rows = Counter((row["split"], row["stage"]) for row in errors if row["copy"] is None)
-    record_rows = Counter(row["split"] for row in errors if row["copy"] is not None)
+    written_rows = Counter(row.split for row in index)
+    input_rows = Counter((e.split, e.stage) for e in errors if e.copy is None)
+    record_rows = Counter(e.split for e in errors if e.copy is not None)
     # A duplicate listing row is reported under the key of the entry that was kept: not a failed input.
-    failed_keys = {
-        (row["split"], row["key"]) for row in errors if row["copy"] is None and row["error_type"] != "DuplicateInput"
-    }
-    written_keys = {(row["split"], row["key"]) for row in index}
-    written_pairs = {(row["split"], row["key"], row["copy"]) for row in index}
-    for row in errors:
-        if row["split"] not in manifest["splits"]:
-            report.fail(f"error row for {row['key']!r} names split {row['split']!r}, which the manifest does not have")
-        elif row["copy"] is not None and (row["split"], row["key"], row["copy"]) in written_pairs:
-            report.fail(f"record ({row['key']!r}, copy {row['copy']}) is both failed and written")
-    for split in sorted(set(written_rows) - set(manifest["splits"])):
+    failed_keys = {(e.split, e.key) for e in errors if e.copy is None and e.error_type != "DuplicateInput"}
+    written_keys = {(row.split, row.key) for row in index}
+    written_pairs = {(row.split, row.key, row.copy) for row in index}
+    for e in errors:
+        if e.split not in manifest.splits:
+            report.fail(f"error row for {e.key!r} names split {e.split!r}, which the manifest does not have")
+        elif e.copy is not None and (e.split, e.key, e.copy) in written_pairs:
+            report.fail(f"record ({e.key!r}, copy {e.copy}) is both failed and written")
+    for split in sorted(set(written_rows) - set(manifest.splits)):
         report.fail(f"index rows name split {split!r}, which the manifest does not have")
-    for split, info in sorted(manifest["splits"].items()):
-        c = info["counts"]
+    for split, info in sorted(manifest.splits.items()):
+        c = info.counts
         checks = [
-            (c["listed"] == c["decoded"] + c["failed_inputs"], "listed = decoded + failed inputs"),
-            (c["decoded"] * c["copies"] == c["written"] + c["failed_records"], "decoded x copies = written + failed"),
-            (sum(s["records"] for s in info["shards"]) == c["written"], "shard records sum to written"),
-            (written_rows[split] == c["written"], "index rows = written"),
-            (sum(n for (s, _), n in input_rows.items() if s == split) == c["failed_inputs"], "input error rows"),
-            (record_rows[split] == c["failed_records"], "record error rows = failed records"),
+            (c.listed == c.decoded + c.failed_inputs, "listed = decoded + failed inputs"),
+            (c.decoded * c.copies == c.written + c.failed_records, "decoded x copies = written + failed"),
+            (sum(s.records for s in info.shards) == c.written, "shard records sum to written"),
+            (written_rows[split] == c.written, "index rows = written"),
+            (sum(n for (s, _), n in input_rows.items() if s == split) == c.failed_inputs, "input error rows"),
+            (record_rows[split] == c.failed_records, "record error rows = failed records"),
         ]
-        reasons = Counter(f"{row['stage']}/{row['error_type']}" for row in errors if row["split"] == split)
-        checks.append((dict(reasons) == info["error_rows_by_reason"], "error rows by reason match the manifest"))
+        reasons = Counter(e.reason for e in errors if e.split == split)
+        checks.append((dict(reasons) == info.error_rows_by_reason, "error rows by reason match the manifest"))
         for stage in INPUT_STAGES:
             got = input_rows[(split, stage)]
-            want = c["failed_inputs_by_stage"].get(stage, 0)
+            want = c.failed_inputs_by_stage.get(stage, 0)
             checks.append((got == want, f"{stage} error rows ({got}) = failed at {stage} ({want})"))
         for ok, what in checks:
             report.checked["count rules"] += 1
@@ -268,31 +264,31 @@ def _check_counts(
 
 
 def _regenerate(
-    root: str, manifest: dict[str, Any], index: list[dict[str, Any]], sample: int, source: str | None, report: Report
+    root: str, manifest: Manifest, index: list[IndexRow], sample: int, source: str | None, report: Report
 ) -> None:
     """Re-renders ``sample`` records (chosen by a hash of key and copy, so the same ones every time)."""
     from transforms.augment import Renderer
     from transforms.decode import DecodeError, Decoder
 
     config = config_from_manifest(manifest, root)
-    recorded = manifest["input"]["root"]
+    recorded = manifest.input.root
     # keys are relative to the input folder, or to the folder that holds a listing file
-    base = source or (recorded if manifest["input"]["kind"] == "folder" else recorded.rsplit("/", 1)[0])
+    base = source or (recorded if manifest.input.kind == "folder" else recorded.rsplit("/", 1)[0])
     decoder = Decoder(alpha_fill=config.alpha_fill, max_pixels=config.max_pixels, depth=config.high_bit_depth)
     renderers: dict[str, Renderer] = {}
-    chosen = sorted(index, key=lambda r: stable_hash64(f"{r['split']}\x00{r['key']}\x00{r['copy']}"))[:sample]
+    chosen = sorted(index, key=lambda r: stable_hash64(f"{r.split}\x00{r.key}\x00{r.copy}"))[:sample]
     for row in chosen:
-        where = f"record ({row['key']!r}, copy {row['copy']})"
-        path = row["key"] if "://" in row["key"] or row["key"].startswith("/") else fsutil.join(base, row["key"])
+        where = f"record ({row.key!r}, copy {row.copy})"
+        path = row.key if "://" in row.key or row.key.startswith("/") else fsutil.join(base, row.key)
         try:
             data = fsutil.read_bytes(path)
         except Exception as exc:
             report.fail(f"{where}: cannot read its source {path!r}: {exc} (give --source)")
             continue
-        if hashlib.sha256(data).hexdigest() != row["source_sha256"]:
+        if hashlib.sha256(data).hexdigest() != row.source_sha256:
             report.fail(f"{where}: its source {path!r} is not the file that was used (sha256 differs)")
             continue
-        split = row["split"]
+        split = row.split
         if split not in renderers:
             renderers[split] = Renderer(
                 config.ops_for(split),
@@ -304,21 +300,21 @@ def _regenerate(
                 device=config.device,
             )
         try:
-            payload = renderers[split].render(decoder(data), json.loads(row["params"]))
+            payload = renderers[split].render(decoder(data), json.loads(row.params))
         except (DecodeError, ValueError) as exc:
             report.fail(f"{where}: could not be regenerated: {exc}")
             continue
-        stored = _record_image(fsutil.join(root, row["shard"]), row["position"])
+        stored = _record_image(fsutil.join(root, row.shard), row.position)
         if payload != stored:
             report.fail(f"{where}: regenerated pixels differ from the stored ones")
         report.checked["records regenerated"] += 1
 
 
-def config_from_manifest(manifest: dict[str, Any], output: str) -> Any:
+def config_from_manifest(manifest: Manifest, output: str) -> Any:
     """The job's JobConfig, rebuilt from the manifest's resolved config."""
     from pipeline.job.options import JobConfig
 
-    data = dict(manifest["config"])
+    data = dict(manifest.config)
     data.pop("eval_ops", None)
     data["image_size"] = tuple(data["image_size"])
     data["ops"] = tuple(data["ops"])

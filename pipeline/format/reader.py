@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
+from pipeline.format.manifest import FORMAT_NAME, MANIFEST, Manifest, SchemaError, ShardInfo
 from pipeline.format.records import FORMAT_VERSION
 
 VERIFY_MODES = ("full", "size", "none")
@@ -26,58 +27,61 @@ class ReaderError(UserError):
     """The output folder cannot be read as asked; the message says why and what to do."""
 
 
-def read_manifest(path: str) -> dict[str, Any]:
+def read_manifest(path: str) -> Manifest:
     """The manifest of an output folder; a folder without one is an unfinished run."""
-    manifest_path = fsutil.join(fsutil.normalize(path), "manifest.json")
+    manifest_path = fsutil.join(fsutil.normalize(path), MANIFEST)
     if not fsutil.exists(manifest_path):
         raise ReaderError(
             f"{path!r} has no manifest.json: the run did not finish (or this is not augbeam output); "
             "run the job again with --overwrite"
         )
     try:
-        manifest = json.loads(fsutil.read_bytes(manifest_path))
+        data = json.loads(fsutil.read_bytes(manifest_path))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ReaderError(f"{manifest_path!r} is not valid JSON ({exc}): it was changed or is not augbeam's") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "augbeam":
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise ReaderError(f"{manifest_path!r} is not an augbeam manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if data.get("format_version") != FORMAT_VERSION:
         raise ReaderError(
-            f"{path!r} has format version {manifest.get('format_version')}, this reader reads {FORMAT_VERSION}; "
+            f"{path!r} has format version {data.get('format_version')}, this reader reads {FORMAT_VERSION}; "
             "use the augbeam version that wrote it, or rerun the job"
         )
-    return manifest
+    try:
+        return Manifest.from_json(data)
+    except (SchemaError, TypeError, ValueError, AttributeError) as exc:
+        raise ReaderError(f"{manifest_path!r} is not a complete augbeam manifest ({exc}): it was changed") from None
 
 
-def shard_paths(path: str, manifest: dict[str, Any], split: str, verify: str = "full") -> list[str]:
+def shard_paths(path: str, manifest: Manifest, split: str, verify: str = "full") -> list[str]:
     """The split's shard files, checked against the manifest (``full``: sha256, ``size``: bytes)."""
     if verify not in VERIFY_MODES:
         raise ReaderError(f"verify={verify!r}: choose one of {', '.join(VERIFY_MODES)}")
-    splits = manifest["splits"]
+    splits = manifest.splits
     if split not in splits:
         raise ReaderError(f"{path!r} has no split {split!r}; it has: {', '.join(sorted(splits))}")
     root = fsutil.normalize(path)
     paths = []
-    for shard in splits[split]["shards"]:
-        full = fsutil.join(root, shard["file"])
+    for shard in splits[split].shards:
+        full = fsutil.join(root, shard.file)
         if not fsutil.exists(full):
-            raise ReaderError(f"shard {shard['file']} listed in the manifest is missing from {path!r}")
+            raise ReaderError(f"shard {shard.file} listed in the manifest is missing from {path!r}")
         if verify != "none":
             _check_shard(full, shard, verify)
         paths.append(full)
     return paths
 
 
-def _check_shard(full: str, shard: dict[str, Any], verify: str) -> None:
+def _check_shard(full: str, shard: ShardInfo, verify: str) -> None:
     if verify == "size" and fsutil.is_local(full):
         size = os.path.getsize(full)
-        if size != shard["bytes"]:
-            raise ReaderError(f"shard {full} has {size} bytes, the manifest says {shard['bytes']}: it was changed")
+        if size != shard.bytes:
+            raise ReaderError(f"shard {full} has {size} bytes, the manifest says {shard.bytes}: it was changed")
         return
     digest = hashlib.sha256()
     with open(full, "rb") if fsutil.is_local(full) else fsutil.FileSystems.open(full) as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
-    if digest.hexdigest() != shard["sha256"]:
+    if digest.hexdigest() != shard.sha256:
         raise ReaderError(f"shard {full} does not match its checksum in the manifest: it is corrupt or was changed")
 
 
@@ -121,12 +125,12 @@ def load(
     from transforms.preprocess import Preprocessing
 
     manifest = read_manifest(path)
-    preprocessing = Preprocessing.from_description(manifest["preprocessing"])
+    preprocessing = Preprocessing.from_description(manifest.preprocessing)
     if expect_model is not None:
         check_expected_model(path, preprocessing, expect_model)
     files = shard_paths(path, manifest, split, verify)
-    height, width, _ = manifest["image"]["shape"]
-    encoding = manifest["image"]["encoding"]
+    height, width, _ = manifest.image.shape
+    encoding = manifest.image.encoding
     spec = parse_spec()
 
     def parse(record: Any) -> Any:

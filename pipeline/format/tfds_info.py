@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline.format.manifest import Manifest, SplitInfo
+
 DATASET_NAME = "augbeam"
 VERSION = "1.0.0"
 FILE_FORMAT = "tfrecord"
@@ -35,7 +37,7 @@ _TEXT = _FEATURES + "text_feature.Text"
 _FEATURES_DICT = _FEATURES + "features_dict.FeaturesDict"
 
 
-def make_files(out: str, manifest: dict[str, Any]) -> dict[str, bytes]:
+def make_files(out: str, manifest: Manifest) -> dict[str, bytes]:
     """``dataset_info.json``, ``features.json`` and, when the run has classes, usually ``label.labels.txt``.
 
     Returns nothing when TFDS could not name the shards as we do (100000
@@ -43,7 +45,7 @@ def make_files(out: str, manifest: dict[str, Any]) -> dict[str, bytes]:
     must not fail over it at the very end.
     """
     del out  # everything comes from the manifest
-    if not all(_shard_names_match(split, info) for split, info in manifest["splits"].items()):
+    if not all(_shard_names_match(split, info) for split, info in manifest.splits.items()):
         return {}
     features, files = _features(manifest)
     info: dict[str, Any] = {
@@ -51,9 +53,9 @@ def make_files(out: str, manifest: dict[str, Any]) -> dict[str, bytes]:
         "version": VERSION,
         "description": _description(manifest),
         "fileFormat": FILE_FORMAT,
-        "splits": [_split_info(split, manifest["splits"][split]) for split in sorted(manifest["splits"])],
+        "splits": [_split_info(split, manifest.splits[split]) for split in sorted(manifest.splits)],
     }
-    if manifest["classes"]:
+    if manifest.classes:
         info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": "image"}, {"featureKey": "label"}]}}
     files[DATASET_INFO] = _json(info)
     files["features.json"] = _json(features)
@@ -66,36 +68,36 @@ def tfds_shard_name(split: str, shard: int, num_shards: int) -> str:
     return f"{split}-{shard:0{digits}d}-of-{num_shards:0{digits}d}.tfrecord"
 
 
-def _shard_names_match(split: str, info: dict[str, Any]) -> bool:
-    shards = info["shards"]
-    return all(s["file"] == tfds_shard_name(split, i, len(shards)) for i, s in enumerate(shards))
+def _shard_names_match(split: str, info: SplitInfo) -> bool:
+    shards = info.shards
+    return all(s.file == tfds_shard_name(split, i, len(shards)) for i, s in enumerate(shards))
 
 
-def _split_info(split: str, info: dict[str, Any]) -> dict[str, Any]:
+def _split_info(split: str, info: SplitInfo) -> dict[str, Any]:
     # int64 fields as strings: protobuf's JSON form, as TFDS writes them.
     return {
         "name": split,
         "filepathTemplate": FILEPATH_TEMPLATE,
-        "numBytes": str(sum(s["bytes"] for s in info["shards"])),
-        "shardLengths": [str(s["records"]) for s in info["shards"]],
+        "numBytes": str(sum(s.bytes for s in info.shards)),
+        "shardLengths": [str(s.records) for s in info.shards],
     }
 
 
-def _features(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _features(manifest: Manifest) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The ``FeaturesDict`` proto as JSON, and the label names file it needs (if any)."""
-    docs = {name: spec["doc"] for name, spec in manifest["features"].items()}
-    image = manifest["image"]
-    height, width, channels = image["shape"]
+    docs = {name: spec["doc"] for name, spec in manifest.features.items()}
+    image = manifest.image
+    height, width, channels = image.shape
     shape = {"dimensions": [str(height), str(width), str(channels)]}
-    if image["encoding"] in ("jpeg", "png"):
+    if image.encoding in ("jpeg", "png"):
         image_feature = _feature(
-            _IMAGE, _image_doc(manifest), image={"shape": shape, "dtype": "uint8", "encodingFormat": image["encoding"]}
+            _IMAGE, _image_doc(manifest), image={"shape": shape, "dtype": "uint8", "encodingFormat": image.encoding}
         )
     else:  # raw little-endian pixels: what Tensor(encoding="bytes") decodes with tf.io.decode_raw
         image_feature = _feature(
-            _TENSOR, _image_doc(manifest), tensor={"shape": shape, "dtype": image["stored_dtype"], "encoding": "bytes"}
+            _TENSOR, _image_doc(manifest), tensor={"shape": shape, "dtype": image.stored_dtype, "encoding": "bytes"}
         )
-    label_feature, files = _label_feature(manifest["classes"], docs["label"])
+    label_feature, files = _label_feature(manifest.classes, docs["label"])
     features = {
         "image": image_feature,
         "label": label_feature,
@@ -107,7 +109,7 @@ def _features(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes
     return {"pythonClassName": _FEATURES_DICT, "featuresDict": {"features": features}}, files
 
 
-def _label_feature(classes: list[str], doc: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _label_feature(classes: tuple[str, ...], doc: str) -> tuple[dict[str, Any], dict[str, bytes]]:
     """``ClassLabel`` when the run has classes (TFDS also reads -1 as "no label"), else an int64 tensor.
 
     TFDS keeps the names in ``label.labels.txt``, one a line, stripped, and
@@ -121,7 +123,7 @@ def _label_feature(classes: list[str], doc: str) -> tuple[dict[str, Any], dict[s
     if all(_survives_names_file(name) for name in classes):
         names_file = ("\n".join(classes) + "\n").encode("ascii")
         return _feature(_CLASS_LABEL, doc, classLabel={"numClasses": str(len(classes))}), {LABELS_FILE: names_file}
-    return _feature(_CLASS_LABEL, doc, jsonFeature={"json": json.dumps({"names": classes}, sort_keys=True)}), {}
+    return _feature(_CLASS_LABEL, doc, jsonFeature={"json": json.dumps({"names": list(classes)}, sort_keys=True)}), {}
 
 
 def _survives_names_file(name: str) -> bool:
@@ -133,36 +135,36 @@ def _feature(python_class: str, doc: str, **content: Any) -> dict[str, Any]:
     return {"pythonClassName": python_class, "description": doc, **content}
 
 
-def _image_doc(manifest: dict[str, Any]) -> str:
-    image, pre = manifest["image"], manifest["preprocessing"]
-    height, width, _ = image["shape"]
+def _image_doc(manifest: Manifest) -> str:
+    image, pre = manifest.image, manifest.preprocessing
+    height, width, _ = image.shape
     if pre["applied"] == "in_records":
         low, high = pre["output_range"]
         return (
-            f"{image['encoding']} [{height}, {width}, 3], {pre['name']} preprocessing already applied "
+            f"{image.encoding} [{height}, {width}, 3], {pre['name']} preprocessing already applied "
             f"({pre['channel_order']}, values in [{low:g}, {high:g}])"
         )
-    what = f"{image['encoding']}-encoded" if image["encoding"] in ("jpeg", "png") else "raw"
+    what = f"{image.encoding}-encoded" if image.encoding in ("jpeg", "png") else "raw"
     return (
         f"uint8 [{height}, {width}, 3] augmented pixels in [0, 255] ({what}); {pre['name']} preprocessing NOT applied"
     )
 
 
-def _description(manifest: dict[str, Any]) -> str:
+def _description(manifest: Manifest) -> str:
     """What the data is and, above all, whether the model's preprocessing is in it."""
-    config, image, pre = manifest["config"], manifest["image"], manifest["preprocessing"]
-    height, width, _ = image["shape"]
-    classes = manifest["classes"]
+    config, image, pre = manifest.config, manifest.image, manifest.preprocessing
+    height, width, _ = image.shape
+    classes = manifest.classes
     lines = [
-        f"Images augmented offline by augbeam {manifest['producer']['augbeam']}, resized to {height}x{width} "
-        f"and stored as {image['encoding']}, for model preprocessing {pre['name']!r}.",
+        f"Images augmented offline by augbeam {manifest.producer['augbeam']}, resized to {height}x{width} "
+        f"and stored as {image.encoding}, for model preprocessing {pre['name']!r}.",
         _preprocessing_note(pre),
     ]
-    for split in sorted(manifest["splits"]):
-        info = manifest["splits"][split]
-        how = f"{len(config['ops'])} augmentation ops" if info["augmented"] else "no augmentation"
+    for split in sorted(manifest.splits):
+        info = manifest.splits[split]
+        how = f"{len(config['ops'])} augmentation ops" if info.augmented else "no augmentation"
         lines.append(
-            f"Split {split!r}: {info['counts']['written']} records, {info['counts']['copies']} per input, {how}."
+            f"Split {split!r}: {info.counts.written} records, {info.counts.copies} per input, {how}."
         )
     if classes:
         lines.append(f"Labels: indices into {len(classes)} class names; -1 would mark an unlabeled input.")
@@ -196,7 +198,7 @@ def _preprocessing_note(pre: dict[str, Any]) -> str:
         how = f"{pre['mode']} mode: [0, 255] to [{low:g}, {high:g}]"
     return (
         f"The image feature holds uint8 pixels in [0, 255]: the {pre['name']} preprocessing is NOT applied "
-        f"in this TFDS view. Apply it once yourself ({how}), or read with augbeam's pipeline.format.reader.load, "
+        f"in this TFDS view. Apply it once yourself ({how}), or read with augbeam.load, "
         "which does."
     )
 

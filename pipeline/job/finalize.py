@@ -7,18 +7,40 @@ without ``manifest.json`` is an unfinished run and readers refuse it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
-import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
 from pipeline import __version__, fsutil
 from pipeline.errors import ErrorRateExceeded, ReconcileError
 from pipeline.format.dali_index import write_dali_index
-from pipeline.format.manifest import record_order, shard_name
+from pipeline.format.manifest import (
+    DUPLICATE,
+    ERRORS,
+    INDEX,
+    INPUT_STAGES,
+    MANIFEST,
+    TEMP_FILE,
+    Counts,
+    DaliIndexInfo,
+    ErrorRow,
+    ImageInfo,
+    IndexRow,
+    InputInfo,
+    Manifest,
+    ShardInfo,
+    ShardSummary,
+    Sidecar,
+    SplitInfo,
+    TableInfo,
+    record_order,
+    shard_name,
+)
 from pipeline.format.records import FEATURES, FORMAT_VERSION, TFRecordWriter
 from pipeline.job.listing import Listing
 from pipeline.job.options import JobConfig
@@ -26,12 +48,7 @@ from pipeline.job.shard import WORK_DIR, sidecar_path
 from pipeline.job.side_files import write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
 
-MANIFEST = "manifest.json"
-INDEX = "index.parquet"
-ERRORS = "errors.parquet"
 _FLUSH_ROWS = 50_000
-INPUT_STAGES = ("listing", "read", "decode")
-DUPLICATE = "listing/DuplicateInput"
 # Pillow draws report.html's contact sheets (its font and zlib decide the report's bytes).
 PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras", "pillow")
 
@@ -68,18 +85,18 @@ def _schemas() -> tuple[Any, Any]:
 class _ParquetSink:
     """Streams rows to a parquet file through a temporary name; memory stays bounded."""
 
-    def __init__(self, path: str, schema: Any) -> None:
+    def __init__(self, out: str, name: str, schema: Any) -> None:
         import pyarrow.parquet as pq
 
-        self.path, self.schema = path, schema
-        self.temp = fsutil.temp_name(path)
+        self.name, self.path, self.schema = name, fsutil.join(out, name), schema
+        self.temp = fsutil.temp_name(self.path)
         self._handle = fsutil.open_write(self.temp)
         self._writer = pq.ParquetWriter(self._handle, schema, compression="zstd")
         self._rows: list[dict[str, Any]] = []
         self.count = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
+    def add(self, row: IndexRow | ErrorRow) -> None:
+        self._rows.append(row.to_json())
         self.count += 1
         if len(self._rows) >= _FLUSH_ROWS:
             self._flush()
@@ -91,82 +108,91 @@ class _ParquetSink:
             self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
             self._rows = []
 
-    def close(self) -> dict[str, Any]:
+    def close(self) -> TableInfo:
         self._flush()
         self._writer.close()
         self._handle.close()
         fsutil.commit(self.temp, self.path)
         data = fsutil.read_bytes(self.path)
-        return {"rows": self.count, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        return TableInfo(self.name, self.count, len(data), hashlib.sha256(data).hexdigest())
 
 
-def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> dict[str, Any]:
+def finalize(config: JobConfig, listing: Listing, shards: dict[str, int]) -> Manifest:
     """Merges sidecars into index/errors parquet, checks counts, writes the manifest."""
     index_schema, error_schema = _schemas()
     out = config.output
-    index_sink = _ParquetSink(fsutil.join(out, INDEX), index_schema)
-    error_sink = _ParquetSink(fsutil.join(out, ERRORS), error_schema)
-    splits: dict[str, Any] = {}
-    for split in sorted(shards):
-        listing_errors = [e for e in listing.errors if e["split"] == split]
-        reasons: Counter = Counter()  # error rows by stage/type, so readers need not scan errors.parquet
-
-        def add_error(row: dict[str, Any], reasons: Counter = reasons) -> None:
-            reasons[f"{row['stage']}/{row['error_type']}"] += 1
-            error_sink.add(row)
-
-        for row in sorted(listing_errors, key=lambda e: (e["key"], e["error_type"])):
-            add_error(row)
-        failed = Counter({"listing": len(listing_errors)})
-        input_errors: dict[str, list[dict[str, Any]]] = {}
-        record_errors: list[dict[str, Any]] = []
-        shard_entries = []
-        for shard in range(shards[split]):
-            entry, index_rows, error_rows = _collect_shard(out, split, shard, shards[split], config.dali_index)
-            check_shard_rows(split, shard, shards[split], index_rows)
-            shard_entries.append(entry)
-            for row in index_rows:
-                index_sink.add(row)
-            for row in error_rows:
-                if row["stage"] in INPUT_STAGES:
-                    input_errors.setdefault(row["key"], []).append(row)
-                else:
-                    record_errors.append(row)
-        # A key whose file one shard read and another could not (a transient error, a file changed
-        # mid-run) has records: its failed copies are record errors, not a failed input.
-        partial = _keys_with_records(out, split, shards[split], set(input_errors)) if input_errors else set()
-        for key in sorted(input_errors):
-            rows = input_errors[key]
-            if key in partial:
-                record_errors.extend(rows)
-                continue
-            failed[rows[0]["stage"]] += 1
-            add_error(dict(rows[0], copy=None))
-        for row in sorted(record_errors, key=lambda e: (e["key"], e["copy"])):
-            add_error(row)
-        splits[split] = _split_summary(config, split, listing.listed[split], failed, len(record_errors), shard_entries)
-        splits[split]["error_rows_by_reason"] = dict(sorted(reasons.items()))
+    index_sink = _ParquetSink(out, INDEX, index_schema)
+    error_sink = _ParquetSink(out, ERRORS, error_schema)
+    splits = {
+        name: _finalize_split(config, listing, name, count, index_sink, error_sink)
+        for name, count in sorted(shards.items())
+    }
     index_info = index_sink.close()
     error_info = error_sink.close()
-    written = sum(s["counts"]["written"] for s in splits.values())
-    if index_info["rows"] != written:
-        raise ReconcileError(f"index.parquet has {index_info['rows']} rows but shards hold {written} records")
+    written = sum(s.counts.written for s in splits.values())
+    if index_info.rows != written:
+        raise ReconcileError(f"index.parquet has {index_info.rows} rows but shards hold {written} records")
     manifest = _manifest(config, listing, splits, index_info, error_info)
     fsutil.remove_tree(fsutil.join(out, WORK_DIR))
     check_only_listed_files(out, manifest)
     check_error_rate(splits, config.max_error_rate, out)
     # Only a run that passed every check gets its side files (a TFDS reader must not load a failed run),
     # and the manifest after them.
-    manifest["files"]["side"] = write_side_files(out, manifest)
-    fsutil.write_atomic(fsutil.join(out, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    manifest = manifest.with_side_files(write_side_files(out, manifest))
+    data = (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode()
+    fsutil.write_atomic(fsutil.join(out, MANIFEST), data)
     return manifest
 
 
-def check_shard_rows(split: str, shard: int, num_shards: int, rows: list[dict[str, Any]]) -> None:
+def _finalize_split(
+    config: JobConfig, listing: Listing, split: str, num_shards: int, index_sink: _ParquetSink, error_sink: _ParquetSink
+) -> SplitInfo:
+    """One split's shards: index rows to the index, error rows (one per failed input) to the errors, its counts."""
+    out = config.output
+    listing_errors = [e for e in listing.errors if e.split == split]
+    reasons: Counter[str] = Counter()  # error rows by stage/type, so readers need not scan errors.parquet
+
+    def add_error(row: ErrorRow) -> None:
+        reasons[row.reason] += 1
+        error_sink.add(row)
+
+    for row in sorted(listing_errors, key=lambda e: (e.key, e.error_type)):
+        add_error(row)
+    failed: Counter[str] = Counter({"listing": len(listing_errors)})
+    input_errors: dict[str, list[ErrorRow]] = {}
+    record_errors: list[ErrorRow] = []
+    shard_entries = []
+    for shard in range(num_shards):
+        entry, sidecar = _collect_shard(out, split, shard, num_shards, config.dali_index)
+        check_shard_rows(split, shard, num_shards, sidecar.index)
+        shard_entries.append(entry)
+        for index_row in sidecar.index:
+            index_sink.add(index_row)
+        for row in sidecar.error_rows:
+            if row.stage in INPUT_STAGES:
+                input_errors.setdefault(row.key, []).append(row)
+            else:
+                record_errors.append(row)
+    # A key whose file one shard read and another could not (a transient error, a file changed
+    # mid-run) has records: its failed copies are record errors, not a failed input.
+    partial = _keys_with_records(out, split, num_shards, set(input_errors)) if input_errors else set()
+    for key in sorted(input_errors):
+        rows = input_errors[key]
+        if key in partial:
+            record_errors.extend(rows)
+            continue
+        failed[rows[0].stage] += 1
+        add_error(dataclasses.replace(rows[0], copy=None))
+    for row in sorted(record_errors, key=lambda e: (e.key, e.copy)):
+        add_error(row)
+    return _split_info(config, split, listing.listed[split], failed, len(record_errors), shard_entries, reasons)
+
+
+def check_shard_rows(split: str, shard: int, num_shards: int, rows: Sequence[IndexRow]) -> None:
     """No (key, copy) twice, each in the shard its hash names: so none twice in the split either."""
     seen: set[tuple[str, int]] = set()
     for row in rows:
-        pair = (row["key"], row["copy"])
+        pair = (row.key, row.copy)
         if pair in seen:
             raise ReconcileError(f"{split} shard {shard}: record ({pair[0]!r}, copy {pair[1]}) written twice")
         seen.add(pair)
@@ -174,50 +200,34 @@ def check_shard_rows(split: str, shard: int, num_shards: int, rows: list[dict[st
             raise ReconcileError(f"{split} shard {shard}: record ({pair[0]!r}, copy {pair[1]}) is in the wrong shard")
 
 
-_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}$")
-
-
-def expected_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
-    """Every file the manifest names, with its ``bytes`` and ``sha256`` (None for the manifest itself)."""
-    files: dict[str, dict[str, Any] | None] = {MANIFEST: None, INDEX: manifest["files"]["index"]}
-    files[ERRORS] = manifest["files"]["errors"]
-    for info in manifest["splits"].values():
-        for shard in info["shards"]:
-            files[shard["file"]] = shard
-            if "dali_index" in shard:
-                files[shard["dali_index"]["file"]] = shard["dali_index"]
-    files.update(manifest["files"].get("side", {}))
-    return files
-
-
-def check_only_listed_files(out: str, manifest: dict[str, Any]) -> None:
+def check_only_listed_files(out: str, manifest: Manifest) -> None:
     """Every file in the output folder is one the manifest names; temp files of failed attempts go."""
-    expected = set(expected_files(manifest))
+    expected = set(manifest.expected_files())
     root = fsutil.normalize(out).rstrip("/") + "/"
     for path, _size in fsutil.list_files(out):
         name = path[len(root) :] if path.startswith(root) else path
         if name in expected:
             continue
-        if _TEMP.search(name):
+        if TEMP_FILE.search(name):
             fsutil.delete(path)  # a bundle that died while writing; its retry wrote the real file
             continue
         raise ReconcileError(f"{name!r} appeared in the output folder during the run; it is not part of the output")
 
 
-def check_error_rate(splits: dict[str, Any], max_rate: float, out: str) -> None:
+def check_error_rate(splits: Mapping[str, SplitInfo], max_rate: float, out: str) -> None:
     """Fails the job, with a summary of reasons, when more inputs or records failed than allowed.
 
     The parquet files stay for inspection; no manifest is written, so the
     folder reads as unfinished.
     """
-    reasons: Counter = Counter()
+    reasons: Counter[str] = Counter()
     for info in splits.values():
-        reasons.update(info["error_rows_by_reason"])
+        reasons.update(info.error_rows_by_reason)
     duplicates = reasons.pop(DUPLICATE, 0)  # kept once: not a failure
-    listed = sum(s["counts"]["listed"] for s in splits.values())
-    failed = sum(s["counts"]["failed_inputs"] for s in splits.values()) - duplicates
-    expected = sum(s["counts"]["expected_records"] for s in splits.values())
-    failed_records = sum(s["counts"]["failed_records"] for s in splits.values())
+    listed = sum(s.counts.listed for s in splits.values())
+    failed = sum(s.counts.failed_inputs for s in splits.values()) - duplicates
+    expected = sum(s.counts.expected_records for s in splits.values())
+    failed_records = sum(s.counts.failed_records for s in splits.values())
     input_rate = failed / listed if listed else 0.0
     record_rate = failed_records / expected if expected else 0.0
     if max(input_rate, record_rate) <= max_rate:
@@ -241,8 +251,8 @@ def _keys_with_records(out: str, split: str, num_shards: int, keys: set[str]) ->
     return found
 
 
-def _collect_shard(out: str, split: str, shard: int, num_shards: int, dali_index: bool) -> tuple[dict, list, list]:
-    """A shard's summary, index rows and error rows; a shard no record went to is written empty."""
+def _collect_shard(out: str, split: str, shard: int, num_shards: int, dali_index: bool) -> tuple[ShardInfo, Sidecar]:
+    """A shard's manifest entry and its sidecar; a shard no record went to is written empty."""
     side = sidecar_path(out, split, shard)
     name = shard_name(split, shard, num_shards)
     if not fsutil.exists(side):
@@ -250,78 +260,79 @@ def _collect_shard(out: str, split: str, shard: int, num_shards: int, dali_index
         with fsutil.open_write(temp) as handle:
             writer = TFRecordWriter(handle)
         fsutil.commit(temp, fsutil.join(out, name))
-        entry = {"file": name, "records": 0, "bytes": 0, "sha256": writer.sha256.hexdigest()}
-        if dali_index:
-            entry["dali_index"] = write_dali_index(out, name, [])
-        return entry, [], []
-    data = json.loads(fsutil.read_bytes(side))
+        dali = DaliIndexInfo.from_json(write_dali_index(out, name, [])) if dali_index else None
+        entry = ShardInfo(name, 0, 0, writer.sha256.hexdigest(), dali)
+        summary = ShardSummary(split, shard, num_shards, name, 0, 0, entry.sha256, 0, dali_index=dali)
+        return entry, Sidecar(summary, (), ())
+    sidecar = Sidecar.from_json(json.loads(fsutil.read_bytes(side)))
     if not fsutil.exists(fsutil.join(out, name)):
         raise ReconcileError(f"shard {name} has a sidecar but no file")
-    entry = {k: data[k] for k in ("file", "records", "bytes", "sha256", "dali_index") if k in data}
-    return entry, data["index"], data["error_rows"]
+    return sidecar.summary.info, sidecar
 
 
-def _split_summary(
-    config: JobConfig, split: str, listed: int, failed: Counter, failed_records: int, shards: list[dict]
-) -> dict[str, Any]:
+def _split_info(
+    config: JobConfig,
+    split: str,
+    listed: int,
+    failed: Counter[str],
+    failed_records: int,
+    shards: list[ShardInfo],
+    reasons: Counter[str],
+) -> SplitInfo:
     failed_inputs = sum(failed.values())
     decoded = listed - failed_inputs
     copies = config.copies_for(split)
-    written = sum(s["records"] for s in shards)
-    counts = {
-        "listed": listed,
-        "failed_inputs": failed_inputs,
-        "failed_inputs_by_stage": {stage: failed[stage] for stage in INPUT_STAGES},
-        "decoded": decoded,
-        "copies": copies,
-        "expected_records": decoded * copies,
-        "written": written,
-        "failed_records": failed_records,
-    }
+    written = sum(s.records for s in shards)
+    counts = Counts(
+        listed=listed,
+        failed_inputs=failed_inputs,
+        failed_inputs_by_stage={stage: failed[stage] for stage in INPUT_STAGES},
+        decoded=decoded,
+        copies=copies,
+        expected_records=decoded * copies,
+        written=written,
+        failed_records=failed_records,
+    )
     if decoded < 0 or written + failed_records != decoded * copies:
         raise ReconcileError(
             f"split {split!r} does not reconcile: listed {listed} = decoded {decoded} + failed {failed_inputs}; "
             f"decoded x copies = {decoded * copies} but written {written} + failed {failed_records}"
         )
-    return {
-        "augmented": bool(config.ops_for(split)),
-        "num_shards": len(shards),
-        "shards": shards,
-        "counts": counts,
-    }
+    return SplitInfo(
+        augmented=bool(config.ops_for(split)),
+        shards=tuple(shards),
+        counts=counts,
+        error_rows_by_reason=dict(sorted(reasons.items())),
+    )
 
 
-def _manifest(config: JobConfig, listing: Listing, splits: dict, index_info: dict, error_info: dict) -> dict:
+def _manifest(
+    config: JobConfig, listing: Listing, splits: dict[str, SplitInfo], index_info: TableInfo, error_info: TableInfo
+) -> Manifest:
     pre = config.preprocessing
     h, w = config.image_size
     preprocessing = dict(pre.describe())
     preprocessing["applied"] = "in_records" if stores_preprocessed(config.encoding) else "by_reader"
     preprocessing["output_dtype"] = "float32"
-    return {
-        "format": "augbeam",
-        "format_version": FORMAT_VERSION,
-        "producer": {"augbeam": __version__, "python": platform.python_version(), "packages": _versions()},
-        "config": config.resolved(),
-        "input": {"root": listing.root, "kind": listing.kind},
-        "classes": listing.classes,
-        "num_classes": len(listing.classes),
-        "image": {
-            "shape": [h, w, 3],
-            "encoding": config.encoding,
-            "stored_dtype": stored_dtype(config.encoding),
-            "pixel_range_before_preprocessing": [0, 255],
-        },
-        "preprocessing": preprocessing,
-        "features": FEATURES,
-        "seeding": {
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        producer={"augbeam": __version__, "python": platform.python_version(), "packages": _versions()},
+        config=config.resolved(),
+        input=InputInfo(listing.root, listing.kind),
+        classes=tuple(listing.classes),
+        image=ImageInfo((h, w, 3), config.encoding, stored_dtype(config.encoding)),
+        preprocessing=preprocessing,
+        features=FEATURES,
+        seeding={
             "generator": "numpy Philox4x64, raw 64-bit words",
             "key": "[seed, first 8 bytes of sha256(utf-8 key) as little-endian uint64]",
             "counter": "[0, 0, copy, op_index]",
         },
-        "sharding": "shard = H mod num_shards, records sorted by H; H = sha256(key + NUL + copy)[:8] little-endian",
-        "splits": splits,
-        "files": {"index": dict(index_info, name=INDEX), "errors": dict(error_info, name=ERRORS)},
-    }
+        sharding="shard = H mod num_shards, records sorted by H; H = sha256(key + NUL + copy)[:8] little-endian",
+        splits=splits,
+        index=index_info,
+        errors=error_info,
+    )
 
 
 def _versions() -> dict[str, str]:

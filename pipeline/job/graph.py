@@ -20,7 +20,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.format.manifest import record_order
+from pipeline.format.manifest import ErrorRow, record_order
 from pipeline.job.listing import InputItem
 from pipeline.job.options import JobConfig
 from pipeline.job.shard import PlannedRecord, ShardProcessor
@@ -45,9 +45,9 @@ def count(name: str, n: int, split: str | None = None) -> None:
 class CountListingErrors(beam.PTransform):
     """Counts the listing's refused rows as ``listed`` and ``failed/listing/<type>``, duplicates as ``duplicates``."""
 
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, errors: list[ErrorRow]) -> None:
         super().__init__()
-        self.reasons = [(e["split"], e["error_type"]) for e in errors]
+        self.reasons = [(e.split, e.error_type) for e in errors]
 
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
         # reshuffle=False: counting needs no shuffle (each one is a stage of its own, 40-60 ms on every worker)

@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
+from pipeline.format.manifest import ErrorRow
 
 SPLIT_FOLDERS = ("train", "validation", "test")
 LISTING_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -51,7 +52,7 @@ class Listing:
     root: str
     kind: str
     items: list[InputItem]
-    errors: list[dict[str, Any]]
+    errors: list[ErrorRow]
     classes: list[str]
     listed: Counter  # rows per split, refused rows included
 
@@ -59,8 +60,8 @@ class Listing:
         return sorted(self.listed)
 
 
-def listing_error(key: str, split: str, error_type: str, message: str) -> dict[str, Any]:
-    return {"key": key, "copy": None, "split": split, "stage": "listing", "error_type": error_type, "message": message}
+def listing_error(key: str, split: str, error_type: str, message: str) -> ErrorRow:
+    return ErrorRow(key, None, split, "listing", error_type, message)
 
 
 def list_inputs(source: str, classes: tuple[str, ...] | None = None) -> Listing:
@@ -91,7 +92,7 @@ def list_inputs(source: str, classes: tuple[str, ...] | None = None) -> Listing:
         first = listing.errors[0]
         raise UserError(
             f"--input {source!r}: none of its {len(listing.errors)} entries can be used "
-            f"(first: {first['key']}: {first['message']})"
+            f"(first: {first.key}: {first.message})"
         )
     return listing
 

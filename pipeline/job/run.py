@@ -16,8 +16,9 @@ from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
+from pipeline.format.manifest import MANIFEST, Manifest
 from pipeline.format.tfds_info import DATASET_INFO as TFDS_INFO
-from pipeline.job.finalize import MANIFEST, finalize
+from pipeline.job.finalize import finalize
 from pipeline.job.listing import Listing, list_inputs
 from pipeline.job.options import JobConfig
 from pipeline.job.shard import WORK_DIR
@@ -66,14 +67,14 @@ def _refuse_overlap(out: str, listing: Listing) -> None:
 def check_listing_errors(listing: Listing, max_rate: float) -> None:
     """Fails before any work (and before --overwrite deletes anything) when the listing alone is over the rate."""
     listed = sum(listing.listed.values())
-    failed = [e for e in listing.errors if e["error_type"] != "DuplicateInput"]
+    failed = [e for e in listing.errors if e.error_type != "DuplicateInput"]
     if listed and len(failed) / listed > max_rate:
-        reasons = Counter(e["error_type"] for e in failed).most_common(4)
+        reasons = Counter(e.error_type for e in failed).most_common(4)
         top = ", ".join(f"{n} {kind}" for kind, n in reasons)
         raise UserError(
             f"--input {listing.root!r}: {len(failed)} of {listed} entries ({len(failed) / listed:.1%}) are refused "
-            f"while listing, over --max-error-rate {max_rate:g}: {top} (first: {failed[0]['key']}: "
-            f"{failed[0]['message']}); fix the input or options, or raise --max-error-rate"
+            f"while listing, over --max-error-rate {max_rate:g}: {top} (first: {failed[0].key}: "
+            f"{failed[0].message}); fix the input or options, or raise --max-error-rate"
         )
 
 
@@ -112,7 +113,7 @@ def run_job(
     on_result: Callable[[Any], None] | None = None,
     shared_mount: bool = False,
     tf_threads: int | str = "auto",
-) -> dict[str, Any]:
+) -> Manifest:
     """Runs the whole job and returns the manifest.
 
     ``progress`` (``auto``, ``bar``, ``lines``, ``none``) shows the run on

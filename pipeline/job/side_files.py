@@ -1,6 +1,6 @@
 """Files written beside the shards at finalize, made from the finished manifest draft.
 
-Each maker is a module with ``make_files(out, manifest) -> {name: bytes}``:
+Each maker is a module with ``make_files(out, manifest: Manifest) -> {name: bytes}``:
 TensorFlow Datasets metadata and the run report. They are written before
 the manifest (which names them with their sizes and checksums), must be
 deterministic (no times or host names: the same run gives the same bytes on
@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from typing import Any
 
 from pipeline import fsutil
+from pipeline.format.manifest import FileInfo, Manifest
 
 MAKERS: tuple[str, ...] = ("pipeline.format.tfds_info", "pipeline.report.page")
 # What the makers import when they run (warm_up imports them ahead).
 WARM_UP_MODULES = ("pipeline.report.params", "pipeline.report.sheet", "pipeline.report.preview")
 
 
-def write_side_files(out: str, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Writes every maker's files atomically; returns ``{name: {bytes, sha256}}`` for the manifest."""
-    written: dict[str, dict[str, Any]] = {}
+def write_side_files(out: str, manifest: Manifest) -> dict[str, FileInfo]:
+    """Writes every maker's files atomically; returns their sizes and checksums for the manifest."""
+    written: dict[str, FileInfo] = {}
     for module in MAKERS:
         files = importlib.import_module(module).make_files(out, manifest)
         for name, data in sorted(files.items()):
             if name in written:
                 raise ValueError(f"{module} writes {name!r}, which another side file already wrote")
             fsutil.write_atomic(fsutil.join(out, name), data)
-            written[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            written[name] = FileInfo(len(data), hashlib.sha256(data).hexdigest())
     return written
 
 

@@ -12,9 +12,9 @@ reader's one-line reason.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from pipeline import fsutil
+from pipeline.format.manifest import FORMAT_NAME, Manifest
 from pipeline.format.reader import read_manifest
 
 _COUNTS = (
@@ -34,22 +34,22 @@ def summary(dst: str) -> str:
 
     manifest = read_manifest(dst)
     root = fsutil.normalize(dst)
-    config, pre, image = manifest["config"], manifest["preprocessing"], manifest["image"]
-    producer = manifest["producer"]
+    config, pre, image = manifest.config, manifest.preprocessing, manifest.image
+    producer = manifest.producer
     low, high = pre["output_range"]
     where = "in the records" if pre["applied"] == "in_records" else "by the reader"
-    classes = manifest["classes"]
+    classes = manifest.classes
     shown = ", ".join(classes[:10]) + (f", ... ({len(classes) - 10} more)" if len(classes) > 10 else "")
     lines = [
         f"augbeam inspect {dst}",
-        f"  format:        {manifest['format']} v{manifest['format_version']}, written by augbeam "
+        f"  format:        {FORMAT_NAME} v{manifest.format_version}, written by augbeam "
         f"{producer['augbeam']} (python {producer['python']})",
-        f"  input:         {manifest['input']['root']} ({manifest['input']['kind']})",
+        f"  input:         {manifest.input.root} ({manifest.input.kind})",
         f"  classes:       {len(classes)}: {shown}" if classes else "  classes:       none (unlabeled)",
         f"  preprocessing: {pre['name']} (mode {pre['mode']}, {pre['channel_order']}, values in [{low:g}, {high:g}]), "
         f"applied {where}",
-        f"  image:         {image['shape'][0]}x{image['shape'][1]}x{image['shape'][2]}, encoding {image['encoding']} "
-        f"(stored {image['stored_dtype']})",
+        f"  image:         {image.shape[0]}x{image.shape[1]}x{image.shape[2]}, encoding {image.encoding} "
+        f"(stored {image.stored_dtype})",
         f"  augmentation:  --config {config['config_source']}: {op_names(config['ops'])}",
         f"                 copies: train {config['copies']}, evaluation {config['eval_copies']}; "
         f"evaluation ops: {config['eval_ops']}",
@@ -62,15 +62,15 @@ def summary(dst: str) -> str:
         "",
         _errors(root, manifest),
     ]
-    if NAME in manifest["files"].get("side", {}):
+    if NAME in (manifest.side_files or {}):
         lines.append(f"  report:        {fsutil.join(root, NAME)} (open it in a browser)")
     else:
         lines.append(f"  report:        none (no {NAME}: written by an augbeam without the run report)")
     return "\n".join(lines)
 
 
-def _counts_table(manifest: dict[str, Any]) -> list[str]:
-    splits = manifest["splits"]
+def _counts_table(manifest: Manifest) -> list[str]:
+    splits = manifest.splits
     width = max([len("split"), len("total"), *(len(s) for s in splits)]) + 2
     cols = [max(len(label) + 2, 9) for label, _ in _COUNTS]
     head = f"  {'split':<{width}}" + "".join(f"{label:>{w}}" for (label, _), w in zip(_COUNTS, cols, strict=True))
@@ -78,12 +78,12 @@ def _counts_table(manifest: dict[str, Any]) -> list[str]:
     rows, total, shards, size = [head], Counter(), 0, 0
     for split in sorted(splits):
         info = splits[split]
-        counts = info["counts"]
-        split_bytes = sum(s["bytes"] for s in info["shards"])
+        counts = info.counts.to_json()
+        split_bytes = sum(s.bytes for s in info.shards)
         cells = "".join(f"{counts[key]:>{w},}" for (_, key), w in zip(_COUNTS, cols, strict=True))
-        rows.append(f"  {split:<{width}}{cells}{info['num_shards']:>8}{split_bytes:>15,}")
+        rows.append(f"  {split:<{width}}{cells}{info.num_shards:>8}{split_bytes:>15,}")
         total.update({key: counts[key] for _, key in _COUNTS if key != "copies"})
-        shards += info["num_shards"]
+        shards += info.num_shards
         size += split_bytes
     cells = "".join(
         f"{total[key]:>{w},}" if key != "copies" else " " * w for (_, key), w in zip(_COUNTS, cols, strict=True)
@@ -92,29 +92,28 @@ def _counts_table(manifest: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _files(root: str, manifest: dict[str, Any]) -> list[str]:
-    files = manifest["files"]
-    shards = [s for info in manifest["splits"].values() for s in info["shards"]]
-    entries = [(f"{len(shards)} shards (*.tfrecord)", sum(s["bytes"] for s in shards), "")]
-    dali = [s["dali_index"] for s in shards if "dali_index" in s]
+def _files(root: str, manifest: Manifest) -> list[str]:
+    shards = [s for info in manifest.splits.values() for s in info.shards]
+    entries = [(f"{len(shards)} shards (*.tfrecord)", sum(s.bytes for s in shards), "")]
+    dali = [s.dali_index for s in shards if s.dali_index is not None]
     if dali:
-        entries.append((f"{len(dali)} DALI indexes (*.idx)", sum(d["bytes"] for d in dali), ""))
-    for key in ("index", "errors"):
-        entries.append((files[key]["name"], files[key]["bytes"], f"{files[key]['rows']:,} rows"))
-    for name, info in sorted(files.get("side", {}).items()):
-        entries.append((name, info["bytes"], ""))
+        entries.append((f"{len(dali)} DALI indexes (*.idx)", sum(d.bytes for d in dali), ""))
+    for table in (manifest.index, manifest.errors):
+        entries.append((table.name, table.bytes, f"{table.rows:,} rows"))
+    for name, info in sorted((manifest.side_files or {}).items()):
+        entries.append((name, info.bytes, ""))
     entries.append(("manifest.json", len(fsutil.read_bytes(fsutil.join(root, "manifest.json"))), ""))
     width = max(len(name) for name, _, _ in entries) + 2
     return [f"    {name:<{width}}{size:>15,} bytes  {note}".rstrip() for name, size, note in entries]
 
 
-def _errors(root: str, manifest: dict[str, Any]) -> str:
+def _errors(root: str, manifest: Manifest) -> str:
     """Error rows by stage and type, as finalize counted them into the manifest."""
-    total = manifest["files"]["errors"]["rows"]
+    total = manifest.errors.rows
     if not total:
         return "  errors:        none"
     counts: Counter = Counter()
-    for info in manifest["splits"].values():
-        counts.update(info.get("error_rows_by_reason", {}))
+    for info in manifest.splits.values():
+        counts.update(info.error_rows_by_reason)
     by_type = ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"  errors:        {total:,} rows in errors.parquet: {by_type}"

@@ -20,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from pipeline import fsutil
+from pipeline.format.manifest import ErrorRow, Manifest
 
 NAME = "report.html"
 MAX_ERROR_ROWS = 200
@@ -48,7 +49,7 @@ details{margin:6px 0}summary{cursor:pointer;color:#2458a6}
 """
 
 
-def make_files(out: str, manifest: dict[str, Any]) -> dict[str, bytes]:
+def make_files(out: str, manifest: Manifest) -> dict[str, bytes]:
     """The side-files hook: ``{"report.html": bytes}`` for the finished run in ``out``."""
     return {NAME: render(fsutil.normalize(out), manifest).encode("utf-8")}
 
@@ -61,17 +62,17 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render(root: str, manifest: dict[str, Any]) -> str:
+def render(root: str, manifest: Manifest) -> str:
     """The whole page as text."""
     from pipeline.report import params as report_params
-    augmented = [s for s in sorted(manifest["splits"]) if manifest["splits"][s].get("augmented")]
+    augmented = [s for s in sorted(manifest.splits) if manifest.splits[s].augmented]
     # index.parquet holds the splits in sorted order: rows of the splits before the first augmented one are skipped.
     skip = 0
-    for split in sorted(manifest["splits"]):
+    for split in sorted(manifest.splits):
         if split in augmented:
             break
-        skip += manifest["splits"][split]["counts"]["written"]
-    with _open(fsutil.join(root, manifest["files"]["index"]["name"])) as handle:
+        skip += manifest.splits[split].counts.written
+    with _open(fsutil.join(root, manifest.index.name)) as handle:
         records, truncated = report_params.read_params(handle, set(augmented), skip)
     body = [
         _header(manifest),
@@ -87,12 +88,12 @@ def render(root: str, manifest: dict[str, Any]) -> str:
         _errors(root, manifest),
         '<h2 id="config">Resolved config</h2>',
         '<p class="sub">As recorded in <code>manifest.json</code>; with the same input it gives the same bytes.</p>',
-        f"<pre>{_e(json.dumps(manifest['config'], indent=2, sort_keys=True))}</pre>",
+        f"<pre>{_e(json.dumps(manifest.config, indent=2, sort_keys=True))}</pre>",
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>augbeam report: {_e(manifest['input']['root'])}</title><style>{_CSS}</style></head>"
+        f"<title>augbeam report: {_e(manifest.input.root)}</title><style>{_CSS}</style></head>"
         f"<body><main>{''.join(body)}</main></body></html>\n"
     )
 
@@ -106,18 +107,18 @@ def op_names(ops: list[dict[str, Any]]) -> str:
     return ", ".join(names) or "none"
 
 
-def _header(manifest: dict[str, Any]) -> str:
-    config, pre, image = manifest["config"], manifest["preprocessing"], manifest["image"]
-    splits = manifest["splits"]
-    written = sum(s["counts"]["written"] for s in splits.values())
-    listed = sum(s["counts"]["listed"] for s in splits.values())
-    per_split = ", ".join(f"{s} {splits[s]['counts']['written']:,}" for s in sorted(splits))
+def _header(manifest: Manifest) -> str:
+    config, pre, image = manifest.config, manifest.preprocessing, manifest.image
+    splits = manifest.splits
+    written = sum(s.counts.written for s in splits.values())
+    listed = sum(s.counts.listed for s in splits.values())
+    per_split = ", ".join(f"{s} {splits[s].counts.written:,}" for s in sorted(splits))
     low, high = pre["output_range"]
-    applied = "in the records" if pre["applied"] == "in_records" else "by the reader (pipeline.format.reader.load)"
-    classes = manifest["classes"]
+    applied = "in the records" if pre["applied"] == "in_records" else "by the reader (augbeam.load)"
+    classes = manifest.classes
     shown = ", ".join(classes[:20]) + (f", ... ({len(classes) - 20} more)" if len(classes) > 20 else "")
     facts = [
-        ("Input", f"{manifest['input']['root']} ({manifest['input']['kind']})"),
+        ("Input", f"{manifest.input.root} ({manifest.input.kind})"),
         ("Output", f"{written:,} records from {listed:,} listed inputs ({per_split})"),
         ("Classes", f"{len(classes)}: {shown}" if classes else "none (unlabeled)"),
         (
@@ -125,15 +126,15 @@ def _header(manifest: dict[str, Any]) -> str:
             f"{pre['name']} (mode {pre['mode']}, {pre['channel_order']}, "
             f"values in [{low:g}, {high:g}]), applied {applied}",
         ),
-        ("Encoding", f"{image['encoding']} (stored {image['stored_dtype']})"),
-        ("Image size", f"{image['shape'][0]} x {image['shape'][1]} x {image['shape'][2]}"),
+        ("Encoding", f"{image.encoding} (stored {image.stored_dtype})"),
+        ("Image size", f"{image.shape[0]} x {image.shape[1]} x {image.shape[2]}"),
         ("Seed", str(config["seed"])),
         ("Augmentation", f"--config {config['config_source']}: {op_names(config['ops'])}"),
         (
             "Copies",
             f"train {config['copies']}, evaluation {config['eval_copies']} (evaluation ops: {config['eval_ops']})",
         ),
-        ("Written by", f"augbeam {manifest['producer']['augbeam']}, format version {manifest['format_version']}"),
+        ("Written by", f"augbeam {manifest.producer['augbeam']}, format version {manifest.format_version}"),
     ]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     return (
@@ -163,19 +164,19 @@ def _count_row(name: str, counts: dict[str, Any], shards: int, size: int, css: s
     return f'<tr class="{css}"><td>{_e(name)}</td>{tds}</tr>'
 
 
-def _counts(manifest: dict[str, Any]) -> str:
+def _counts(manifest: Manifest) -> str:
     head = "".join(f'<th class="n">{_e(label)}</th>' for label, _k in _COLUMNS)
     rows = []
     summed = ("listed", "decoded", "expected_records", "written", "failed_records")
     total: dict[str, Any] = {k: 0 for k in summed}
     total.update(copies="", failed_inputs_by_stage=Counter())
     shards_total = bytes_total = 0
-    for split in sorted(manifest["splits"]):
-        info = manifest["splits"][split]
-        counts = info["counts"]
-        size = sum(s["bytes"] for s in info["shards"])
-        rows.append(_count_row(split, counts, info["num_shards"], size))
-        shards_total += info["num_shards"]
+    for split in sorted(manifest.splits):
+        info = manifest.splits[split]
+        counts = info.counts.to_json()
+        size = sum(s.bytes for s in info.shards)
+        rows.append(_count_row(split, counts, info.num_shards, size))
+        shards_total += info.num_shards
         bytes_total += size
         for key in summed:
             total[key] += counts[key]
@@ -188,10 +189,10 @@ def _counts(manifest: dict[str, Any]) -> str:
     )
 
 
-def _samples(root: str, manifest: dict[str, Any]) -> str:
+def _samples(root: str, manifest: Manifest) -> str:
     from pipeline.report import sheet as report_sheet
-    pre = manifest["preprocessing"]
-    encoding = manifest["image"]["encoding"]
+    pre = manifest.preprocessing
+    encoding = manifest.image.encoding
     if encoding in ("float32", "float16"):
         note = (
             f"The records hold the {_e(pre['name'])}-preprocessed {encoding} tensor; for display it is mapped back "
@@ -204,8 +205,8 @@ def _samples(root: str, manifest: dict[str, Any]) -> str:
         f"(hash order, so keys and classes mix), decoded from the shard bytes. {note} "
         f"Thumbnails fit {report_sheet.TILE} px; captions: key, copy, label, the ops that ran.</p>"
     ]
-    for split in sorted(manifest["splits"]):
-        png, details = report_sheet.split_sheet(root, manifest["splits"][split], manifest)
+    for split in sorted(manifest.splits):
+        png, details = report_sheet.split_sheet(root, manifest.splits[split], manifest)
         out.append(f'<h3>{_e(split)}</h3><div class="sheet">')
         if not png:
             out.append("<p>No records in this split.</p></div>")
@@ -228,20 +229,20 @@ def _samples(root: str, manifest: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _errors(root: str, manifest: dict[str, Any]) -> str:
+def _errors(root: str, manifest: Manifest) -> str:
     import pyarrow.parquet as pq
 
-    total = manifest["files"]["errors"]["rows"]
+    total = manifest.errors.rows
     if not total:
         return '<p class="ok">No errors: every listed input became records.</p>'
     counts: Counter = Counter()
-    for info in manifest["splits"].values():  # counted at finalize: errors.parquet is not scanned
-        counts.update({tuple(reason.split("/", 1)): n for reason, n in info["error_rows_by_reason"].items()})
-    first: list[dict[str, Any]] = []
-    with _open(fsutil.join(root, manifest["files"]["errors"]["name"])) as handle:
+    for info in manifest.splits.values():  # counted at finalize: errors.parquet is not scanned
+        counts.update({tuple(reason.split("/", 1)): n for reason, n in info.error_rows_by_reason.items()})
+    first: list[ErrorRow] = []
+    with _open(fsutil.join(root, manifest.errors.name)) as handle:
         parquet = pq.ParquetFile(handle)
         for batch in parquet.iter_batches(batch_size=MAX_ERROR_ROWS):
-            first += batch.to_pylist()[: MAX_ERROR_ROWS - len(first)]
+            first += [ErrorRow.from_json(row) for row in batch.to_pylist()[: MAX_ERROR_ROWS - len(first)]]
             if len(first) == MAX_ERROR_ROWS:
                 break
     summary = "".join(
@@ -249,9 +250,9 @@ def _errors(root: str, manifest: dict[str, Any]) -> str:
         for (stage, kind), n in sorted(counts.items())
     )
     rows = "".join(
-        f'<tr><td>{_e(r["key"])}</td><td class="n">{"" if r["copy"] is None else r["copy"]}</td>'
-        f"<td>{_e(r['split'])}</td><td>{_e(r['stage'])}</td><td>{_e(r['error_type'])}</td>"
-        f'<td class="msg">{_e(r["message"])}</td></tr>'
+        f'<tr><td>{_e(r.key)}</td><td class="n">{"" if r.copy is None else r.copy}</td>'
+        f"<td>{_e(r.split)}</td><td>{_e(r.stage)}</td><td>{_e(r.error_type)}</td>"
+        f'<td class="msg">{_e(r.message)}</td></tr>'
         for r in first
     )
     shown = f"the first {len(first)} of {total:,}" if total > len(first) else f"all {total:,}"

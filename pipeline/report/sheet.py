@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.format.manifest import Manifest, SplitInfo
+
 PER_SPLIT = 16
 TILE = 128
 COLUMNS = 6
@@ -27,7 +29,7 @@ FONT_SIZE = 12
 PAD = 6
 
 
-def sample_records(root: str, split_info: dict[str, Any]) -> Iterator[tuple[str, int, bytes]]:
+def sample_records(root: str, split_info: SplitInfo) -> Iterator[tuple[str, int, bytes]]:
     """``(shard file, position, record)`` for up to ``PER_SPLIT`` records, the first ones of each shard.
 
     A generator: one record is held at a time, however large the images.
@@ -35,14 +37,14 @@ def sample_records(root: str, split_info: dict[str, Any]) -> Iterator[tuple[str,
     from pipeline import fsutil
     from pipeline.format.records import iter_records
 
-    shards = [s for s in split_info["shards"] if s["records"] > 0]
+    shards = [s for s in split_info.shards if s.records > 0]
     per_shard = max(1, math.ceil(PER_SPLIT / max(len(shards), 1)))
     taken = 0
     for shard in shards:
-        records = iter_records(fsutil.join(root, shard["file"]))
+        records = iter_records(fsutil.join(root, shard.file))
         for position, record in zip(range(min(per_shard, PER_SPLIT - taken)), records, strict=False):
             taken += 1
-            yield shard["file"], position, record
+            yield shard.file, position, record
         records.close()  # closes the shard file now, not when the generator is collected
         if taken == PER_SPLIT:
             return
@@ -194,15 +196,15 @@ def captions(key: str, copy: int, label: str, ops: list[str]) -> list[str]:
     return [key, f"copy {copy} | {label}", *ops]
 
 
-def split_sheet(root: str, split_info: dict[str, Any], manifest: dict[str, Any]) -> tuple[bytes, list[dict]]:
+def split_sheet(root: str, split_info: SplitInfo, manifest: Manifest) -> tuple[bytes, list[dict]]:
     """PNG bytes of the split's sheet (empty when it has no records) and the sampled records' details."""
-    classes = manifest["classes"]
+    classes = manifest.classes
     tiles, details = [], []
     for shard, position, record in sample_records(root, split_info):
         rec = parse(record)
         label = classes[rec["label"]] if 0 <= rec["label"] < len(classes) else f"label {rec['label']}"
         ops = _ops(rec["params"])
-        tiles.append((display_pixels(rec, manifest["preprocessing"]), captions(rec["key"], rec["copy"], label, ops)))
+        tiles.append((display_pixels(rec, manifest.preprocessing), captions(rec["key"], rec["copy"], label, ops)))
         details.append(
             {"key": rec["key"], "copy": rec["copy"], "label": label, "shard": shard, "position": position, "ops": ops}
         )
