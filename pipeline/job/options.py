@@ -18,7 +18,7 @@ from transforms.config import DEFAULT_PRESET, load_ops, ops_from_data
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.encoding import check_encoding, stored_dtype
 from transforms.formats import DEPTH_MODES
-from transforms.op_base import Op
+from transforms.ops import Op
 from transforms.preprocess import Preprocessing, get_preprocessing
 
 TRAIN_SPLIT = "train"
