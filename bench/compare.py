@@ -36,7 +36,7 @@ the check below verifies it):
 - ``tf_data``: ``Dataset.from_tensor_slices((paths, packed_params))``,
   ``map(fn, num_parallel_calls=AUTOTUNE)`` where fn reads, decodes, crops,
   flips, rotates (``ImageProjectiveTransformV3``, the matrix convention of
-  ``transforms.geometric.warp``, REFLECT fill, bilinear), brightness,
+  ``transforms.ops.geometric.warp``, REFLECT fill, bilinear), brightness,
   ``tf.image.adjust_contrast``, resizes (bilinear, antialiased) and
   preprocesses / rounds; ``prefetch(AUTOTUNE)``; then a loop builds the
   Example and writes with ``tf.io.TFRecordWriter``. Params are sampled before
@@ -214,7 +214,7 @@ def pack(p: dict[str, Any]) -> list[float]:
 def pillow_rotate_reflect(img: Any, angle: float) -> Any:
     """Rotates a PIL image about its centre, counter-clockwise for a positive angle, reflect fill, bilinear.
 
-    As ``transforms.geometric.warp``: output p reads input Ainv (p - c) + c with
+    As ``transforms.ops.geometric.warp``: output p reads input Ainv (p - c) + c with
     Ainv = [[cos, -sin], [sin, cos]]. PIL's coordinates put pixel centres at
     i + 0.5, so c = (W / 2, H / 2) is the same centre as the job's ((W-1)/2, (H-1)/2).
     """

@@ -8,12 +8,13 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transforms.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.format.manifest import Manifest
+    from pipeline.job.options import JobConfig
 
 EPILOG = """Beam options go after '--', for example:
   augbeam run --input photos --output out -- --direct_num_workers=2 --direct_running_mode=multi_processing
@@ -235,40 +236,9 @@ def _main(ours: list[str], beam_args: list[str]) -> int:
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL)."""
-    from pipeline.job.options import JobConfig
     from pipeline.job.run import run_job
-    from transforms.preprocess import get_preprocessing
 
-    mean = tuple(args.mean) if args.mean else None
-    std = tuple(args.std) if args.std else None
-    size = tuple(args.image_size) if args.image_size else get_preprocessing(args.model, mean, std).input_size
-    config = JobConfig.create(
-        config=args.config,
-        input=args.input,
-        output=_absolute_if_local(args.output),
-        model=args.model,
-        mean=mean,
-        std=std,
-        image_size=size,
-        copies=args.copies,
-        eval_copies=args.eval_copies,
-        augment_eval=args.augment_eval,
-        seed=args.seed,
-        num_shards=args.num_shards,
-        shard_size_mb=args.shard_size_mb,
-        encoding=args.encoding,
-        jpeg_quality=args.jpeg_quality,
-        resize_mode=args.resize_mode,
-        alpha_fill=args.alpha_fill,
-        max_pixels=args.max_pixels,
-        high_bit_depth=args.high_bit_depth,
-        classes=tuple(c.strip() for c in args.classes.split(",")) if args.classes else None,
-        device=args.device,
-        batch_size=args.batch_size,
-        max_error_rate=args.max_error_rate,
-        dali_index=args.dali_index,
-        overwrite=args.overwrite,
-    )
+    config = job_config(args)
     if args.device == "gpu" and _runs_here(beam_args):
         from transforms.augment import device_name
 
@@ -283,6 +253,31 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     )
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0
+
+
+def job_config(args: argparse.Namespace) -> JobConfig:
+    """``augbeam run``'s JobConfig: each ``JobConfig.create`` parameter from the run option of the same name.
+
+    No hand copy, so an option named after a field cannot be dropped on the way (a test sets them all);
+    what argparse gives in another shape is converted in ``_job_values``.
+    """
+    from pipeline.job.options import JobConfig
+
+    return JobConfig.create(**_job_values({name: vars(args)[name] for name in JobConfig.create_parameters()}))
+
+
+def _job_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The parsed run options in JobConfig's shapes: the conversions ``job_config`` needs, all here."""
+    from transforms.preprocess import get_preprocessing
+
+    out = dict(values)
+    for name in ("mean", "std", "image_size"):  # nargs options: lists from argparse, tuples in JobConfig
+        out[name] = tuple(out[name]) if out[name] else None
+    if out["image_size"] is None:  # default: the model's own input size
+        out["image_size"] = get_preprocessing(out["model"], out["mean"], out["std"]).input_size
+    out["classes"] = tuple(c.strip() for c in out["classes"].split(",")) if out["classes"] else None
+    out["output"] = _absolute_if_local(out["output"])
+    return out
 
 
 def _absolute_if_local(path: str) -> str:

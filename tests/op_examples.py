@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transforms.op_base import Op, op_from_config, registered_ops
+from transforms.ops import Op, op_from_config, registered_ops
 
 # Ops that cannot be built from defaults alone (composites need children).
 CONFIGS = {

@@ -10,7 +10,7 @@ import pytest
 from pipeline.cli import main
 from tests.conftest import PHOTOS, run, shard_bytes
 from transforms.config import load_ops
-from transforms.op_base import registered_ops
+from transforms.ops import registered_ops
 
 EVERYDAY = PHOTOS / "train" / "everyday"
 

@@ -10,8 +10,8 @@ import pytest
 from transforms.augment import Augmenter
 from transforms.config import dump_ops, load_ops, ops_from_data
 from transforms.errors import ConfigError
-from transforms.op_base import op_from_config
-from transforms.policies import AUGMENT_SPACE, IMAGENET_POLICY
+from transforms.ops import op_from_config
+from transforms.ops.policies import AUGMENT_SPACE, IMAGENET_POLICY
 
 SHAPE = (120, 160, 3)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.golden.make_golden import PIXEL_OPS, golden_params, photo, pixel_case
-from transforms.op_base import registered_ops
+from transforms.ops import registered_ops
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # Pixels may move by one 8-bit level between CPUs (rounding of float math at .5).

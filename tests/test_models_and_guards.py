@@ -14,7 +14,7 @@ from pipeline.cli import main
 from pipeline.format import reader
 from tests.conftest import PHOTOS, ROOT, run
 from transforms.augment import Augmenter, RangeError, Renderer
-from transforms.op_base import _REGISTRY, Op, register
+from transforms.ops.base import _REGISTRY, Op, register
 from transforms.preprocess import Preprocessing, get_preprocessing
 
 

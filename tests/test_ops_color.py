@@ -37,8 +37,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from tests.conftest import DATA
 from tests.op_examples import traced_batch
 from transforms.errors import ConfigError
-from transforms.op_base import op_from_config
-from transforms.photometric import (
+from transforms.ops import op_from_config
+from transforms.ops.photometric import (
     CHANNEL_PERMUTATIONS,
     Brightness,
     ChannelShuffle,
@@ -49,8 +49,8 @@ from transforms.photometric import (
     Invert,
     Saturation,
 )
+from transforms.ops.tonal import AutoContrast, Equalize, Posterize, Solarize
 from transforms.rng import Rng
-from transforms.tonal import AutoContrast, Equalize, Posterize, Solarize
 
 
 def _photo() -> np.ndarray:
@@ -387,7 +387,7 @@ def test_contrast_mean_of_a_strip_wider_than_an_int32_row_sum():
     """A 1 x 8.5M strip of 255s: its row sum overflows int32, so it is summed in int64 (mean stays 255)."""
     import tensorflow as tf
 
-    from transforms.photometric import MAX_INT32_ROW_WIDTH, Contrast
+    from transforms.ops.photometric import MAX_INT32_ROW_WIDTH, Contrast
 
     width = MAX_INT32_ROW_WIDTH + 1000
     images = tf.fill([1, 1, width, 3], 255.0)

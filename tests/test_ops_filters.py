@@ -18,7 +18,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from tests.op_examples import traced_batch
 from transforms.errors import ConfigError
-from transforms.op_base import op_from_config
+from transforms.ops import op_from_config
 from transforms.rng import Rng
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.op_examples import example_op, traced_batch
 from transforms.augment import Augmenter, Renderer, segments
 from transforms.config import load_ops, ops_from_data
-from transforms.op_base import registered_ops
+from transforms.ops import registered_ops
 from transforms.preprocess import get_preprocessing
 
 NAMES = sorted(registered_ops())
@@ -182,7 +182,7 @@ def test_op_apply_chain_replays_a_record(photo, config, atol):
     """
     import tensorflow as tf
 
-    from transforms.crops import resize_images
+    from transforms.ops.crops import resize_images
 
     ops = _mixed_ops() + (example_op("sharpness"),) if config == "mixed" else load_ops(config)
     renderer = Renderer(ops, (24, 24), "stretch", get_preprocessing("none"), "float32")

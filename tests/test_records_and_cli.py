@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli import build_parser, job_config, main
 from pipeline.format.records import FIELD_ORDER, TFRecordWriter, build_example, parse_example, parse_spec
 from pipeline.job.options import JobConfig
 from tests.conftest import PHOTOS, ROOT
@@ -189,6 +191,82 @@ def test_beam_options_must_follow_double_dash(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--input", str(PHOTOS), "--output", str(tmp_path), "--runner=DirectRunner"])
     assert "Beam options go after a bare '--'" in capsys.readouterr().err
+
+
+# The ``augbeam run`` options that are not JobConfig parameters: how the job runs, never what it writes.
+RUN_ONLY_OPTIONS = {"command", "progress", "shared_mount", "tf_threads"}
+
+
+def _parse_run(*options: str):
+    return build_parser().parse_args(["run", "--input", "photos", "--output", "out", *options])
+
+
+def test_every_run_option_is_a_jobconfig_parameter_or_run_only():
+    assert set(vars(_parse_run())) - RUN_ONLY_OPTIONS == set(JobConfig.create_parameters())
+
+
+def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
+    # Every option set to a value other than its default; --shard-size-mb excludes --num-shards, so it gets its own.
+    monkeypatch.chdir(tmp_path)
+    args = _parse_run(
+        *("--input", "list.csv", "--output", "dst", "--config", "light"),
+        *("--model", "mean_std", "--image-size", "40", "48"),
+        *("--mean", "0.5", "0.4", "0.3", "--std", "0.2", "0.25", "0.3"),
+        *("--copies", "2", "--eval-copies", "3", "--augment-eval", "--seed", "7", "--classes", "b, a"),
+        *("--num-shards", "5", "--encoding", "jpeg", "--jpeg-quality", "80", "--resize", "pad"),
+        *("--alpha-fill", "0", "--max-pixels", "1000", "--high-bit-depth", "range", "--device", "cpu"),
+        *("--batch-size", "4", "--max-error-rate", "0.5", "--dali-index", "--overwrite"),
+        *("--progress", "none", "--shared-mount", "--tf-threads", "2"),
+    )
+    by_size = _parse_run("--shard-size-mb", "32")
+    defaults = _parse_run()
+    unset = [k for k, v in vars(defaults).items() if k != "command" and v == vars(args)[k] == vars(by_size)[k]]
+    assert not unset, "give every run option a non-default value here"
+    assert job_config(by_size).shard_size_mb == 32.0
+
+    expected = {
+        "input": "list.csv",
+        "output": os.path.abspath("dst"),
+        "model": "mean_std",
+        "image_size": (40, 48),
+        "copies": 2,
+        "eval_copies": 3,
+        "augment_eval": True,
+        "seed": 7,
+        "num_shards": 5,
+        "shard_size_mb": 64.0,
+        "encoding": "jpeg",
+        "jpeg_quality": 80,
+        "resize_mode": "pad",
+        "alpha_fill": 0,
+        "max_pixels": 1000,
+        "high_bit_depth": "range",
+        "classes": ("b", "a"),
+        "config_source": "light",
+        "ops": JobConfig.create(input="x", output="y", config="light").ops,
+        "mean": (0.5, 0.4, 0.3),
+        "std": (0.2, 0.25, 0.3),
+        "max_error_rate": 0.5,
+        "device": "cpu",
+        "batch_size": 4,
+        "dali_index": True,
+        "overwrite": True,
+    }
+    assert set(expected) == {f.name for f in dataclasses.fields(JobConfig)}, "a JobConfig field is missing here"
+    config, default = job_config(args), job_config(defaults)
+    for name, value in expected.items():
+        assert getattr(config, name) == value, name
+        if name != "shard_size_mb":
+            assert getattr(default, name) != value, f"{name}: the default would pass too"
+
+
+def test_run_option_conversions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert job_config(_parse_run()).image_size == (224, 224)  # mobilenet_v2's
+    assert job_config(_parse_run("--model", "inception_v3")).image_size == (299, 299)
+    assert job_config(_parse_run("--output", "gs://bucket/out")).output == "gs://bucket/out"
+    assert job_config(_parse_run("--output", "sub/out")).output == str(tmp_path.resolve() / "sub" / "out")
+    assert job_config(_parse_run()).classes is None
 
 
 def test_overwrite_never_deletes_inputs(tmp_path, capsys):

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from tests.op_examples import example_op
 from transforms.augment import Augmenter, Renderer
 from transforms.config import PRESETS, dump_ops, load_ops, ops_from_data
-from transforms.crops import RandomResizedCrop
 from transforms.errors import ConfigError
-from transforms.geometric import HorizontalFlip, Rotation, VerticalFlip
-from transforms.op_base import registered_ops
-from transforms.photometric import Brightness, Contrast
+from transforms.ops import registered_ops
+from transforms.ops.crops import RandomResizedCrop
+from transforms.ops.geometric import HorizontalFlip, Rotation, VerticalFlip
+from transforms.ops.photometric import Brightness, Contrast
 from transforms.preprocess import get_preprocessing
 from transforms.rng import Rng, stable_hash64
 

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from transforms import encoding as enc
-from transforms.crops import RESIZE_MODES, resize_images
 from transforms.errors import ConfigError
-from transforms.op_base import Op, Shape
+from transforms.ops import Op, Shape
+from transforms.ops.crops import RESIZE_MODES, resize_images
 from transforms.preprocess import Preprocessing
 from transforms.rng import Rng
 from transforms.tfcall import FlatCall

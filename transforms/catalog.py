@@ -7,7 +7,8 @@ import inspect
 from typing import Any
 
 from transforms.config import PRESETS
-from transforms.op_base import Op, registered_ops
+from transforms.ops import Op, registered_ops
+from transforms.ops.compose import Layered
 
 
 def summary(cls: type[Op]) -> str:
@@ -41,8 +42,6 @@ def op_entries() -> list[dict[str, Any]]:
 
 def _recorded(cls: type[Op]) -> list[str]:
     """The params a record holds for this op: its layout with default fields, or its layers."""
-    from transforms.compose import Layered
-
     if issubclass(cls, Layered):
         return ["layers (per layer: the op that ran and its params)"]
     return list(cls().layout())

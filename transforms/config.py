@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from transforms.errors import ConfigError
-from transforms.op_base import Op, op_from_config
+from transforms.ops import Op, op_from_config
 
 PRESETS: dict[str, list[dict[str, Any]]] = {
     "none": [],

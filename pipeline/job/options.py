@@ -9,6 +9,7 @@ the manifest. Workers rebuild ops, decoders and traced functions from it in
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any
 
@@ -18,7 +19,7 @@ from transforms.config import DEFAULT_PRESET, load_ops, ops_from_data
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.encoding import check_encoding, stored_dtype
 from transforms.formats import DEPTH_MODES
-from transforms.op_base import Op
+from transforms.ops import Op
 from transforms.preprocess import Preprocessing, get_preprocessing
 
 TRAIN_SPLIT = "train"
@@ -26,6 +27,8 @@ DEFAULT_SHARD_SIZE_MB = 64.0
 MAX_RECORDS_PER_SHARD = 512
 # More than one input in ten failing usually means a wrong folder, format or option, not a few bad files.
 DEFAULT_MAX_ERROR_RATE = 0.1
+# Fields ``JobConfig.create`` fills from its ``config`` argument instead of taking them.
+_DERIVED_BY_CREATE = ("config_source", "ops")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,12 @@ class JobConfig:
         source = config or DEFAULT_PRESET
         ops = tuple(op.to_config() for op in load_ops(source))
         return cls(config_source=source, ops=ops, **kwargs)
+
+    @classmethod
+    def create_parameters(cls) -> tuple[str, ...]:
+        """The names ``create`` takes (its own, then every field it does not derive), so callers map by name."""
+        own = [p.name for p in inspect.signature(cls.create).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        return (*own, *(f.name for f in dataclasses.fields(cls) if f.name not in _DERIVED_BY_CREATE))
 
     @property
     def preprocessing(self) -> Preprocessing:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.op_examples import example_op  # noqa: E402
 from transforms.augment import Augmenter  # noqa: E402
-from transforms.op_base import registered_ops  # noqa: E402
+from transforms.ops import registered_ops  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEED = 1234

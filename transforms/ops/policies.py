@@ -16,9 +16,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from transforms.compose import Layered
-from transforms.geometric import INTERPOLATIONS
-from transforms.op_base import Op, Params, Shape, check_choice, check_range, register, registered_ops
+from transforms.ops.base import Op, Params, Shape, check_choice, check_range, register, registered_ops
+from transforms.ops.compose import Layered
+from transforms.ops.geometric import INTERPOLATIONS
 from transforms.rng import Rng
 
 # Branch ops every policy can run, by our op names; params come from the tables below.
@@ -143,7 +143,7 @@ class _Policy(Layered):
         check_range(self, "fill_value", self.fill_value, 0.0, 255.0)
         check_choice(self, "interpolation", self.interpolation, INTERPOLATIONS)
         self.validate_policy()
-        ops = registered_ops()
+        ops = registered_ops()  # complete: transforms/ops/__init__.py imports every op module
         warp = {"fill_mode": "constant", "fill_value": self.fill_value, "interpolation": self.interpolation}
         built: list[Op] = []
         for name in BRANCH_OPS:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from transforms.op_base import Op, Params, Shape, check_interval, register
+from transforms.ops.base import Op, Params, Shape, check_interval, register
 from transforms.rng import Rng
 from transforms.tfmath import channelwise, stable
 

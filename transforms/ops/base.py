@@ -1,5 +1,11 @@
 """The declaration every augmentation op follows, and the registry of ops by name.
 
+This module imports no op module: each op module imports it and registers its
+ops with ``@register`` when it is imported, and ``transforms/ops/__init__.py``
+imports every op module. Python runs that ``__init__`` before any module under
+``transforms.ops``, so whoever can reach ``Op`` sees the full registry, and the
+lookups below (re-exported by ``transforms.ops``) just read it.
+
 An op is a frozen dataclass: its fields are its configuration (validated when
 it is built), ``sample`` draws plain JSON-able parameters on the host from a
 counter-based stream, and ``apply_batch`` applies given parameters with
@@ -179,14 +185,12 @@ def register(cls: type[Op]) -> type[Op]:
 
 
 def registered_ops() -> dict[str, type[Op]]:
-    """All ops by name (importing the op modules registers them)."""
-    _load_builtin_ops()
+    """All ops by name: every builtin op (``transforms.ops`` imports them all) plus any registered since."""
     return dict(_REGISTRY)
 
 
 def op_from_config(entry: Any, where: str = "ops") -> Op:
     """Builds an op from ``{"op": name, field: value, ...}``; unknown names or keys are errors."""
-    _load_builtin_ops()
     if not isinstance(entry, dict) or "op" not in entry:
         raise ConfigError(f"{where}: each op must be a mapping with an 'op' key, got {entry!r}")
     name = entry["op"]
@@ -250,17 +254,3 @@ def check_choice(op: Op, field: str, value: str, choices: tuple[str, ...]) -> No
     """Raises unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{op.name}.{field} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def _load_builtin_ops() -> None:
-    # Imported here, not at the top, because those modules import this one.
-    from transforms import (  # noqa: F401
-        compose,
-        crops,
-        filters,
-        geometric,
-        occlusion,
-        photometric,
-        policies,
-        tonal,
-    )

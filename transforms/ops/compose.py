@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from transforms.errors import ConfigError
-from transforms.op_base import Op, Params, Shape, op_from_config, register
+from transforms.ops.base import Op, Params, Shape, op_from_config, register
 from transforms.rng import Rng
 
 
@@ -114,6 +114,8 @@ class Layered(Op):
 
 
 def _children_from_config(entry: dict[str, Any], where: str) -> tuple[Op, ...]:
+    # Children by name from base's registry, complete whenever an op is built: importing this module ran
+    # transforms/ops/__init__.py, which imports every op module.
     ops = entry.get("ops")
     if not isinstance(ops, list) or not ops:
         raise ConfigError(f"{where}.ops: expected a non-empty list of ops")

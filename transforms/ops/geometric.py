@@ -17,7 +17,7 @@ import dataclasses
 import math
 from typing import Any
 
-from transforms.op_base import Op, check_choice, check_interval, check_range, register
+from transforms.ops.base import Op, check_choice, check_interval, check_range, register
 from transforms.tfmath import stable
 
 FILL_MODES = ("constant", "reflect", "wrap", "nearest")

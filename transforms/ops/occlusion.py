@@ -15,8 +15,8 @@ import math
 from typing import Any
 
 from transforms.errors import ConfigError
-from transforms.filters import SEED_LIMIT, check_integers, per_image_random, sample_seeds
-from transforms.op_base import Op, Params, Shape, check_choice, check_interval, check_range, register
+from transforms.ops.base import Op, Params, Shape, check_choice, check_interval, check_range, register
+from transforms.ops.filters import SEED_LIMIT, check_integers, per_image_random, sample_seeds
 from transforms.rng import Rng
 
 FILLS = ("constant", "noise")

@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from transforms.errors import ConfigError
-from transforms.op_base import Op, Params, Shape, check_interval, register
+from transforms.ops.base import Op, Params, Shape, check_interval, register
 from transforms.rng import Rng
 
 

@@ -11,7 +11,8 @@ import dataclasses
 import math
 from typing import Any
 
-from transforms.op_base import Op, Params, Shape, check_choice, check_interval, check_range, register
+from transforms.errors import ConfigError
+from transforms.ops.base import Op, Params, Shape, check_choice, check_interval, check_range, register
 from transforms.rng import Rng
 
 RESIZE_MODES = ("stretch", "crop", "pad")
@@ -165,7 +166,7 @@ class CenterCrop(_Crop):
         check_range(self, "width", self.width, 0, 1 << 16)
         check_range(self, "fraction", self.fraction, 1e-3, 1.0)
         if (self.height == 0) != (self.width == 0):
-            raise _config_error(f"{self.name}: give both height and width, or neither (then fraction is used)")
+            raise ConfigError(f"{self.name}: give both height and width, or neither (then fraction is used)")
 
     def sample(self, rng: Rng, shape: Shape) -> Params:
         if self.height:
@@ -215,9 +216,3 @@ class Resize(Op):
 
     def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
         return resize_images(images, (self.height, self.width), self.mode, self.interpolation, self.fill_value)
-
-
-def _config_error(message: str) -> Exception:
-    from transforms.errors import ConfigError
-
-    return ConfigError(message)
