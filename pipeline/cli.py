@@ -390,7 +390,7 @@ def print_summary(manifest: dict[str, Any], output: str, seconds: float) -> None
             print(f"    {split:<12}" + ", ".join(f"{n} {reason}" for reason, n in reasons))
         print(f"  {errors} error row(s): see {output}/errors.parquet")
     print(f"  report:   {output}/report.html (counts, sample records, parameter histograms, errors)")
-    print(f"  read it:  from pipeline import reader; ds = reader.load({output!r}, split='train', batch_size=32)")
+    print(f"  read it:  import augbeam; ds = augbeam.load({output!r}, split='train', batch_size=32)")
 
 
 def _failure_reasons(manifest: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
