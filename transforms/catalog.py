@@ -67,7 +67,7 @@ def format_ops() -> str:
 
 
 def format_markdown() -> str:
-    """The op table the README embeds (a test keeps the two the same)."""
+    """The op table docs/ops-and-presets.md embeds (a test keeps the two the same)."""
     lines = ["| op | what it does | fields (defaults) |", "| --- | --- | --- |"]
     for entry in op_entries():
         fields = ", ".join(f"`{k}={_show(v)}`" for k, v in entry["fields"].items())
@@ -124,7 +124,7 @@ def _model_row(entry: Any, sizes: str) -> dict[str, Any]:
 
 
 def format_models(markdown: bool = False) -> str:
-    """`augbeam models`: the table, as text or as the README's markdown."""
+    """`augbeam models`: the table, as text or as the markdown docs/model-preprocessing.md embeds."""
     rows = model_rows()
     head = ["--model", "preprocessing", "channels", "output range", "model rescales inside", "models and default sizes"]
     cells = [

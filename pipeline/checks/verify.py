@@ -12,7 +12,7 @@ input) it lists it again and checks every entry is a record or an error row
 and nothing else. With ``--sample N`` it re-reads N source images (from ``--source``,
 else the input recorded in the manifest), checks they are the files that
 were used (sha256), and re-renders their records from the stored params:
-the bytes must be equal (same machine kind: see README, Execution).
+the bytes must be equal (same device kind: see docs/ops-and-presets.md, Execution).
 """
 
 from __future__ import annotations
