@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Sets up .venv if needed, then runs the linter and the whole test suite.
+# Sets up .venv if needed, then runs the linter, the type checker and the whole test suite.
 # Extra arguments go to pytest (for example: ./run_tests.sh -k reader).
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/venv.sh
 . scripts/chromium.sh  # headless Chromium for the report test: installed if missing
 ruff check .
+mypy  # basic mode on augbeam.py, pipeline/ and transforms/ (settings in pyproject.toml)
 python -m pytest "$@"

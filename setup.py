@@ -32,7 +32,7 @@ setup(
         "google-crc32c>=1.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "tensorflow-datasets==4.9.10"],
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "mypy>=1.10", "types-PyYAML", "tensorflow-datasets==4.9.10"],
         "gcp": [f"apache-beam[gcp]=={BEAM}"],
         "aws": [f"apache-beam[aws]=={BEAM}"],
     },

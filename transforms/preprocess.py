@@ -9,7 +9,7 @@ channel order so the manifest can say what the data is, and a reader can check.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 from transforms.errors import ConfigError
 from transforms.tfmath import channelwise
@@ -64,7 +64,8 @@ class Preprocessing:
         if self.mode == "caffe":
             return (-max(CAFFE_MEAN_BGR), 255.0 - min(CAFFE_MEAN_BGR))
         if self.mode in ("torch", "mean_std"):
-            mean, std = (TORCH_MEAN, TORCH_STD) if self.mode == "torch" else (self.mean, self.std)
+            pair = (TORCH_MEAN, TORCH_STD) if self.mode == "torch" else (self.mean, self.std)
+            mean, std = cast("tuple[tuple[float, ...], tuple[float, ...]]", pair)  # mean_std is made with both
             low = min(-m / s for m, s in zip(mean, std, strict=True))
             high = max((1 - m) / s for m, s in zip(mean, std, strict=True))
             return (low, high)
@@ -82,7 +83,8 @@ class Preprocessing:
         if self.mode == "caffe":
             return channelwise(tf.subtract, x[..., ::-1], tf.constant(CAFFE_MEAN_BGR, tf.float32))
         if self.mode in ("torch", "mean_std"):
-            mean, std = (TORCH_MEAN, TORCH_STD) if self.mode == "torch" else (self.mean, self.std)
+            pair = (TORCH_MEAN, TORCH_STD) if self.mode == "torch" else (self.mean, self.std)
+            mean, std = cast("tuple[tuple[float, ...], tuple[float, ...]]", pair)  # mean_std is made with both
             centred = channelwise(tf.subtract, x / 255.0, tf.constant(mean, tf.float32))
             return channelwise(tf.divide, centred, tf.constant(std, tf.float32))
         return x

@@ -139,6 +139,6 @@ def _guess_family(model: Any) -> tuple[str, str] | None:
         matches = [name for name in classes if key.startswith(name)]
         if matches:
             entry = classes[max(matches, key=len)]
-            return entry.keras_module, entry.mode
+            return str(entry.keras_module), entry.mode
         pending.extend(layer for layer in getattr(current, "layers", None) or () if hasattr(layer, "layers"))
     return None

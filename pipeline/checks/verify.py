@@ -113,8 +113,8 @@ def _check_against_listing(
     for error in listing.errors:
         listed.setdefault(error.split, set()).add(error.key)
     accounted: dict[str, set[str]] = {}
-    for row in [*index, *errors]:
-        accounted.setdefault(row.split, set()).add(row.key)
+    for split, key in [(r.split, r.key) for r in index] + [(e.split, e.key) for e in errors]:
+        accounted.setdefault(split, set()).add(key)
     for split in sorted(set(listed) | set(accounted)):
         missing = sorted(listed.get(split, set()) - accounted.get(split, set()))
         extra = sorted(accounted.get(split, set()) - listed.get(split, set()))

@@ -114,7 +114,9 @@ def _list_folder(root: str, fixed: tuple[str, ...] | None = None) -> Listing:
             "put every class folder inside a split folder, or use none"
         )
     depth = 3 if split_tops else 2
-    items_raw, errors, listed = [], [], Counter()
+    items_raw: list[tuple[str, str, str, str]] = []
+    errors: list[ErrorRow] = []
+    listed: Counter[str] = Counter()
     for rel, path, parts in files:
         split = parts[0] if split_tops and len(parts) >= 2 else "train"
         listed[split] += 1
@@ -174,7 +176,9 @@ def _list_table(path: str, fmt: str, fixed: tuple[str, ...] | None = None) -> Li
 
     classes = list(fixed) if fixed else sorted({v for v in labels if isinstance(v, str)})
     class_index = {name: i for i, name in enumerate(classes)}
-    errors, listed, candidates = [], Counter(), {}
+    errors: list[ErrorRow] = []
+    listed: Counter[str] = Counter()
+    candidates: dict[str, list[tuple[str, int, int, str]]] = {}  # path -> (split, label, row, key) per row
     for row, (raw_path, raw_split, raw_label) in enumerate(zip(paths, splits, labels, strict=True)):
         split = "train" if raw_split in (None, "") else str(raw_split)
         key = _key_for(base, raw_path) if isinstance(raw_path, str) and raw_path else f"<row {row}>"

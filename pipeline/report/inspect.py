@@ -75,7 +75,8 @@ def _counts_table(manifest: Manifest) -> list[str]:
     cols = [max(len(label) + 2, 9) for label, _ in _COUNTS]
     head = f"  {'split':<{width}}" + "".join(f"{label:>{w}}" for (label, _), w in zip(_COUNTS, cols, strict=True))
     head += f"{'shards':>8}{'bytes':>15}"
-    rows, total, shards, size = [head], Counter(), 0, 0
+    rows, shards, size = [head], 0, 0
+    total: Counter[str] = Counter()
     for split in sorted(splits):
         info = splits[split]
         counts = info.counts.to_json()

@@ -141,12 +141,12 @@ def histogram(name: str, values: list[Any]) -> str:
         return bars(name, labels, [counts[label] for label in labels])
     finite = [v for v in numbers if math.isfinite(v)]
     distinct = sorted(set(finite))
-    counts = Counter(finite)
+    by_value: Counter[float] = Counter(finite)
     if distinct and all(v.is_integer() for v in finite) and distinct[-1] - distinct[0] < BINS:
         steps = [distinct[0] + i for i in range(int(distinct[-1] - distinct[0]) + 1)]  # every integer, gaps too
-        return bars(name, [_fmt(v) for v in steps], [counts[v] for v in steps])
+        return bars(name, [_fmt(v) for v in steps], [by_value[v] for v in steps])
     if len(distinct) <= 6:  # a few values (a policy's fixed magnitude): one bar each
-        return bars(name, [_fmt(v) for v in distinct], [counts[v] for v in distinct])
+        return bars(name, [_fmt(v) for v in distinct], [by_value[v] for v in distinct])
     low, high = distinct[0], distinct[-1]
     step = (high - low) / BINS
     binned = [0] * BINS

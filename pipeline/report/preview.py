@@ -90,7 +90,8 @@ def make_sheet(
         except DecodeError as exc:
             raise ConfigError(f"preview: {path!r} is not a usable image: {exc}") from None
         key = key_for(path, root)
-        shape = tuple(int(d) for d in image.shape)
+        height, width, channels = (int(d) for d in image.shape)
+        shape = (height, width, channels)
         tiles = [_tile(plain.render(image, []), tile)]
         row_captions = [[f"{key} {shape[1]}x{shape[0]}", "input"]]
         for copy in range(copies):

@@ -45,7 +45,7 @@ from transforms.errors import ConfigError
 from transforms.rng import Rng
 
 Shape = tuple[int, int, int]
-Params = dict[str, float]
+Params = dict[str, Any]  # JSON values: numbers for most ops, lists of layers for composites
 
 _REGISTRY: dict[str, type[Op]] = {}
 
@@ -105,7 +105,7 @@ class Op:
         """Params that leave the image unchanged, or None when the op has none."""
         if not self.draws or any(neutral is None for _p, _f, neutral, _d in self.draws):
             return None
-        return {param: neutral for param, _field, neutral, _dist in self.draws}
+        return {param: neutral for param, _field, neutral, _dist in self.draws if neutral is not None}
 
     def layout(self) -> tuple[str, ...]:
         """Names of the packed float32 row's columns (composites override)."""

@@ -71,7 +71,7 @@ class Layered(Op):
         row: list[float] = []
         layers = params.get("layers", [])
         for k in range(self.num_layers()):
-            layer = layers[k] if k < len(layers) else {"index": -1}
+            layer: dict[str, Any] = layers[k] if k < len(layers) else {"index": -1}
             chosen = layer["index"] if layer["index"] >= 0 and layer.get("applied", False) else -1
             row.append(float(chosen))
             for j, op in enumerate(branches):

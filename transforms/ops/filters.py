@@ -183,7 +183,7 @@ class Sharpness(Op):
         rows = tf.clip_by_value(tf.range(-1, h + 1), 0, h - 1)
         cols = tf.clip_by_value(tf.range(-1, w + 1), 0, w - 1)
         padded = tf.gather(tf.gather(images, rows, axis=1), cols, axis=2)
-        total = None
+        total: Any = None
         for i in range(3):
             for j in range(3):
                 term = padded[:, i : i + h, j : j + w]
