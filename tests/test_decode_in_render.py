@@ -113,16 +113,16 @@ def _shard(
     processor.decode_in_render = decode_in_render
     calls = []
     if decode_in_render:
-        original = processor._plan_encoded
-        monkeypatch.setattr(processor, "_plan_encoded", lambda *a: calls.append(1) or original(*a))
+        original = shard_worker._ShardRun.plan_encoded
+        monkeypatch.setattr(shard_worker._ShardRun, "plan_encoded", lambda *a: calls.append(1) or original(*a))
     summary = processor.process("train", 0, 1, planned)
     sidecar = json.loads(Path(shard_worker.sidecar_path(str(out), "train", 0)).read_text())
     return {
         "calls": len(calls),
-        "bytes": (out / summary["file"]).read_bytes(),
+        "bytes": (out / summary.file).read_bytes(),
         "errors": sidecar["error_rows"],
         "index": sidecar["index"],
-        "summary": {k: v for k, v in summary.items() if k != "file"},
+        "summary": {k: v for k, v in summary.to_json().items() if k != "file"},
     }
 
 

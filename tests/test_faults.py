@@ -434,5 +434,5 @@ def test_a_worker_holds_a_window_of_records_not_the_shard(tmp_path):
     processor = ShardProcessor(config)
     processor.setup()
     summary = processor.process("train", 0, 1, planned)
-    assert summary["records"] == len(planned) > 60
+    assert summary.records == len(planned) > 60
     assert processor.peak_in_flight <= 4 * 2 + 1  # the window (4 x batch size), whatever the shard's length

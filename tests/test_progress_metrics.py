@@ -285,7 +285,7 @@ def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
     processor = shard_worker.ShardProcessor(config)
     processor.setup()
     summary = processor.process("train", 0, 1, planned)
-    assert summary["records"] == 2
+    assert summary.records == 2
     progress_file = str(Path(shard_worker.progress_dir(config.output)) / "train-00000.json")
     sidecar = shard_worker.sidecar_path(config.output, "train", 0)
     assert writes[-1] == sidecar and writes.count(sidecar) == 1

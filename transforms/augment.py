@@ -110,6 +110,19 @@ def _host_view(tensor: Any) -> Any:
     return np.asarray(memoryview(tensor))
 
 
+def _on_device(device: str | None) -> contextlib.AbstractContextManager[Any]:
+    """Traced ops placed on ``device`` (a TF device string), or where TensorFlow places them (None)."""
+    import tensorflow as tf
+
+    return tf.device(device) if device is not None else contextlib.nullcontext()
+
+
+def _flat_call(function: Any) -> FlatCall:
+    """The traced function's concrete function through its flat call: no trace lookup, argument binding or spec
+    checks per call (``transforms.tfcall``; ``render_checked`` checks the shapes it passes)."""
+    return FlatCall(function.get_concrete_function())
+
+
 def segments(ops: tuple[Op, ...]) -> list[tuple[str, int, int]]:
     """Cuts the op list into ("batch" | "each", start, stop) runs; see the module docstring."""
     out: list[tuple[str, int, int]] = []
@@ -196,11 +209,18 @@ class Renderer:
 
         return tf.cond(tf.reduce_any(applied[:, i]), some, lambda: x)
 
-    def _build(self, single: bool = False, alpha_fill: float | None = None) -> Any:
-        """The traced render function; ``single``: for one image (``single_path`` plans), the last run unlooped.
+    # --- the traced render functions: one builder per variant, sharing the steps below -----------------------------
 
-        With ``alpha_fill``: the function that decodes too (``render_encoded``), each image rendered as alone.
-        """
+    def _build_batch(self) -> FlatCall:
+        """Same-size uint8 images [B, H, W, 3], any B: per-image runs loop over the batch with ``map_fn``."""
+        return _flat_call(self._traced_pixels(single=False))
+
+    def _build_single(self) -> FlatCall:
+        """One uint8 image [1, H, W, 3], for ``single_path`` plans: the last (per-image) run without a loop."""
+        return _flat_call(self._traced_pixels(single=True))
+
+    def _build_encoded(self, alpha_fill: float) -> FlatCall:
+        """Encoded JPEG / 8-bit PNG bytes of any sizes (``render_encoded``): each decoded, then rendered as alone."""
         import tensorflow as tf
 
         from transforms.decode import decode_rgb
@@ -209,87 +229,7 @@ class Renderer:
         n = len(self.ops)
         height, width = self.size
         device = device_name(self.device)
-
-        def final(x: Any) -> tuple[Any, Any]:
-            # Range guard, before the resize clips: what the ops produced, per image.
-            return resize_images(x, self.size, self.resize_mode), _stats(x)
-
-        def as_float(x: Any, i: int | None = None) -> Any:
-            # Flips and crops run on the uint8 input (same values, 4x fewer bytes); the first other op,
-            # or the final resize, gets float32.
-            if x.dtype == tf.float32 or (i is not None and self.ops[i].moves_pixels_only):
-                return x
-            return tf.cast(x, tf.float32)
-
-        def run_each(one: Any, flags: Any, vals: Any, start: int, stop: int, last: bool) -> tuple[Any, Any]:
-            """Ops ``start:stop`` on one image [H, W, 3] (static batch 1 inside), then the final resize if last."""
-            y = one[tf.newaxis]
-            for i in range(start, stop):
-                y = self._apply_op(i, as_float(y, i), flags[tf.newaxis], vals[tf.newaxis], single=True)
-            y = as_float(y)
-            stats = tf.zeros([1, 3], tf.float32)
-            if last:
-                y, stats = final(y)
-            return y[0], stats[0]
-
-        def body(images: Any, applied: Any, values: Any) -> Any:
-            x = images
-            done_final = False
-            for kind, start, stop in self.plan:
-                if kind == "batch":
-                    for i in range(start, stop):
-                        x = self._apply_op(i, as_float(x, i), applied, values)
-                    continue
-                last = stop == n
-                if single:  # the last run, on a batch of one: no map_fn loop, the same ops and static shapes
-                    y, stats = run_each(x[0], applied[0], values[0], start, stop, last)
-                    batch = tf.shape(images)[:1]  # unknown when traced, as map_fn's output batch is
-                    x = tf.reshape(y, tf.concat([batch, [height, width, 3]], axis=0))
-                    before = tf.reshape(stats, tf.concat([batch, [3]], axis=0))
-                    done_final = True
-                    continue
-                x, before = tf.map_fn(
-                    lambda elem, start=start, stop=stop, last=last: run_each(*elem, start, stop, last),
-                    (x, applied, values),
-                    fn_output_signature=(
-                        tf.TensorSpec([None, None, 3], tf.float32),
-                        tf.TensorSpec([3], tf.float32),
-                    ),
-                )
-                done_final = last
-            if not done_final:
-                x, before = final(as_float(x))
-            x = tf.ensure_shape(x, [None, height, width, 3])
-            if enc.stores_preprocessed(self.encoding):  # the model's input is what is written: check it
-                model_input = self.preprocessing(x)
-                return tf.cast(model_input, self.encoding), tf.concat([before, _stats(model_input)], axis=1)
-            # Pixels are written and the reader preprocesses them. Finite [0, 255] pixels (the guard above, then
-            # the resize's clip) map into the model's declared range by construction: there is nothing to check.
-            after = tf.tile(tf.constant([[0.0, 0.0, 1.0]]), tf.stack([tf.shape(x)[0], 1]))
-            if self.encoding in ("jpeg", "png"):
-                payload = tf.map_fn(
-                    lambda im: enc.encode(im, self.encoding, self.preprocessing, self.jpeg_quality),
-                    x,
-                    fn_output_signature=tf.TensorSpec([], tf.string),
-                )
-            else:
-                payload = enc.encode(x, self.encoding, self.preprocessing, self.jpeg_quality)
-            return payload, tf.concat([before, after], axis=1)  # "after": finite, never compared (see below)
-
-        @tf.function(
-            autograph=False,
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.uint8),
-                tf.TensorSpec([None, n], tf.bool),
-                tf.TensorSpec([None, n, self.width_params], tf.float32),
-            ],
-        )
-        def render(images: Any, applied: Any, values: Any) -> Any:
-            self.trace_count += 1
-            if device is None:
-                return body(images, applied, values)
-            with tf.device(device):
-                return body(images, applied, values)
+        single = self.single_path
 
         def decode_and_render(data: Any, size: Any, orientation: Any, flags: Any, vals: Any) -> Any:
             """One encoded image: decoded as ``Decoder`` does, checked against its header's size, rendered alone."""
@@ -297,7 +237,7 @@ class Renderer:
             check = tf.debugging.assert_equal(tf.shape(image)[:2], size, message="decoded size differs from header")
             with tf.control_dependencies([check]):
                 image = tf.identity(image)
-            payload, stats = body(image[tf.newaxis], flags[tf.newaxis], vals[tf.newaxis])
+            payload, stats = self._body(image[tf.newaxis], flags[tf.newaxis], vals[tf.newaxis], single)
             return payload[0], stats[0]
 
         payload_spec = (
@@ -318,17 +258,141 @@ class Renderer:
         )
         def render_encoded(data: Any, sizes: Any, orientations: Any, applied: Any, values: Any) -> Any:
             self.trace_count += 1
-            with tf.device(device) if device is not None else contextlib.nullcontext():
+            with _on_device(device):
                 return tf.map_fn(
                     lambda elem: decode_and_render(*elem),
                     (data, sizes, orientations, applied, values),
                     fn_output_signature=(payload_spec, tf.TensorSpec([6], tf.float32)),
                 )
 
-        # The concrete function through its flat call: no trace lookup, argument binding or spec checks per call
-        # (transforms.tfcall; render_checked checks the shapes it passes).
-        chosen = render if alpha_fill is None else render_encoded
-        return FlatCall(chosen.get_concrete_function())
+        return _flat_call(render_encoded)
+
+    def _traced_pixels(self, single: bool) -> Any:
+        """The ``tf.function`` over uint8 pixels, applied flags and param values (``_build_batch``/``_single``)."""
+        import tensorflow as tf
+
+        device = device_name(self.device)
+
+        @tf.function(
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8),
+                tf.TensorSpec([None, len(self.ops)], tf.bool),
+                tf.TensorSpec([None, len(self.ops), self.width_params], tf.float32),
+            ],
+        )
+        def render(images: Any, applied: Any, values: Any) -> Any:
+            self.trace_count += 1
+            with _on_device(device):
+                return self._body(images, applied, values, single)
+
+        return render
+
+    def _body(self, images: Any, applied: Any, values: Any, single: bool) -> tuple[Any, Any]:
+        """Traced: uint8 images to (payloads, stats [B, 6]): the ops and final resize, then what is written."""
+        x, before = self._augment(images, applied, values, single)
+        return self._payloads(x, before)
+
+    def _augment(self, images: Any, applied: Any, values: Any, single: bool) -> tuple[Any, Any]:
+        """Traced: every op run of the plan, then the final resize: float32 [B, H, W, 3] and range stats [B, 3].
+
+        ``single``: ``images`` holds one image and the plan's only per-image run is the last (``single_path``).
+        """
+        import tensorflow as tf
+
+        height, width = self.size
+        x = images
+        done_final = False
+        for kind, start, stop in self.plan:
+            if kind == "batch":
+                for i in range(start, stop):
+                    x = self._apply_op(i, self._as_float(x, i), applied, values)
+                continue
+            last = stop == len(self.ops)
+            if single:  # the last run, on a batch of one: no map_fn loop, the same ops and static shapes
+                x, before = self._each_alone(images, x, applied, values, start, stop, last)
+                done_final = True
+                continue
+            x, before = self._each_looped(x, applied, values, start, stop, last)
+            done_final = last
+        if not done_final:
+            x, before = self._final(self._as_float(x))
+        return tf.ensure_shape(x, [None, height, width, 3]), before
+
+    def _each_alone(
+        self, images: Any, x: Any, applied: Any, values: Any, start: int, stop: int, last: bool
+    ) -> tuple[Any, Any]:
+        """Traced: a per-image run on the batch of one, unlooped; the batch size stays unknown as after ``map_fn``."""
+        import tensorflow as tf
+
+        height, width = self.size
+        y, stats = self._run_each(x[0], applied[0], values[0], start, stop, last)
+        batch = tf.shape(images)[:1]  # unknown when traced, as map_fn's output batch is
+        x = tf.reshape(y, tf.concat([batch, [height, width, 3]], axis=0))
+        before = tf.reshape(stats, tf.concat([batch, [3]], axis=0))
+        return x, before
+
+    def _each_looped(self, x: Any, applied: Any, values: Any, start: int, stop: int, last: bool) -> tuple[Any, Any]:
+        """Traced: a per-image run, one image at a time with ``map_fn`` (sizes differ per image inside it)."""
+        import tensorflow as tf
+
+        return tf.map_fn(
+            lambda elem: self._run_each(*elem, start, stop, last),
+            (x, applied, values),
+            fn_output_signature=(
+                tf.TensorSpec([None, None, 3], tf.float32),
+                tf.TensorSpec([3], tf.float32),
+            ),
+        )
+
+    def _run_each(self, one: Any, flags: Any, vals: Any, start: int, stop: int, last: bool) -> tuple[Any, Any]:
+        """Traced: ops ``start:stop`` on one image [H, W, 3] (static batch 1 inside), then the final resize if last."""
+        import tensorflow as tf
+
+        y = one[tf.newaxis]
+        for i in range(start, stop):
+            y = self._apply_op(i, self._as_float(y, i), flags[tf.newaxis], vals[tf.newaxis], single=True)
+        y = self._as_float(y)
+        stats = tf.zeros([1, 3], tf.float32)
+        if last:
+            y, stats = self._final(y)
+        return y[0], stats[0]
+
+    def _as_float(self, x: Any, i: int | None = None) -> Any:
+        """Traced: ``x`` as float32, except before an op that only moves pixels (op ``i``).
+
+        Flips and crops run on the uint8 input (same values, 4x fewer bytes); the first other op, or the final
+        resize, gets float32.
+        """
+        import tensorflow as tf
+
+        if x.dtype == tf.float32 or (i is not None and self.ops[i].moves_pixels_only):
+            return x
+        return tf.cast(x, tf.float32)
+
+    def _final(self, x: Any) -> tuple[Any, Any]:
+        """Traced: the final resize, and the range guard's stats taken before it clips (what the ops produced)."""
+        return resize_images(x, self.size, self.resize_mode), _stats(x)
+
+    def _payloads(self, x: Any, before: Any) -> tuple[Any, Any]:
+        """Traced: resized float32 pixels to record payloads, with the stats [B, 6] the range guards read."""
+        import tensorflow as tf
+
+        if enc.stores_preprocessed(self.encoding):  # the model's input is what is written: check it
+            model_input = self.preprocessing(x)
+            return tf.cast(model_input, self.encoding), tf.concat([before, _stats(model_input)], axis=1)
+        # Pixels are written and the reader preprocesses them. Finite [0, 255] pixels (the guard above, then
+        # the resize's clip) map into the model's declared range by construction: there is nothing to check.
+        after = tf.tile(tf.constant([[0.0, 0.0, 1.0]]), tf.stack([tf.shape(x)[0], 1]))
+        if self.encoding in ("jpeg", "png"):
+            payload = tf.map_fn(
+                lambda im: enc.encode(im, self.encoding, self.preprocessing, self.jpeg_quality),
+                x,
+                fn_output_signature=tf.TensorSpec([], tf.string),
+            )
+        else:
+            payload = enc.encode(x, self.encoding, self.preprocessing, self.jpeg_quality)
+        return payload, tf.concat([before, after], axis=1)  # "after": finite, never compared (see below)
 
     def render_checked(self, images: Any, sampled: list[list[dict[str, Any]]]) -> list[bytes | RangeError]:
         """Payloads for same-size uint8 images [B, H, W, 3]; a ``RangeError`` where a guard failed.
@@ -345,7 +409,7 @@ class Renderer:
             raise ValueError(f"expected images [B, H, W, 3] and B params, got {images.shape} and {len(sampled)}")
         single = len(images) == 1 and self.single_path
         if self._fns.get(single) is None:
-            self._fns[single] = self._build(single)
+            self._fns[single] = self._build_single() if single else self._build_batch()
         applied, values = self._packed(sampled)
         return self._checked(*self._fns[single](images, applied, values))
 
@@ -369,7 +433,7 @@ class Renderer:
             raise ValueError("render_encoded: data, shapes, orientations and params must have the same length")
         key = ("encoded", float(alpha_fill))
         if self._fns.get(key) is None:
-            self._fns[key] = self._build(self.single_path, alpha_fill=float(alpha_fill))
+            self._fns[key] = self._build_encoded(float(alpha_fill))
         applied, values = self._packed(sampled)
         sizes = np.asarray(shapes, np.int32).reshape(-1, 2)
         return self._checked(

@@ -24,6 +24,7 @@ import os
 import stat
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from pipeline import fsutil
 from pipeline.format.dali_index import write_dali_index
-from pipeline.format.manifest import shard_name
+from pipeline.format.manifest import DaliIndexInfo, ErrorRow, IndexRow, ShardSummary, Sidecar, shard_name
 from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
 from pipeline.job.options import JobConfig
 from pipeline.job.progress_file import ShardProgress
@@ -63,10 +64,6 @@ def sidecar_path(output: str, split: str, shard: int) -> str:
 def progress_dir(output: str) -> str:
     """Where the shards' progress files go (``shard_progress.ShardProgress``), inside the work folder."""
     return fsutil.join(output, WORK_DIR, PROGRESS_DIR)
-
-
-def error_row(key: str, copy: int | None, split: str, stage: str, error_type: str, message: str) -> dict[str, Any]:
-    return {"key": key, "copy": copy, "split": split, "stage": stage, "error_type": error_type, "message": message}
 
 
 @dataclasses.dataclass
@@ -114,7 +111,7 @@ class ShardProcessor:
             self.render_thread.shutdown(wait=True)
             self.render_thread = None
 
-    def process(self, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]) -> dict[str, Any]:
+    def process(self, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]) -> ShardSummary:
         """Writes the shard and its sidecar; returns the shard's summary.
 
         Records are taken in their final order and written as soon as every
@@ -123,143 +120,13 @@ class ShardProcessor:
         the same size inside the window are rendered in one batch; images
         decoded inside the render call go in groups of ``batch_size``.
         """
-        kind = "train" if (split == "train" or self.config.augment_eval) else "eval"
-        augmenter, renderer = self._augmenters[kind], self._renderers[kind]
-        cfg = self.config
-        name = shard_name(split, shard, num_shards)
-        ordered = sorted(planned, key=lambda r: (r.order, r.key, r.copy))
-        left = Counter(r.key for r in ordered)  # copies of each key still to come in this shard
-        images = _ImageCache()
-        errors: list[dict[str, Any]] = []
-        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None] = {}
-        window = 4 * cfg.batch_size
-        self.peak_in_flight = 0  # records read but not yet written: bounded by the window (tested)
-        final = fsutil.join(cfg.output, name)
-        temp = fsutil.temp_name(final)
-        index: list[dict[str, Any]] = []
-        offsets: list[tuple[int, int]] = []  # (offset, framed length) per record, for --dali-index
-        done = 0  # records before this position are written (or failed)
-        progress = ShardProgress(progress_dir(cfg.output), split, shard, len(ordered))
-        failed_inputs = 0  # inputs whose copy 0 is here and that could not be read or decoded (see _outcomes)
-        with fsutil.open_write(temp) as handle:
-            writer = TFRecordWriter(handle)
-
-            def write_ready() -> None:
-                nonlocal done
-                while done in slots:
-                    item = slots.pop(done)
-                    done += 1
-                    if item is None:
-                        continue
-                    example, row = item
-                    row.update(
-                        split=split,
-                        shard=name,
-                        position=writer.records,
-                        record_sha256=record_sha256(example),
-                    )
-                    offsets.append((writer.bytes, framed_length(example)))
-                    writer.write(example)
-                    index.append(row)
-
-            batches = _Batcher(cfg.batch_size, lambda items: self._render(renderer, split, items, slots, errors))
-
-            def take(position: int, rec: PlannedRecord, loaded: tuple[Any, str] | _Failed) -> None:
-                """A decoded image (or why it failed) to its batch, or its error row."""
-                nonlocal failed_inputs
-                if isinstance(loaded, _Failed):
-                    errors.append(error_row(rec.key, rec.copy, split, loaded.stage, loaded.kind, loaded.message))
-                    failed_inputs += int(rec.copy == 0)
-                    slots[position] = None
-                    return
-                image, source_sha = loaded
-                sampled = self._sample(augmenter, rec, tuple(int(d) for d in image.shape), split, errors)
-                if sampled is None:
-                    slots[position] = None
-                else:
-                    batches.add(_Pending(rec, image, sampled, source_sha, position))
-
-            def call_encoded(items: list[_Encoded]) -> list[bytes | Exception]:
-                return renderer.render_encoded(
-                    [it.data for it in items],
-                    [it.shape for it in items],
-                    [it.orientation for it in items],
-                    [it.sampled for it in items],
-                    cfg.alpha_fill,
-                )
-
-            def finish_encoded(result: Any, items: list[_Encoded]) -> None:
-                """``result()`` gives the group's payloads; if the call failed, each goes the usual way."""
-                try:
-                    payloads = result()
-                except ConfigError:
-                    raise
-                except Exception:  # a file the header alone could not judge: the usual path names the reason
-                    for it in items:
-                        take(it.position, it.rec, self._decode_bytes(it.data, it.source_sha))
-                    return
-                self._finish(
-                    split, [(it.rec, it.sampled, it.source_sha, it.position) for it in items], payloads, slots, errors
-                )
-
-            running: list[tuple[Any, list[_Encoded]]] = []  # the group rendering on the helper thread, if any
-
-            def render_encoded(items: list[_Encoded]) -> None:
-                """One call decodes and renders the group; with a helper thread, while the last group is finished."""
-                if self.render_thread is None:
-                    finish_encoded(lambda: call_encoded(items), items)
-                    return
-                future = self.render_thread.submit(call_encoded, items)
-                drain()
-                running.append((future.result, items))
-
-            def drain() -> None:
-                while running:
-                    finish_encoded(*running.pop(0))
-
-            encoded = _Group(cfg.batch_size, render_encoded)
-            for position, rec in enumerate(ordered):
-                cached = images.get(rec.key)
-                if cached is None and left[rec.key] == 1 and self.decode_in_render:
-                    self._plan_encoded(position, rec, augmenter, split, errors, slots, encoded, take)
-                else:
-                    loaded = cached or images.put(rec.key, self._load(rec.path))
-                    if left[rec.key] == 1:
-                        images.drop(rec.key)  # its last copy in this shard
-                    take(position, rec, loaded)
-                left[rec.key] -= 1
-                if position - done >= window:
-                    encoded.flush()
-                    drain()
-                    batches.flush_all()
-                write_ready()
-                self.peak_in_flight = max(self.peak_in_flight, position + 1 - done)
-                progress.update(done, writer.records, len(errors), failed_inputs)
-            encoded.flush()
-            drain()
-            batches.flush_all()
-            write_ready()
-        fsutil.commit(temp, final)
-        # Error rows in a fixed order, whatever order the groups finished in: the same shard, the same sidecar.
-        errors.sort(key=lambda e: (e["key"], -1 if e["copy"] is None else e["copy"], e["stage"]))
-        summary = {
-            "split": split,
-            "shard": shard,
-            "num_shards": num_shards,
-            "file": name,
-            "records": writer.records,
-            "bytes": writer.bytes,
-            "sha256": writer.sha256.hexdigest(),
-            "errors": len(errors),
-            **_outcomes(ordered, errors),
-        }
-        if cfg.dali_index:
-            summary["dali_index"] = write_dali_index(cfg.output, name, offsets)
-        # The sidecar is the shard's last write: finalize trusts it and then deletes the work folder, so
-        # a progress write after it (a duplicate attempt's, on an object store) could recreate that folder.
-        progress.update(done, writer.records, len(errors), failed_inputs, final=True)
-        sidecar = dict(summary, index=index, error_rows=errors)
-        fsutil.write_atomic(sidecar_path(cfg.output, split, shard), json.dumps(sidecar, sort_keys=True).encode())
+        run = _ShardRun(self, split, shard, num_shards, planned)
+        try:
+            run.write_records()
+        finally:
+            self.peak_in_flight = run.peak_in_flight  # records read but not yet written: bounded by the window (tested)
+        summary = run.summary()
+        run.write_sidecar(summary)
         return summary
 
     def _load(self, path: str) -> tuple[Any, str] | _Failed:
@@ -275,118 +142,6 @@ class ShardProcessor:
             return self.decoder(data), source_sha
         except DecodeError as exc:
             return _Failed("decode", exc.kind, str(exc))
-
-    def _sample(
-        self, augmenter: Any, rec: PlannedRecord, shape: tuple[int, ...], split: str, errors: list[dict[str, Any]]
-    ) -> list[dict[str, Any]] | None:
-        """The record's params, or None with its error row (one record's failure must not end the shard)."""
-        try:
-            return augmenter.sample(rec.key, rec.copy, shape)
-        except Exception as exc:
-            errors.append(error_row(rec.key, rec.copy, split, "augment", type(exc).__name__, str(exc)[:500]))
-            return None
-
-    def _plan_encoded(
-        self,
-        position: int,
-        rec: PlannedRecord,
-        augmenter: Any,
-        split: str,
-        errors: list[dict[str, Any]],
-        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None],
-        encoded: _Group,
-        take: Any,
-    ) -> None:
-        """A key's only copy in this shard: decoded inside the render call when its header gives the size.
-
-        One TensorFlow call then decodes and renders a group of such images
-        of any sizes (measured: a call costs about 0.2-0.4 ms of Python and
-        executor set-up, and the decoded pixels no longer cross into Python).
-        Other formats, and headers that do not give the size, go the usual way.
-        """
-        try:
-            data = self._read(rec.path)
-        except _InputFailed as exc:
-            take(position, rec, _Failed("read", exc.kind, str(exc)))
-            return
-        source_sha = hashlib.sha256(data).hexdigest()
-        try:
-            header = header_shape(data, self.config.max_pixels)
-        except Exception:  # the decoder names the reason
-            header = None
-        if header is None:
-            take(position, rec, self._decode_bytes(data, source_sha))
-            return
-        height, width, orientation = header
-        sampled = self._sample(augmenter, rec, (height, width, 3), split, errors)
-        if sampled is None:
-            slots[position] = None
-            return
-        encoded.add(_Encoded(rec, data, (height, width), orientation, sampled, source_sha, position))
-
-    def _render(
-        self,
-        renderer: Any,
-        split: str,
-        items: list[_Pending],
-        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None],
-        errors: list[dict[str, Any]],
-    ) -> None:
-        """Renders same-size items in one call; on failure, one by one so only the bad record fails."""
-        try:
-            # One image (the usual case: sizes rarely repeat) is passed as a view, not copied into a stack.
-            images = np.asarray(items[0].image)[np.newaxis] if len(items) == 1 else np.stack([it.image for it in items])
-            payloads: list[bytes | Exception] = list(renderer.render_checked(images, [it.sampled for it in items]))
-        except ConfigError:
-            raise  # a setup problem (device, config), not bad data: fail the job
-        except Exception:  # find the record that failed
-            payloads = []
-            for it in items:
-                try:
-                    payloads.append(renderer.render_checked(it.image[np.newaxis], [it.sampled])[0])
-                except ConfigError:
-                    raise
-                except Exception as exc:
-                    payloads.append(exc)
-        self._finish(split, [(it.rec, it.sampled, it.source_sha, it.position) for it in items], payloads, slots, errors)
-
-    def _finish(
-        self,
-        split: str,
-        items: list[tuple[PlannedRecord, list[dict[str, Any]], str, int]],
-        payloads: list[bytes | Exception],
-        slots: dict[int, tuple[tuple[bytes, ...], dict[str, Any]] | None],
-        errors: list[dict[str, Any]],
-    ) -> None:
-        """Each rendered record's Example and index row into its slot; a failed one's error row."""
-        cfg = self.config
-        for (rec, sampled, source_sha, position), payload in zip(items, payloads, strict=True):
-            if isinstance(payload, Exception):
-                message = str(payload).strip().splitlines()[0][:500] if str(payload).strip() else repr(payload)
-                stage = "range" if isinstance(payload, RangeError) else "augment"
-                errors.append(error_row(rec.key, rec.copy, split, stage, type(payload).__name__, message))
-                slots[position] = None
-                continue
-            params = params_json(sampled)
-            example = example_parts(
-                image=payload,
-                shape=(cfg.image_size[0], cfg.image_size[1], 3),
-                dtype=stored_dtype(cfg.encoding),
-                encoding=cfg.encoding,
-                label=rec.label,
-                key=rec.key,
-                copy=rec.copy,
-                params=params,
-                source_sha256=source_sha,
-            )
-            row = {
-                "key": rec.key,
-                "copy": rec.copy,
-                "label": rec.label,
-                "params": params,
-                "source_sha256": source_sha,
-            }
-            slots[position] = (example, row)
 
     def _read(self, path: str) -> bytes:
         """The file's bytes. A missing or unreadable file is this input's error; anything else is transient.
@@ -419,13 +174,285 @@ class ShardProcessor:
         raise TransientReadError(f"reading {path!r} failed {READ_ATTEMPTS} times: {last}") from last
 
 
+class _ShardRun:
+    """One call of ``ShardProcessor.process``: the shard's state, and the steps that move it on.
+
+    Records are numbered by their place in the shard (``position``). Each
+    ends in ``slots`` (rendered, or None when it failed with an error row)
+    and is written by ``write_ready`` once every record before it is done.
+    """
+
+    writer: TFRecordWriter  # the open shard's, from ``write_records`` on
+
+    def __init__(
+        self, processor: ShardProcessor, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]
+    ) -> None:
+        cfg = processor.config
+        kind = "train" if (split == "train" or cfg.augment_eval) else "eval"
+        self.processor = processor
+        self.cfg = cfg
+        self.split, self.shard, self.num_shards = split, shard, num_shards
+        self.augmenter, self.renderer = processor._augmenters[kind], processor._renderers[kind]
+        self.name = shard_name(split, shard, num_shards)
+        self.final = fsutil.join(cfg.output, self.name)
+        self.ordered = sorted(planned, key=lambda r: (r.order, r.key, r.copy))
+        self.left = Counter(r.key for r in self.ordered)  # copies of each key still to come in this shard
+        self.images = _ImageCache()
+        self.window = 4 * cfg.batch_size
+        self.slots: dict[int, _Rendered | None] = {}
+        self.errors: list[ErrorRow] = []
+        self.index: list[IndexRow] = []
+        self.offsets: list[tuple[int, int]] = []  # (offset, framed length) per record, for --dali-index
+        self.done = 0  # records before this position are written (or failed)
+        self.failed_inputs = 0  # inputs whose copy 0 is here and that could not be read or decoded (see _outcomes)
+        self.peak_in_flight = 0
+        self.progress = ShardProgress(progress_dir(cfg.output), split, shard, len(self.ordered))
+        self.batches = _Batcher(cfg.batch_size, self.render_batch)
+        self.encoded = _Group(cfg.batch_size, self.render_encoded)
+        self.running: list[tuple[Callable[[], list[bytes | Exception]], list[_Encoded]]] = []  # on the helper thread
+
+    # --- the shard, start to end ---------------------------------------------------------------------------------
+
+    def write_records(self) -> None:
+        """Every record, in order, into a temporary file that takes the shard's name once complete."""
+        temp = fsutil.temp_name(self.final)
+        with fsutil.open_write(temp) as handle:
+            self.writer = TFRecordWriter(handle)
+            for position, rec in enumerate(self.ordered):
+                self.start(position, rec)
+                self.advance(position)
+            self.flush_in_flight()
+            self.write_ready()
+        fsutil.commit(temp, self.final)
+
+    def summary(self) -> ShardSummary:
+        """The shard's summary; error rows put in a fixed order first, and the DALI index written if asked for."""
+        # Whatever order the groups finished in: the same shard, the same sidecar.
+        self.errors.sort(key=lambda e: e.sort_key)
+        dali = write_dali_index(self.cfg.output, self.name, self.offsets) if self.cfg.dali_index else None
+        return ShardSummary(
+            split=self.split,
+            shard=self.shard,
+            num_shards=self.num_shards,
+            file=self.name,
+            records=self.writer.records,
+            bytes=self.writer.bytes,
+            sha256=self.writer.sha256.hexdigest(),
+            errors=len(self.errors),
+            outcomes=_outcomes(self.ordered, self.errors),
+            dali_index=DaliIndexInfo.from_json(dali) if dali is not None else None,
+        )
+
+    def write_sidecar(self, summary: ShardSummary) -> None:
+        """The final progress numbers, then the sidecar: the shard's last write.
+
+        Finalize trusts the sidecar and then deletes the work folder, so a
+        progress write after it (a duplicate attempt's, on an object store)
+        could recreate that folder.
+        """
+        self.progress.update(self.done, self.writer.records, len(self.errors), self.failed_inputs, final=True)
+        sidecar = Sidecar(summary, tuple(self.index), tuple(self.errors))
+        data = json.dumps(sidecar.to_json(), sort_keys=True).encode()
+        fsutil.write_atomic(sidecar_path(self.cfg.output, self.split, self.shard), data)
+
+    # --- one record ----------------------------------------------------------------------------------------------
+
+    def start(self, position: int, rec: PlannedRecord) -> None:
+        """Reads the record's image (or reuses it), or plans it for decoding inside its render call."""
+        cached = self.images.get(rec.key)
+        if cached is None and self.left[rec.key] == 1 and self.processor.decode_in_render:
+            self.plan_encoded(position, rec)
+        else:
+            loaded = cached or self.images.put(rec.key, self.processor._load(rec.path))
+            if self.left[rec.key] == 1:
+                self.images.drop(rec.key)  # its last copy in this shard
+            self.take(position, rec, loaded)
+        self.left[rec.key] -= 1
+
+    def advance(self, position: int) -> None:
+        """Renders what is pending once the window is full, writes what is ready, and reports progress."""
+        if position - self.done >= self.window:
+            self.flush_in_flight()
+        self.write_ready()
+        self.peak_in_flight = max(self.peak_in_flight, position + 1 - self.done)
+        self.progress.update(self.done, self.writer.records, len(self.errors), self.failed_inputs)
+
+    def take(self, position: int, rec: PlannedRecord, loaded: tuple[Any, str] | _Failed) -> None:
+        """A decoded image (or why it failed) to its batch, or its error row."""
+        if isinstance(loaded, _Failed):
+            self.fail(position, rec, loaded.stage, loaded.kind, loaded.message)
+            self.failed_inputs += int(rec.copy == 0)
+            return
+        image, source_sha = loaded
+        sampled = self.sample(position, rec, tuple(int(d) for d in image.shape))
+        if sampled is not None:
+            self.batches.add(_Pending(rec, image, sampled, source_sha, position))
+
+    def plan_encoded(self, position: int, rec: PlannedRecord) -> None:
+        """A key's only copy in this shard: decoded inside the render call when its header gives the size.
+
+        One TensorFlow call then decodes and renders a group of such images
+        of any sizes (measured: a call costs about 0.2-0.4 ms of Python and
+        executor set-up, and the decoded pixels no longer cross into Python).
+        Other formats, and headers that do not give the size, go the usual way.
+        """
+        try:
+            data = self.processor._read(rec.path)
+        except _InputFailed as exc:
+            self.take(position, rec, _Failed("read", exc.kind, str(exc)))
+            return
+        source_sha = hashlib.sha256(data).hexdigest()
+        try:
+            header = header_shape(data, self.cfg.max_pixels)
+        except Exception:  # the decoder names the reason
+            header = None
+        if header is None:
+            self.take(position, rec, self.processor._decode_bytes(data, source_sha))
+            return
+        height, width, orientation = header
+        sampled = self.sample(position, rec, (height, width, 3))
+        if sampled is not None:
+            self.encoded.add(_Encoded(rec, data, (height, width), orientation, sampled, source_sha, position))
+
+    def sample(self, position: int, rec: PlannedRecord, shape: tuple[int, ...]) -> list[dict[str, Any]] | None:
+        """The record's params, or None with its error row (one record's failure must not end the shard)."""
+        try:
+            return self.augmenter.sample(rec.key, rec.copy, shape)
+        except Exception as exc:
+            self.fail(position, rec, "augment", type(exc).__name__, str(exc)[:500])
+            return None
+
+    def fail(self, position: int, rec: PlannedRecord, stage: str, error_type: str, message: str) -> None:
+        """The record's error row; its slot is done with nothing to write."""
+        self.errors.append(ErrorRow(rec.key, rec.copy, self.split, stage, error_type, message))
+        self.slots[position] = None
+
+    # --- rendering -----------------------------------------------------------------------------------------------
+
+    def flush_in_flight(self) -> None:
+        """Renders every group and batch still pending, so the records they hold can be written."""
+        self.encoded.flush()
+        self.drain()
+        self.batches.flush_all()
+
+    def render_batch(self, items: list[_Pending]) -> None:
+        """Renders same-size items in one call; on failure, one by one so only the bad record fails."""
+        renderer = self.renderer
+        try:
+            # One image (the usual case: sizes rarely repeat) is passed as a view, not copied into a stack.
+            images = np.asarray(items[0].image)[np.newaxis] if len(items) == 1 else np.stack([it.image for it in items])
+            payloads: list[bytes | Exception] = list(renderer.render_checked(images, [it.sampled for it in items]))
+        except ConfigError:
+            raise  # a setup problem (device, config), not bad data: fail the job
+        except Exception:  # find the record that failed
+            payloads = []
+            for it in items:
+                try:
+                    payloads.append(renderer.render_checked(it.image[np.newaxis], [it.sampled])[0])
+                except ConfigError:
+                    raise
+                except Exception as exc:
+                    payloads.append(exc)
+        self.finish([(it.rec, it.sampled, it.source_sha, it.position) for it in items], payloads)
+
+    def render_encoded(self, items: list[_Encoded]) -> None:
+        """One call decodes and renders the group; with a helper thread, while the last group is finished."""
+        render_thread = self.processor.render_thread
+        if render_thread is None:
+            self.finish_encoded(lambda: self.call_encoded(items), items)
+            return
+        future = render_thread.submit(self.call_encoded, items)
+        self.drain()
+        self.running.append((future.result, items))
+
+    def call_encoded(self, items: list[_Encoded]) -> list[bytes | Exception]:
+        """The TensorFlow call for a group of encoded images (on the helper thread, if there is one)."""
+        return self.renderer.render_encoded(
+            [it.data for it in items],
+            [it.shape for it in items],
+            [it.orientation for it in items],
+            [it.sampled for it in items],
+            self.cfg.alpha_fill,
+        )
+
+    def drain(self) -> None:
+        """Finishes the group rendering on the helper thread, if any."""
+        while self.running:
+            self.finish_encoded(*self.running.pop(0))
+
+    def finish_encoded(self, result: Callable[[], list[bytes | Exception]], items: list[_Encoded]) -> None:
+        """``result()`` gives the group's payloads; if the call failed, each goes the usual way."""
+        try:
+            payloads = result()
+        except ConfigError:
+            raise
+        except Exception:  # a file the header alone could not judge: the usual path names the reason
+            for it in items:
+                self.take(it.position, it.rec, self.processor._decode_bytes(it.data, it.source_sha))
+            return
+        self.finish([(it.rec, it.sampled, it.source_sha, it.position) for it in items], payloads)
+
+    def finish(
+        self, items: list[tuple[PlannedRecord, list[dict[str, Any]], str, int]], payloads: list[bytes | Exception]
+    ) -> None:
+        """Each rendered record's Example into its slot; a failed one's error row."""
+        cfg = self.cfg
+        for (rec, sampled, source_sha, position), payload in zip(items, payloads, strict=True):
+            if isinstance(payload, Exception):
+                message = str(payload).strip().splitlines()[0][:500] if str(payload).strip() else repr(payload)
+                stage = "range" if isinstance(payload, RangeError) else "augment"
+                self.fail(position, rec, stage, type(payload).__name__, message)
+                continue
+            params = params_json(sampled)
+            example = example_parts(
+                image=payload,
+                shape=(cfg.image_size[0], cfg.image_size[1], 3),
+                dtype=stored_dtype(cfg.encoding),
+                encoding=cfg.encoding,
+                label=rec.label,
+                key=rec.key,
+                copy=rec.copy,
+                params=params,
+                source_sha256=source_sha,
+            )
+            self.slots[position] = _Rendered(example, rec, params, source_sha)
+
+    # --- writing -------------------------------------------------------------------------------------------------
+
+    def write_ready(self) -> None:
+        """Writes every record whose predecessors are all done, in the shard's order."""
+        while self.done in self.slots:
+            item = self.slots.pop(self.done)
+            self.done += 1
+            if item is not None:
+                self.write(item)
+
+    def write(self, item: _Rendered) -> None:
+        """One record into the shard, with its index row and (for --dali-index) its offset."""
+        example, rec = item.example, item.rec
+        row = IndexRow(
+            key=rec.key,
+            copy=rec.copy,
+            split=self.split,
+            shard=self.name,
+            position=self.writer.records,
+            label=rec.label,
+            params=item.params,
+            record_sha256=record_sha256(example),
+            source_sha256=item.source_sha,
+        )
+        self.offsets.append((self.writer.bytes, framed_length(example)))
+        self.writer.write(example)
+        self.index.append(row)
+
+
 def _gpus() -> list[Any]:
     import tensorflow as tf
 
     return tf.config.list_physical_devices("GPU")
 
 
-def _outcomes(ordered: list[PlannedRecord], errors: list[dict[str, Any]]) -> dict[str, Any]:
+def _outcomes(ordered: list[PlannedRecord], errors: list[ErrorRow]) -> dict[str, Any]:
     """Decoded inputs and failures by ``stage/ErrorType``, for the job's metrics counters.
 
     An input is counted by the one shard that holds its copy 0, so inputs are
@@ -433,10 +460,8 @@ def _outcomes(ordered: list[PlannedRecord], errors: list[dict[str, Any]]) -> dic
     count inputs; augment and range failures count records.
     """
     owned = sum(1 for rec in ordered if rec.copy == 0)
-    failed_inputs = Counter(
-        f"{e['stage']}/{e['error_type']}" for e in errors if e["copy"] == 0 and e["stage"] in INPUT_STAGES
-    )
-    failed_records = Counter(f"{e['stage']}/{e['error_type']}" for e in errors if e["stage"] not in INPUT_STAGES)
+    failed_inputs = Counter(e.reason for e in errors if e.copy == 0 and e.stage in INPUT_STAGES)
+    failed_records = Counter(e.reason for e in errors if e.stage not in INPUT_STAGES)
     return {
         "decoded_inputs": owned - sum(failed_inputs.values()),
         "failed_inputs_by_reason": dict(sorted(failed_inputs.items())),
@@ -456,6 +481,15 @@ class _Pending(NamedTuple):
     sampled: list[dict[str, Any]]
     source_sha: str
     position: int
+
+
+class _Rendered(NamedTuple):
+    """A rendered record waiting for those before it: its Example's parts and what its index row needs."""
+
+    example: tuple[bytes, ...]
+    rec: PlannedRecord
+    params: str
+    source_sha: str
 
 
 class _Encoded(NamedTuple):
