@@ -30,9 +30,18 @@ setup(
         "protobuf>=4.25,<5",
         # Hardware CRC32C for the TFRecord framing: ~50x crcmod's C code (0.006 against 0.33 ms per 150 KB record).
         "google-crc32c>=1.5",
+        "tqdm>=4.66",  # the --progress bar (tqdm.format_meter)
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.6", "mypy>=1.10", "types-PyYAML", "tensorflow-datasets==4.9.10"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "types-PyYAML",
+            "tensorflow-datasets==4.9.10",
+            "psutil>=5.9",  # bench/compare.py's process-tree RSS (its smoke test runs in the suite)
+        ],
         "gcp": [f"apache-beam[gcp]=={BEAM}"],
         "aws": [f"apache-beam[aws]=={BEAM}"],
     },

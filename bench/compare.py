@@ -10,7 +10,7 @@ sees it. Per run the parent measures wall time, the child's CPU (user + sys)
 and peak RSS from ``os.wait4`` (they include the child's reaped descendants:
 Beam's worker processes; the parent is a child subreaper, so orphaned
 descendants are reaped and counted too), and the peak of the summed RSS of
-the whole process tree, sampled every 0.1 s from /proc (``ru_maxrss`` is the
+the whole process tree, sampled every 0.1 s with psutil (``ru_maxrss`` is the
 largest single process, not the sum, which matters for ``project_2w``).
 
 Every variant reads each file, decodes it, and writes one ``tf.train.Example``
@@ -125,6 +125,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -599,30 +601,14 @@ class TreeRss:
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._me = psutil.Process()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
-        parents: dict[int, int] = {}
-        rss: dict[int, int] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(name)] = int(fields[1])
-            rss[int(name)] = int(fields[21]) * self._page
-        me, total = os.getpid(), 0
-        for pid in rss:
-            p, seen = parents.get(pid), 0
-            while p is not None and p > 1 and seen < 64:
-                if p == me:
-                    total += rss[pid]
-                    break
-                p, seen = parents.get(p), seen + 1
+        total = 0
+        for child in self._me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # ended (or became unreadable) since the listing
+                total += child.memory_info().rss
         return total
 
     def _run(self) -> None:
@@ -641,7 +627,12 @@ class TreeRss:
 
 
 def measure(cmds: list[list[str]], log: Path, env: dict[str, str], sample_rss: bool) -> dict[str, Any]:
-    """Starts every command at once; wall time until all end, CPU (summed) and peak RSS of them and descendants."""
+    """Starts every command at once; wall time until all end, CPU (summed) and peak RSS of them and descendants.
+
+    CPU comes from ``os.wait4``'s rusage, not from psutil's ``cpu_times()``: rusage holds each reaped
+    descendant's whole CPU time, where sampling the live tree misses what a process used after the last
+    sample before it ended. The summed RSS of the live tree is sampled with psutil (``TreeRss``).
+    """
     with open(log, "wb") as handle, TreeRss() if sample_rss else contextlib.nullcontext() as tree:
         start = time.perf_counter()
         procs = [subprocess.Popen(c, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT) for c in cmds]

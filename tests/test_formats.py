@@ -212,6 +212,21 @@ def test_broken_exif_decodes_as_before(decoder):
     np.testing.assert_array_equal(image, np.rot90(decoder(data).numpy(), k=1))
 
 
+def test_orientation_out_of_range_or_without_a_readable_header_is_upright(decoder):
+    """Pillow reads the orientation; a value outside 1..8, or a header it cannot open, leaves the image as stored."""
+    from transforms.formats import jpeg_orientation
+
+    exif = Image.Exif()
+    exif[0x0112] = 9
+    data = encode(Image.open(DATA / "rocket_small.jpg"), "JPEG", quality=90, exif=exif.tobytes())
+    assert jpeg_orientation(data) == 1 and decoder(data).numpy().shape == (64, 96, 3)
+    rotated = read("exif_rotate6.jpg")
+    cut = rotated[: rotated.index(b"\xff\xda")]  # EXIF and SOF intact, no scan: Pillow will not open it
+    assert jpeg_orientation(rotated) == 6 and jpeg_orientation(cut) == 1
+    with pytest.raises(DecodeError, match="cannot decode"):  # and the decoder refuses it anyway
+        decoder(cut)
+
+
 # ---------------------------------------------------------------- bit depth
 
 

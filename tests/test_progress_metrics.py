@@ -47,11 +47,11 @@ def test_durations_rates_bytes_and_percent():
     assert [pg.format_duration(s) for s in (None, float("inf"), 0, 59.4, 61, 3600 + 62)] == [
         "?",
         "?",
-        "0:00",
-        "0:59",
-        "1:01",
+        "00:00",
+        "00:59",
+        "01:01",
         "1:01:02",
-    ]
+    ]  # tqdm's format_interval, as in the bar
     assert [pg.format_rate(r) for r in (None, 0.0, 3.14, 123.6)] == ["?", "0.0", "3.1", "124"]
     assert [pg.format_bytes(n) for n in (0, 1023, 1536, 5 * 2**20, 3 * 2**40)] == [
         "0 B",
@@ -82,16 +82,19 @@ def test_rate_uses_a_recent_window_and_eta_follows():
 
 def test_bar_line_and_final_text():
     p = Progress(done=12, total=48, failed=3, failed_inputs=1)
-    assert pg.bar_text(p, 3.14, 11.6, width=8) == "[##------] 12/48  25%  3.1 rec/s  ETA 0:12  3 failed (1 input)"
-    assert pg.bar_text(Progress(0, 5), None, None, width=4) == "[----] 0/5   0%  ? rec/s  ETA ?"
-    assert pg.bar_text(Progress(5, 5, 2, 2), 1.0, 0.0, width=4).endswith("  2 failed (2 inputs)")
-    assert pg.bar_text(Progress(5, 5, 2, 0), 1.0, 0.0, width=4).endswith("  2 failed")  # range errors only
+    # tqdm's meter: percent, bar, done/total, [elapsed<ETA at the given rate, rate, failures]
+    assert pg.bar_text(p, 3.14, 3.0, width=8) == " 25%|##      | 12/48 [00:03<00:11,  3.14 rec/s, 3 failed (1 input)]"
+    assert pg.bar_text(Progress(0, 5), None, 2.0, width=4) == "  0%|    | 0/5 [00:02<?, ? rec/s]"  # no rate yet
+    assert pg.bar_text(Progress(4, 5), None, 2.0, width=4).endswith("<?, ? rec/s]")  # not tqdm's run average
+    assert pg.bar_text(Progress(5, 5, 2, 2), 1.0, 5.0, width=4).endswith(", 2 failed (2 inputs)]")
+    assert pg.bar_text(Progress(5, 5, 2, 0), 1.0, 5.0, width=4).endswith(", 2 failed]")  # range errors only
+    assert pg.bar_text(Progress(199, 200), 1.0, 5.0, width=4).startswith(" 99%|###9| 199/200")  # never 100% early
     assert (
         pg.line_text(p, 3.14, 11.6, 65.0)
-        == "augbeam: 12/48 records (25%), 3 failed (1 input), 3.1 records/s, ETA 0:12, 1:05 elapsed"
+        == "augbeam: 12/48 records (25%), 3 failed (1 input), 3.1 records/s, ETA 00:12, 01:05 elapsed"
     )
     assert pg.final_text(Progress(48, 48, 3, 1), 8.0, ok=True) == (
-        "augbeam: processed 48/48 records (100%), 3 failed (1 input), in 0:08 (6.0 records/s)"
+        "augbeam: processed 48/48 records (100%), 3 failed (1 input), in 00:08 (6.0 records/s)"
     )
     assert pg.final_text(Progress(4, 48), 2.0, ok=False).startswith("augbeam: stopped at 4/48 records (8%), 0 failed")
 
@@ -118,14 +121,14 @@ def test_lines_every_interval_and_a_final_line(tmp_path):
         monitor.tick()
     lines = out.getvalue().splitlines()
     assert len(lines) == 2  # at 10 s and 20 s
-    assert lines[0].startswith("augbeam: 20/100 records (20%), 0 failed, 2.0 records/s, ETA 0:40, 0:10 elapsed")
+    assert lines[0].startswith("augbeam: 20/100 records (20%), 0 failed, 2.0 records/s, ETA 00:40, 00:10 elapsed")
     assert lines[1].startswith("augbeam: 40/100 records (40%)")
     write_progress(folder, "train-00000", done=50, failed=4, inputs=2)
     write_progress(folder, "train-00001", done=50)
     clock.now += 5
     monitor.stop()
     assert out.getvalue().splitlines()[-1] == (
-        "augbeam: processed 100/100 records (100%), 4 failed (2 inputs), in 0:30 (3.3 records/s)"
+        "augbeam: processed 100/100 records (100%), 4 failed (2 inputs), in 00:30 (3.3 records/s)"
     )
     monitor.stop()  # idempotent: no second final line
     assert len(out.getvalue().splitlines()) == 3
@@ -149,10 +152,10 @@ def test_bar_redraws_one_line_and_a_retry_never_goes_back(tmp_path):
     monitor.stop()
     text = out.getvalue()
     frames = text.split("\r")[1:]
-    assert frames[0].startswith("[" + "#" * 12 + "-" * 12 + "] 30/60  50%")
-    assert frames[1].startswith("[" + "#" * 12 + "-" * 12 + "] 30/60  50%")
-    assert frames[2].startswith("[" + "#" * 24 + "] 60/60 100%  20.0 rec/s  ETA 0:00")
-    assert text.endswith("\naugbeam: processed 60/60 records (100%), 0 failed, in 0:03 (20.0 records/s)\n")
+    assert frames[0] == " 50%|" + "#" * 12 + " " * 12 + "| 30/60 [00:01<?, ? rec/s]"  # one sample: no rate yet
+    assert frames[1].startswith(" 50%|" + "#" * 12 + " " * 12 + "| 30/60 [00:02<")  # the retry did not go back
+    assert frames[2].startswith("100%|" + "#" * 24 + "| 60/60 [00:03<00:00, 20.00 rec/s]")  # the run's average
+    assert text.endswith("\naugbeam: processed 60/60 records (100%), 0 failed, in 00:03 (20.0 records/s)\n")
 
 
 def test_monitor_thread_stops_cleanly_when_the_run_raises(tmp_path):
@@ -174,13 +177,13 @@ def test_a_failed_run_keeps_its_final_line_when_work_was_done_and_clears_an_empt
     write_progress(folder, "train-00000", done=4, failed=1, inputs=1)
     clock.now += 2
     monitor.stop(ok=False)
-    assert out.getvalue() == "augbeam: stopped at 4/10 records (40%), 1 failed (1 input), in 0:02 (2.0 records/s)\n"
+    assert out.getvalue() == "augbeam: stopped at 4/10 records (40%), 1 failed (1 input), in 00:02 (2.0 records/s)\n"
 
     bar = Stream(tty=True)
     monitor = ProgressMonitor(str(tmp_path / "none"), total=10, mode="bar", stream=bar, clock=clock)
     monitor.tick()
     monitor.stop(ok=False)
-    drawn = "[" + "-" * pg.BAR_WIDTH + "]  0/10   0%  ? rec/s  ETA ?"
+    drawn = "  0%|" + " " * pg.BAR_WIDTH + "| 0/10 [00:00<?, ? rec/s]"
     assert bar.getvalue() == "\r" + drawn + "\r" + " " * len(drawn) + "\r"  # the error starts on a clean line
 
 

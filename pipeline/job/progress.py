@@ -12,7 +12,10 @@ the folder once, reads only files whose listed size or update time changed,
 never a finished shard's again, and at most ``max_reads`` files (the rest on
 the next poll).
 
-The formatting functions are pure; ``ProgressMonitor`` takes its clock and
+The bar is tqdm's meter (``tqdm.format_meter``), its times tqdm's
+``format_interval``; the plain lines use the same times. What is still
+written here says, each in its docstring, what tqdm lacks for it. The
+formatting functions are pure; ``ProgressMonitor`` takes its clock and
 stream from the caller so it can be tested without a pipeline.
 """
 
@@ -29,6 +32,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, TextIO
 
 from apache_beam.io.filesystems import FileSystems
+from tqdm import tqdm
 
 from pipeline import fsutil
 
@@ -42,6 +46,8 @@ FINAL_POLL_S = 5.0  # and this long for its own last, bounded poll, then prints 
 LINE_EVERY_S = 10.0
 RATE_WINDOW_S = 30.0
 BAR_WIDTH = 24
+# tqdm's own layout ({l_bar}{bar}{r_bar}) with our percent in ``desc`` (tqdm's rounds 99.5% up to 100%).
+BAR_FORMAT = "{desc}|{bar:%d}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +63,27 @@ def resolve_mode(mode: str, stream: TextIO) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``m:ss`` or ``h:mm:ss``; ``?`` when unknown."""
+    """tqdm's ``mm:ss`` or ``h:mm:ss`` (as in the bar), rounded to the second; ``?`` when unknown."""
     if seconds is None or seconds != seconds or seconds == float("inf"):
         return "?"
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return tqdm.format_interval(max(0, round(seconds)))
 
 
 def format_rate(rate: float | None) -> str:
-    """Records per second with a precision that suits the size; ``?`` when unknown."""
+    """Records per second for the plain lines, with a precision that suits the size; ``?`` when unknown.
+
+    Kept: tqdm formats a rate only inside its meter, fixed at two decimals and padded for a redrawn bar.
+    """
     if rate is None:
         return "?"
     return f"{rate:.1f}" if rate < 100 else f"{rate:.0f}"
 
 
 def format_bytes(n: int) -> str:
-    """Bytes in binary units, as file sizes are usually shown (``1.5 MiB``)."""
+    """Bytes in binary units, as file sizes are usually shown (``1.5 MiB``).
+
+    Kept: tqdm's ``format_sizeof`` has no binary unit names (1536 bytes with divisor 1024 is ``1.50k``).
+    """
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -88,7 +97,9 @@ def recent_rate(samples: Sequence[tuple[float, int]], window_s: float = RATE_WIN
 
     A recent window, not the whole run: worker start-up (TensorFlow import and
     tracing) would otherwise make the first minutes' ETA far too long. None
-    until two samples span some time.
+    until two samples span some time. Kept: tqdm's meter takes a rate, and its
+    instances smooth one per update (an average over update calls, not over
+    wall time), which a slow start keeps skewing for as many polls as it lasted.
     """
     if len(samples) < 2:
         return None
@@ -105,7 +116,7 @@ def recent_rate(samples: Sequence[tuple[float, int]], window_s: float = RATE_WIN
 
 
 def eta_seconds(done: int, total: int, rate: float | None) -> float | None:
-    """Seconds left at ``rate``; 0 when done, None when no rate is known yet."""
+    """Seconds left at ``rate`` for the plain lines (tqdm computes it only inside its meter); 0 when done."""
     if done >= total:
         return 0.0
     if not rate:
@@ -114,7 +125,7 @@ def eta_seconds(done: int, total: int, rate: float | None) -> float | None:
 
 
 def percent(done: int, total: int) -> int:
-    """Whole percent, 100 only when really done (never rounded up to it)."""
+    """Whole percent, 100 only when really done (never rounded up to it, as tqdm's ``{percentage:3.0f}`` is)."""
     if total <= 0:
         return 100
     return 100 if done >= total else min(99, done * 100 // total)
@@ -137,14 +148,22 @@ class Progress(NamedTuple):
         return f"{self.done}/{self.total} records ({percent(self.done, self.total)}%), {self.failed_text()}"
 
 
-def bar_text(p: Progress, rate: float | None, eta: float | None, width: int = BAR_WIDTH) -> str:
-    """One terminal line: ``[#####-----]  12/45  26%  3.1 rec/s  ETA 0:11  3 failed (1 input)``."""
-    fraction = 1.0 if p.total <= 0 else min(1.0, p.done / p.total)
-    filled = int(fraction * width)
-    bar = "#" * filled + "-" * (width - filled)
-    text = f"[{bar}] {p.done:>{len(str(p.total))}}/{p.total} {percent(p.done, p.total):>3}%"
-    text += f"  {format_rate(rate)} rec/s  ETA {format_duration(eta)}"
-    return text + (f"  {p.failed_text()}" if p.failed or p.failed_inputs else "")
+def bar_text(p: Progress, rate: float | None, elapsed: float, width: int = BAR_WIDTH) -> str:
+    """One terminal line, tqdm's meter: `` 25%|##      | 12/48 [00:03<00:11,  3.14 rec/s, 3 failed (1 input)]``.
+
+    ``rate``: records/s (``recent_rate``), None while unknown: tqdm then shows ``?``, not its run average.
+    """
+    return tqdm.format_meter(
+        min(p.done, p.total),  # never above: tqdm would drop the total, and with it the bar
+        p.total,
+        elapsed,
+        prefix=f"{percent(p.done, p.total):3d}%",
+        ascii=True,
+        unit=" rec",
+        rate=rate if rate is not None else 0.0,  # 0: "?" rate and ETA
+        bar_format=BAR_FORMAT % width,
+        postfix=p.failed_text() if p.failed or p.failed_inputs else None,
+    )
 
 
 def line_text(p: Progress, rate: float | None, eta: float | None, elapsed: float) -> str:
@@ -210,6 +229,11 @@ class ProgressMonitor:
     final line) also when the run raises, and an error inside the monitor is
     logged, never raised into the job. File reads happen outside the lock,
     so stopping never waits for a poll's I/O.
+
+    The bar is drawn from ``tqdm.format_meter`` rather than a ``tqdm``
+    instance: an instance keeps its own clock and rate and may start its own
+    monitor thread, while here the numbers come from the polled files, the
+    rate from a 30 s window, and the clock from the caller (tests).
     """
 
     def __init__(
@@ -314,11 +338,11 @@ class ProgressMonitor:
                 return
             now = self.clock()
             rate = recent_rate(self.samples, self.window_s)
-            eta = eta_seconds(self.progress.done, self.total, rate)
             if self.mode == "bar":
-                self._draw(bar_text(self.progress, rate, eta))
+                self._draw(bar_text(self.progress, rate, now - self._started))
             elif self.mode == "lines" and now - self._last_line >= self.line_every_s:
                 self._last_line = now
+                eta = eta_seconds(self.progress.done, self.total, rate)
                 self._write(line_text(self.progress, rate, eta, now - self._started) + "\n")
 
     def start(self) -> ProgressMonitor:
@@ -364,8 +388,7 @@ class ProgressMonitor:
                 return
             elapsed = self.clock() - self._started
             if self.mode == "bar":
-                average = p.done / elapsed if elapsed > 0 else None
-                self._draw(bar_text(p, average, eta_seconds(p.done, self.total, average)))
+                self._draw(bar_text(p, p.done / elapsed if elapsed > 0 else None, elapsed))
                 self._write("\n")
             self._write(final_text(p, elapsed, ok) + "\n")
         except Exception as exc:

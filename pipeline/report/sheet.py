@@ -51,7 +51,7 @@ def sample_records(root: str, split_info: SplitInfo) -> Iterator[tuple[str, int,
 
 
 def parse(record: bytes) -> dict[str, Any]:
-    """The record's features as plain values (a small protobuf reader: the driver need not import TensorFlow)."""
+    """The record's features as plain values (``records.parse_example``: protobuf, without importing TensorFlow)."""
     from pipeline.format.records import parse_example
 
     feature = parse_example(record)
