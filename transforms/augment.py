@@ -337,7 +337,7 @@ class Renderer:
         import tensorflow as tf
 
         return tf.map_fn(
-            lambda elem: self._run_each(*elem, start, stop, last),
+            lambda elem: self._run_each(elem[0], elem[1], elem[2], start, stop, last),
             (x, applied, values),
             fn_output_signature=(
                 tf.TensorSpec([None, None, 3], tf.float32),

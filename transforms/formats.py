@@ -405,7 +405,8 @@ def _skip_undefined(data: bytes, pos: int, e: str, explicit: bool, level: int = 
 
 def dicom_header(data: bytes) -> dict[str, Any]:
     """Transfer syntax, rows, columns, frames and whether there is pixel data; raises if unreadable."""
-    pos, header = 132, {"ts": "", "rows": None, "columns": None, "frames": 1, "pixels": False}
+    header: dict[str, Any] = {"ts": "", "rows": None, "columns": None, "frames": 1, "pixels": False}
+    pos = 132
     while data[pos : pos + 2] == b"\x02\x00":  # file meta group: always explicit VR little endian
         group, element, value, length = _dicom_element(data, pos, "<", True)
         if element == 0x0010:
@@ -482,7 +483,7 @@ def read_dicom(data: bytes) -> Any:
             )
     import tensorflow_io as tfio
 
-    names = ("BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept")
+    names: tuple[str, ...] = ("BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept")
     names += ("PhotometricInterpretation", "WindowCenter", "WindowWidth")
     ids = tf.constant([getattr(tfio.image.dicom_tags, name) for name in names], tf.uint32)
     tags = dict(zip(names, tfio.image.decode_dicom_data(data, ids).numpy().tolist(), strict=True))

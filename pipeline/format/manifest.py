@@ -178,7 +178,7 @@ class ShardSummary:
     bytes: int
     sha256: str
     errors: int
-    outcomes: Mapping[str, int] = dataclasses.field(default_factory=dict)  # ``_outcomes``: inputs by result
+    outcomes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # counts by result (shard._outcomes)
     dali_index: DaliIndexInfo | None = None
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import IO, Any
 
 FORMAT_VERSION = 1
@@ -259,7 +259,7 @@ class TFRecordWriter:
         self.records += 1
 
 
-def iter_records(path: str) -> Iterator[bytes]:
+def iter_records(path: str) -> Generator[bytes, None, None]:
     """The records of a TFRecord file, checking lengths and masked CRC32Cs; ValueError when broken."""
     from pipeline import fsutil  # Beam's filesystems: only when a file is read
 

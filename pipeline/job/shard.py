@@ -97,7 +97,7 @@ class ShardProcessor:
             self._augmenters[kind] = Augmenter(ops, cfg.seed)
             self._renderers[kind] = Renderer(
                 ops,
-                tuple(cfg.image_size),
+                cfg.image_size,
                 cfg.resize_mode,
                 cfg.preprocessing,
                 cfg.encoding,
@@ -107,8 +107,9 @@ class ShardProcessor:
 
     def close(self) -> None:
         """Stops the helper thread, if any (the DoFn's teardown)."""
-        if getattr(self, "render_thread", None) is not None:
-            self.render_thread.shutdown(wait=True)
+        thread = getattr(self, "render_thread", None)
+        if thread is not None:
+            thread.shutdown(wait=True)
             self.render_thread = None
 
     def process(self, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]) -> ShardSummary:

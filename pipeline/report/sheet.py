@@ -55,7 +55,7 @@ def parse(record: bytes) -> dict[str, Any]:
     from pipeline.format.records import parse_example
 
     feature = parse_example(record)
-    text = {k: feature[k][0] for k in ("image", "key", "params", "image/encoding")}
+    text = {k: _first_bytes(feature[k]) for k in ("image", "key", "params", "image/encoding")}
     return {
         "image": text["image"],
         "encoding": text["image/encoding"].decode(),
@@ -65,6 +65,13 @@ def parse(record: bytes) -> dict[str, Any]:
         "label": int(feature["label"][0]),
         "copy": int(feature["copy"][0]),
     }
+
+
+def _first_bytes(values: list[Any]) -> bytes:
+    """A bytes feature's value (the schema makes these bytes; anything else is a corrupt record)."""
+    if not values or not isinstance(values[0], bytes):
+        raise ValueError("the record lacks a bytes feature the schema requires")
+    return values[0]
 
 
 def display_pixels(rec: dict[str, Any], preprocessing: dict[str, Any]) -> np.ndarray:
