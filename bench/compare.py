@@ -954,12 +954,12 @@ def main() -> None:
             f"two processes can reach {host['implied_2_process_ceiling']} x one here)"
         )
         if checks:
+            from augbeam import read_manifest
+
             for encoding in encodings:
-                manifests = [
-                    json.loads((work / "out" / encoding / v / "N" / "manifest.json").read_text())
-                    for v in ("project_1w", "project_2w")
-                ]
-                hashes = [[s["sha256"] for s in m["splits"]["train"]["shards"]] for m in manifests]
+                outs = [work / "out" / encoding / variant / "N" for variant in ("project_1w", "project_2w")]
+                manifests = [read_manifest(str(out)) for out in outs]
+                hashes = [[s.sha256 for s in m.splits["train"].shards] for m in manifests]
                 checks[encoding]["project_2w_same_shards_as_1w"] = hashes[0] == hashes[1]
         for encoding in encodings:
             print_table(encoding, results[encoding], args.n, args.repeats)
