@@ -7,7 +7,7 @@ import re
 import shutil
 
 from pipeline.cli import main
-from tests.test_report import report_job  # noqa: F401  # the same real run (session-scoped)
+from tests.pipeline.report.test_page import report_job  # noqa: F401  # the same real run (session-scoped)
 
 
 def test_inspect_prints_the_summary(report_job, capsys):  # noqa: F811

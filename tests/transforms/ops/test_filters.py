@@ -9,19 +9,17 @@ configs raise a ConfigError that names the op and the field.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image, ImageEnhance, ImageFilter
 
+from tests.conftest import DATA
 from tests.op_examples import traced_batch
 from transforms.errors import ConfigError
 from transforms.ops import op_from_config
 from transforms.rng import Rng
-
-DATA = Path(__file__).resolve().parent / "data"
 
 CONFIGS = [
     {"op": "gaussian_noise", "std": [5.0, 60.0]},
