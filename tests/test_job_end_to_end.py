@@ -1,4 +1,4 @@
-"""End to end on real photos: counts, determinism, workers, errors, reader, training."""
+"""End to end on real photos: counts, determinism, workers, errors, --model choices, batching, replay, bit depth."""
 
 from __future__ import annotations
 
@@ -10,57 +10,12 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.format import reader
-from pipeline.format.manifest import Manifest, record_order
-from tests.conftest import run, shard_bytes
+from tests.helpers import PHOTOS, run, shard_bytes
+from transforms.config import load_ops
 
 TRAIN_GOOD = 11  # sample photos in train/ (all decode)
 EVAL_GOOD = 4
 COPIES = 3
-
-
-def cli_args(input_dir, out) -> list[str]:
-    """Run A's command line: the same config as ``conftest.run``'s defaults."""
-    size = ["--image-size", "32", "32"]
-    return [
-        "run",
-        "--input",
-        str(input_dir),
-        "--output",
-        str(out),
-        *size,
-        "--copies",
-        "3",
-        "--seed",
-        "1",
-        "--num-shards",
-        "3",
-        "--max-error-rate",
-        "0.5",
-    ]
-
-
-@pytest.fixture(scope="module")
-def run_a(photos_with_bad, tmp_path_factory):
-    out = tmp_path_factory.mktemp("a") / "out"
-    code = main(cli_args(photos_with_bad, out))
-    assert code == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def run_b(photos_with_bad, tmp_path_factory):
-    out = tmp_path_factory.mktemp("b") / "out"
-    run(photos_with_bad, out)
-    return out
-
-
-def test_manifest_file_is_exactly_what_its_dataclass_writes(run_a):
-    """The typed manifest reads every field back and writes the file's bytes again."""
-    raw = (run_a / "manifest.json").read_bytes()
-    manifest = reader.read_manifest(str(run_a))
-    assert (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode() == raw
-    assert Manifest.from_json(json.loads(raw)) == manifest
-    assert manifest.side_files and "report.html" in manifest.side_files
 
 
 def test_counts_reconcile(run_a):
@@ -142,96 +97,12 @@ def test_copies_differ_and_params_match_index(run_a):
             ]
 
 
-def test_reader_mobilenet_v2_range(run_a):
-    manifest = reader.read_manifest(str(run_a))
-    assert manifest.preprocessing["name"] == "mobilenet_v2"
-    assert manifest.preprocessing["applied"] == "by_reader"
-    ds = reader.load(str(run_a), split="train", batch_size=8, expect_model="mobilenet_v2")
-    assert ds.element_spec[0].shape.as_list() == [None, 32, 32, 3]
-    values = np.concatenate([x.numpy() for x, _ in ds])
-    assert values.dtype == np.float32
-    assert values.min() >= -1.0 and values.max() <= 1.0
-    assert values.min() < -0.9 and values.max() > 0.9  # really scaled to [-1, 1], not [0, 1]
-
-
-@pytest.fixture(scope="module")
-def run_resnet(photos_with_bad, tmp_path_factory):
-    out = tmp_path_factory.mktemp("resnet") / "out"
-    run(photos_with_bad, out, model="resnet50", encoding="float32", copies=1, num_shards=2)
-    return out
-
-
-def test_reader_resnet50_caffe_values(run_resnet, run_a):
-    manifest = reader.read_manifest(str(run_resnet))
-    assert manifest.preprocessing["applied"] == "in_records"
-    assert manifest.preprocessing["channel_order"] == "BGR"
-    ds = reader.load(str(run_resnet), split="validation", with_metadata=True, expect_model="resnet50")
-    assert ds.element_spec[0].shape.as_list() == [32, 32, 3]
-    # The unaugmented validation images equal caffe preprocessing of run_a's uint8 pixels.
-    raw = {}
-    for image, _label, meta in reader.load(str(run_a), split="validation", with_metadata=True):
-        raw[meta["key"].numpy()] = image.numpy()  # mobilenet_v2: x / 127.5 - 1
-    low, high = manifest.preprocessing["output_range"]
-    for image, _label, meta in ds:
-        x = image.numpy()
-        assert low <= x.min() and x.max() <= high
-        pixels = (raw[meta["key"].numpy()] + 1.0) * 127.5
-        expected = pixels[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
-        np.testing.assert_allclose(x, expected, atol=0.51)  # uint8 rounding in run_a only
-
-
-def test_reader_refuses_unfinished_and_corrupt(run_b, tmp_path):
-    import shutil
-
-    broken = tmp_path / "broken"
-    shutil.copytree(run_b, broken)
-    shard = broken / "train-00000-of-00003.tfrecord"
-    data = bytearray(shard.read_bytes())
-    data[100] ^= 0xFF
-    shard.write_bytes(bytes(data))
-    with pytest.raises(reader.ReaderError, match="checksum"):
-        reader.load(str(broken), split="train")
-    with pytest.raises(reader.ReaderError, match="mobilenet_v2.*resnet50"):
-        reader.load(str(run_b), split="train", expect_model="resnet50")
-    with pytest.raises(reader.ReaderError, match="no split"):
-        reader.load(str(run_b), split="test")
-    (broken / "manifest.json").unlink()
-    with pytest.raises(reader.ReaderError, match="did not finish"):
-        reader.load(str(broken), split="train")
-
-
-def test_keras_model_trains_on_reader_output(run_a):
-    import keras
-
-    manifest = reader.read_manifest(str(run_a))
-    ds = reader.load(str(run_a), split="train", batch_size=8, shuffle_files=True, seed=0)
-    model = keras.applications.MobileNetV2(
-        weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=manifest.num_classes
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    history = model.fit(ds, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-
-
-def test_output_not_empty_is_refused_then_overwritten(photos_with_bad, run_b, tmp_path, capsys):
-    import shutil
-
-    out = tmp_path / "out"
-    shutil.copytree(run_b, out)
-    (out / "stale-from-older-run.tfrecord").write_bytes(b"old")
-    args = cli_args(photos_with_bad, out)
-    assert main(args) == 2
-    assert "not empty; pass --overwrite" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
-    assert shard_bytes(out) == shard_bytes(run_b)
-
-
 def test_listing_with_duplicate_and_vanished_file(tmp_path):
     """A CSV listing: a duplicate row and a file deleted after listing are reported, the rest written."""
     import shutil
 
     from pipeline.job.listing import list_inputs
-    from tests.conftest import DATA
+    from tests.helpers import DATA
 
     src = tmp_path / "src"
     src.mkdir()
@@ -267,34 +138,101 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
     assert manifest.splits["validation"].counts.written == 1
 
 
-def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatch):
-    """Copies of a key in two shards: the first read works, the second finds the file gone."""
-    import shutil
+def test_model_class_name_gives_its_size_and_manifest_says_everything(tmp_path, capsys):
+    out = tmp_path / "o"
+    code = main(["run", "--input", str(PHOTOS), "--output", str(out), "--model", "EfficientNetB1", "--num-shards", "1"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    pre = manifest["preprocessing"]
+    assert manifest["image"]["shape"] == [240, 240, 3]
+    assert pre["name"] == "EfficientNetB1" and pre["keras_module"] == "efficientnet"
+    assert pre["input_range"] == [0.0, 255.0] and pre["output_range"] == [0.0, 255.0]
+    assert pre["channel_order"] == "RGB" and pre["default_size"] == [240, 240] and pre["model_rescales_inside"]
+    # same preprocessing function: accepted; another one: refused naming both
+    reader.load(str(out), split="validation", expect_model="efficientnet")
+    with pytest.raises(reader.ReaderError, match=r"made for model preprocessing 'EfficientNetB1'.*not 'resnet50'"):
+        reader.load(str(out), split="validation", expect_model="resnet50")
 
-    from pipeline.job import shard as shard_worker
-    from tests.conftest import DATA
 
-    src = tmp_path / "src" / "cls"
-    src.mkdir(parents=True)
-    shutil.copy(DATA / "rocket_small.jpg", src / "a.jpg")
-    shutil.copy(DATA / "gray.png", src / "b.png")
-    shards = {record_order("cls/a.jpg", c) % 3 for c in range(3)}
-    assert len(shards) >= 2, "the test needs a.jpg's copies in more than one shard"
-    original, reads = shard_worker.fsutil.read_bytes, []
+def test_mean_std_end_to_end(tmp_path):
+    out = tmp_path / "o"
+    run(PHOTOS, out, model="mean_std", mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0), copies=1, encoding="uint8")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert manifest["config"]["std"] == [0.25, 0.5, 1.0]
+    raw = tmp_path / "raw"
+    run(PHOTOS, raw, model="none", copies=1, encoding="uint8")
+    (a, _), (b, _) = (next(iter(reader.load(str(p), split="validation", batch_size=4))) for p in (out, raw))
+    expected = (b.numpy() / 255.0 - 0.5) / np.array([0.25, 0.5, 1.0])
+    np.testing.assert_allclose(a.numpy(), expected, atol=1e-5)
+    with pytest.raises(reader.ReaderError, match="'mean_std'"):
+        reader.load(str(out), split="validation", expect_model="scale_0_1")
 
-    def read_once(path):
-        if path.endswith("a.jpg"):
-            reads.append(path)
-            if len(reads) > 1:
-                (src / "a.jpg").unlink(missing_ok=True)
-        return original(path)
 
-    monkeypatch.setattr(shard_worker.fsutil, "read_bytes", read_once)
-    manifest = run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
-    counts = manifest.splits["train"].counts
-    assert counts.decoded == 2 and counts.failed_inputs == 0
-    assert 1 <= counts.failed_records <= 2
-    assert counts.written + counts.failed_records == 6
-    errors = pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
-    assert {(e["key"], e["stage"], e["error_type"]) for e in errors} == {("cls/a.jpg", "read", "FileNotFound")}
-    assert all(e["copy"] is not None for e in errors)
+def test_device_cpu_and_batch_size_do_not_change_bytes(tmp_path):
+    """Batches of 1 and of 8 (same-size photos share a batch), on --device cpu or auto: same shards."""
+    config = tmp_path / "ops.yaml"
+    config.write_text(
+        "ops:\n"
+        "  - {op: resize, height: 48, width: 48}\n"
+        "  - {op: affine, p: 0.8}\n"
+        "  - {op: randaugment, num_ops: 2, magnitude: 10}\n"
+        "  - {op: some_of, n: [0, 2], ops: [{op: gaussian_blur}, {op: gaussian_noise}, {op: random_erasing}]}\n"
+    )
+    common = dict(config=str(config), num_shards=2, copies=2, encoding="float32")
+    run(PHOTOS, tmp_path / "b1", batch_size=1, **common)
+    run(PHOTOS, tmp_path / "b8", batch_size=8, device="cpu", **common)
+    one, eight = shard_bytes(tmp_path / "b1"), shard_bytes(tmp_path / "b8")
+    assert one.keys() == eight.keys()
+    for name in one:
+        if name.endswith(".tfrecord") or name.endswith(".parquet"):
+            assert one[name] == eight[name], name
+    manifest = json.loads((tmp_path / "b8" / "manifest.json").read_text())
+    assert [op["op"] for op in manifest["config"]["ops"]] == ["resize", "affine", "randaugment", "some_of"]
+    assert manifest["config"]["ops"][3]["ops"][0]["op"] == "gaussian_blur"  # stored resolved, nested
+
+
+@pytest.mark.parametrize("preset", ["heavy", "autoaugment"])
+def test_records_replay_from_their_source(preset, tmp_path):
+    """Any record can be regenerated from its source image and its stored params, to the byte."""
+    import tensorflow as tf
+
+    from pipeline.format.records import parse_spec
+    from transforms.augment import Renderer
+    from transforms.decode import Decoder
+    from transforms.preprocess import get_preprocessing
+
+    out = tmp_path / "out"
+    run(PHOTOS, out, config=preset, copies=2, num_shards=1, image_size=(40, 40))
+    ops = load_ops(preset)
+    renderer = Renderer(ops, (40, 40), "stretch", get_preprocessing("mobilenet_v2"), "uint8")
+    decoder = Decoder()
+    shard = sorted(out.glob("train-*.tfrecord"))[0]
+    checked = 0
+    for raw in tf.data.TFRecordDataset(str(shard)).take(6):
+        record = tf.io.parse_single_example(raw, parse_spec())
+        key = record["key"].numpy().decode()
+        source = decoder((PHOTOS / key).read_bytes())
+        payload = renderer.render(source, json.loads(record["params"].numpy().decode()))
+        assert payload == record["image"].numpy(), key
+        checked += 1
+    assert checked == 6
+
+
+def test_high_bit_depth_mapping_is_an_option_and_recorded(tmp_path):
+    import numpy as np
+
+    from pipeline.format import reader
+    root = tmp_path / "in" / "train" / "x"
+    root.mkdir(parents=True)
+    from PIL import Image
+
+    levels = np.linspace(1000, 3000, 24 * 24).reshape(24, 24).astype(np.uint16)  # a narrow 16-bit range
+    Image.fromarray(levels).save(root / "a.png")
+    outs = {}
+    for mode in ("scale", "range"):
+        outs[mode] = tmp_path / mode
+        run(tmp_path / "in", outs[mode], config="none", copies=1, num_shards=1, high_bit_depth=mode, model="none")
+        assert json.loads((outs[mode] / "manifest.json").read_text())["config"]["high_bit_depth"] == mode
+    a, b = (next(iter(reader.load(str(outs[m]), split="train", batch_size=1)))[0].numpy() for m in outs)
+    assert not np.array_equal(a, b) and b.min() <= a.min() and b.max() >= a.max()  # range stretches

@@ -1,9 +1,10 @@
-"""The TFRecord framing and record schema, shard planning, and the CLI's user errors."""
+"""`augbeam` on the command line: every run option reaches JobConfig, user errors in one line, `augbeam ops`,
+--device, progress and the summary, local outputs made absolute, the quick exit.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import subprocess
@@ -12,160 +13,13 @@ import sys
 import pytest
 
 from pipeline.cli import build_parser, job_config, main
-from pipeline.format.records import FIELD_ORDER, TFRecordWriter, build_example, parse_example, parse_spec
+from pipeline.errors import UserError
+from pipeline.job import progress as pg
 from pipeline.job.options import JobConfig
-from tests.conftest import PHOTOS, ROOT
-
-
-def test_tfrecord_framing_reads_back_in_tensorflow(tmp_path):
-    import tensorflow as tf
-
-    records = [
-        build_example(
-            image=bytes([i]) * 10,
-            shape=(1, 2, 3),
-            dtype="uint8",
-            encoding="uint8",
-            label=i,
-            key=f"k/{i} ü.png",
-            copy=i,
-            params="[]",
-            source_sha256="ab",
-        )
-        for i in range(5)
-    ]
-    buffer = io.BytesIO()
-    writer = TFRecordWriter(buffer)
-    for record in records:
-        writer.write(record)
-    path = tmp_path / "x.tfrecord"
-    path.write_bytes(buffer.getvalue())
-    assert writer.records == 5 and writer.bytes == len(buffer.getvalue())
-    read = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
-    assert read == records
-    parsed = tf.io.parse_single_example(read[3], parse_spec())
-    assert parsed["key"].numpy().decode() == "k/3 ü.png" and int(parsed["label"]) == 3
-    assert parsed["image/shape"].numpy().tolist() == [1, 2, 3]
-
-
-@pytest.mark.parametrize("label", [-1, 0, 7, 2**40])
-def test_parse_example_without_tensorflow_equals_tensorflows_parse(label):
-    """The driver's reader (protobuf, schema declared without TensorFlow) gives what TensorFlow's parser gives,
-    negatives and big ints included, with TensorFlow's own Example classes loaded beside it."""
-    import tensorflow as tf
-
-    from pipeline.format.records import parse_example
-
-    record = build_example(
-        image=bytes(range(256)) * 3,
-        shape=(16, 16, 3),
-        dtype="uint8",
-        encoding="uint8",
-        label=label,
-        key="train/ü/é 1.png",
-        copy=300,
-        params='[{"op": "x"}]',
-        source_sha256="ab" * 32,
-    )
-    ours = parse_example(record)
-    theirs = tf.train.Example.FromString(record).features.feature
-    assert set(ours) == set(theirs)
-    for name, feature in theirs.items():
-        kind = feature.WhichOneof("kind")
-        assert ours[name] == list(getattr(feature, kind).value), name
-    assert ours["label"] == [label] and ours["image/shape"] == [16, 16, 3]
-
-    def delimited(field: int, body: bytes) -> bytes:
-        return bytes([field << 3 | 2, len(body)]) + body
-
-    # An int64 list written unpacked (one varint per value), as older writers may: -2 is 10 varint bytes.
-    minus_two = bytes([0xFE] + [0xFF] * 8 + [0x01])
-    int64_list = b"\x08\x03" + b"\x08" + minus_two
-    entry = delimited(1, b"n") + delimited(2, delimited(3, int64_list))
-    data = delimited(1, delimited(1, entry))
-    assert tf.train.Example.FromString(data).features.feature["n"].int64_list.value == [3, -2]
-    assert parse_example(data)["n"] == [3, -2]
-
-
-def test_examples_are_deterministic():
-    kwargs = dict(
-        image=b"x",
-        shape=(1, 1, 3),
-        dtype="uint8",
-        encoding="png",
-        label=0,
-        key="k",
-        copy=0,
-        params="[]",
-        source_sha256="00",
-    )
-    assert build_example(**kwargs) == build_example(**kwargs)
-
-
-def _protobuf_example(**fields) -> bytes:
-    """The reference: the same Example through TensorFlow's protobuf classes, deterministic serialisation."""
-    from tensorflow.core.example import example_pb2, feature_pb2
-
-    def b(value: bytes) -> feature_pb2.Feature:
-        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
-
-    def i(values: list[int]) -> feature_pb2.Feature:
-        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
-
-    feature = {
-        "image": b(fields["image"]),
-        "image/shape": i(list(fields["shape"])),
-        "image/dtype": b(fields["dtype"].encode()),
-        "image/encoding": b(fields["encoding"].encode()),
-        "label": i([fields["label"]]),
-        "key": b(fields["key"].encode("utf-8")),
-        "copy": i([fields["copy"]]),
-        "params": b(fields["params"].encode("utf-8")),
-        "source_sha256": b(fields["source_sha256"].encode()),
-    }
-    return example_pb2.Example(features=feature_pb2.Features(feature=feature)).SerializeToString(deterministic=True)
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"image": b"", "label": 0, "copy": 0, "key": "", "params": "", "shape": (0, 0, 3)},
-        {"image": bytes(range(256)) * 3, "label": -1, "copy": 7, "key": "a/ü €.png", "params": "[]"},
-        {"image": b"\x00" * (224 * 224 * 3 * 4), "label": 2**40, "copy": 127, "key": "k" * 300, "shape": (224, 224, 3)},
-        {"image": b"\xff" * 200, "label": 128, "copy": 16384, "key": "x", "params": "p" * 70000, "dtype": "float16"},
-        {"image": b"jpeg", "label": -(2**63), "copy": 2**63 - 1, "key": "k", "encoding": "jpeg", "shape": (1, 1, 3)},
-    ],
-)
-def test_examples_are_the_bytes_protobuf_writes(fields):
-    """build_example writes the Example by hand; it must equal protobuf's deterministic bytes, field for field."""
-    import tensorflow as tf
-    from google.protobuf.internal import api_implementation
-
-    full = {"shape": (2, 3, 3), "params": "[]", "dtype": "uint8", "encoding": "uint8", "source_sha256": "ab" * 32}
-    full |= fields
-    ours = build_example(**full)
-    reference = _protobuf_example(**full)
-    if api_implementation.Type() == "upb":  # the pinned backend: its deterministic map order is FIELD_ORDER
-        assert ours == reference
-    assert len(ours) == len(reference)
-    assert sorted(parse_example(ours).items()) == sorted(parse_example(reference).items())
-    # The map entries in FIELD_ORDER (a parser gives its own map order): each entry's key, then its Feature.
-    heads = [b"\x0a" + bytes([len(name)]) + name.encode() + b"\x12" for name in FIELD_ORDER]
-    assert all(ours.count(head) == 1 for head in heads)
-    assert sorted(heads, key=ours.index) == heads
-    parsed = tf.io.parse_single_example(ours, parse_spec())
-    assert int(parsed["label"]) == full["label"] and parsed["image"].numpy() == full["image"]
-    assert parsed["key"].numpy().decode("utf-8") == full["key"]
-
-
-def test_shard_counts_depend_on_data_and_config_only():
-    cfg = JobConfig.create(input="x", output="y", encoding="float32", image_size=(224, 224))
-    assert cfg.shards_for(0) == 1
-    assert cfg.shards_for(100) == 1  # 100 x 602 KB < 64 MB
-    assert cfg.shards_for(1000) == 9  # by size: 1000 x 602 KB / 64 MB
-    jpeg = JobConfig.create(input="x", output="y", encoding="jpeg", image_size=(224, 224))
-    assert jpeg.shards_for(2000) == 4  # by count: at most 512 records a shard
-    assert JobConfig.create(input="x", output="y", num_shards=7).shards_for(5) == 7
+from tests.helpers import FLINK_CLUSTER, PHOTOS, ROOT, progress_lines
+from tests.helpers import UNREACHABLE_FIX as FIX
+from transforms.config import load_ops
+from transforms.ops import registered_ops
 
 
 @pytest.mark.parametrize(
@@ -273,59 +127,6 @@ def test_run_option_conversions(tmp_path, monkeypatch):
     assert job_config(_parse_run()).classes is None
 
 
-def test_overwrite_never_deletes_inputs(tmp_path, capsys):
-    import shutil
-
-    data = tmp_path / "data"
-    shutil.copytree(PHOTOS, data / "photos")
-    for output in (data, data / "photos" / "out"):
-        code = main(["run", "--input", str(data / "photos"), "--output", str(output), "--overwrite"])
-        assert code == 2
-        assert "overlaps --input" in capsys.readouterr().err
-    listing = tmp_path / "list.csv"
-    listing.write_text(f"path,label\n{data / 'photos/train/textures/brick.png'},0\n")
-    assert main(["run", "--input", str(listing), "--output", str(data), "--overwrite"]) == 2
-    assert "holds inputs of the listing" in capsys.readouterr().err
-    assert (data / "photos/train/textures/brick.png").exists()
-
-
-def test_framing_uses_the_hardware_crc32c_and_it_equals_crcmods():
-    """google-crc32c is a dependency (fast); crcmod, the fallback, gives the same checksums."""
-    import os
-
-    import crcmod.predefined
-    import google_crc32c
-
-    from pipeline.format import records
-    assert records._crc32c_extend is google_crc32c.extend
-    slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
-    for data in (b"", b"a", os.urandom(100_003)):
-        assert google_crc32c.value(data) == slow(data)
-        assert records._crc32c_extend(records._crc32c_extend(0, data[:7]), data[7:]) == slow(data)
-
-
-def test_a_record_written_in_parts_is_the_record_written_whole():
-    """The shard writer passes (prefix, image, suffix) unjoined: the same bytes, length, checksums and hash."""
-    import hashlib
-    import io
-
-    from pipeline.format import records
-    fields = dict(shape=(2, 2, 3), dtype="float32", encoding="float32", label=3, key="k/é", copy=1, params="[]")
-    fields |= dict(image=bytes(range(48)) * 4, source_sha256="ab")
-    parts = records.example_parts(**fields)
-    whole = build_example(**fields)
-    assert parts[1] is fields["image"] and b"".join(parts) == whole
-    assert records.record_sha256(parts) == records.record_sha256(whole) == hashlib.sha256(whole).hexdigest()
-    assert records.framed_length(parts) == records.framed_length(whole) == len(whole) + 16
-    streams = []
-    for record in (parts, whole):
-        buffer = io.BytesIO()
-        writer = TFRecordWriter(buffer)
-        writer.write(record)
-        streams.append((buffer.getvalue(), writer.sha256.hexdigest(), writer.bytes))
-    assert streams[0] == streams[1]
-
-
 def _augbeam(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
     """The command as a user runs it: ``python -m pipeline ...`` (or ``code`` calling ``cli.entry``), piped."""
     argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "pipeline", *args]
@@ -354,3 +155,123 @@ def test_the_quick_exit_still_runs_exit_handlers(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "mobilenet_v2" in done.stdout
     assert marker.read_text() == "yes"
+
+
+def test_mean_std_needs_mean_and_std_on_the_command_line(tmp_path, capsys):
+    code = main(["run", "--input", str(PHOTOS), "--output", str(tmp_path / "o"), "--model", "mean_std"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--model mean_std needs --mean R G B and --std R G B" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_ops_json_and_preset_dump(capsys, tmp_path):
+    assert main(["ops", "--format", "json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert {e["name"] for e in entries} == set(registered_ops())
+    assert main(["ops", "--preset", "heavy"]) == 0
+    path = tmp_path / "heavy.yaml"
+    path.write_text(capsys.readouterr().out)
+    assert load_ops(str(path)) == load_ops("heavy")
+
+
+def test_device_gpu_without_gpu_is_one_line(tmp_path, capsys):
+    import tensorflow as tf
+
+    args = ["run", "--input", str(PHOTOS), "--output", str(tmp_path / "o"), "--device", "gpu", "--image-size", "8", "8"]
+    code = main(args)
+    err = capsys.readouterr().err
+    if tf.config.list_physical_devices("GPU"):
+        assert code == 0, err  # a GPU machine runs it
+    else:
+        assert code == 2 and "--device gpu: TensorFlow sees no GPU" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "o").exists()
+
+
+def test_device_gpu_on_remote_workers_fails_the_job_not_each_record(tmp_path, capsys, monkeypatch):
+    """Where the driver cannot check (a cluster), a worker without a GPU fails the job in setup."""
+    import tensorflow as tf
+
+    from pipeline import cli
+    monkeypatch.setattr(cli, "_runs_here", lambda beam_args: False)
+    out = tmp_path / "o"
+    code = main(["run", "--input", str(PHOTOS), "--output", str(out), "--device", "gpu", "--image-size", "8", "8"])
+    err = capsys.readouterr().err
+    if tf.config.list_physical_devices("GPU"):
+        assert code == 0, err  # a GPU machine runs it
+        return
+    assert code == 2 and "--device gpu: TensorFlow sees no GPU" in err.strip().splitlines()[-1]
+    assert not (out / "manifest.json").exists()
+
+
+def test_cli_progress_with_two_worker_processes_and_the_summary(small_input, tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    args = ["run", "--input", str(small_input), "--output", str(out), "--image-size", "16", "16", "--copies", "2"]
+    args += ["--num-shards", "2", "--seed", "3", "--max-error-rate", "0.5", "--progress", "lines"]
+    assert main([*args, "--", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]) == 0
+    captured = capsys.readouterr()
+    assert progress_lines(captured.err)[-1].startswith("augbeam: processed 11/11 records (100%), 2 failed (1 input)")
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # the work folder (and progress files) went
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    summary = captured.out.splitlines()
+    train = next(line for line in summary if line.startswith("  train "))
+    train_bytes = pg.format_bytes(sum(s["bytes"] for s in manifest["splits"]["train"]["shards"]))
+    assert train.split() == ["train", "6", "2", "2", "8", "0", *train_bytes.split(), "2"]
+    assert next(line for line in summary if line.startswith("  split ")).split() == [
+        "split",
+        "inputs",
+        "failed",
+        "copies",
+        "records",
+        "rec.failed",
+        "bytes",
+        "shards",
+    ]
+    at = summary.index("  failures by reason (listing, read, decode: inputs; augment, range: records):")
+    assert summary[at + 1].split() == ["train", "1", "decode/CorruptImage,", "1", "listing/NotInClassFolder"]
+    assert not summary[at + 2].startswith("    ")  # validation had no failure: no line
+    assert "9 records (" in captured.out
+
+
+def test_progress_option_is_checked(tmp_path, capsys):
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--progress", "fancy"])
+    assert "invalid choice: 'fancy'" in capsys.readouterr().err
+
+
+def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, monkeypatch, capsys):
+    """A worker pool started in another folder writes where the job looks: the output path is absolute."""
+    import pipeline.job.run
+    from pipeline.cli import main
+
+    seen = []
+
+    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto"):
+        seen.append(config)
+        raise UserError("stopped")
+
+    monkeypatch.setattr(pipeline.job.run, "run_job", fake_run_job)
+    monkeypatch.chdir(tmp_path)
+    for output, expected in (("out", str(tmp_path / "out")), ("../x/out", str(tmp_path.parent / "x" / "out"))):
+        assert main(["run", "--input", "photos", "--output", output, "--image-size", "32", "32"]) == 2
+        assert seen[-1].output == expected and seen[-1].input == "photos"  # input is in the manifest: as given
+    assert main(["run", "--input", "photos", "--output", "gs://b/out/", "--image-size", "32", "32"]) == 2
+    assert seen[-1].output == "gs://b/out/"
+    assert "out" not in seen[-1].resolved() and seen[0].resolved() == seen[-1].resolved()  # same manifest config
+    capsys.readouterr()
+
+    monkeypatch.undo()  # the real job: refused in one line, naming the absolute output, before it is created
+    monkeypatch.chdir(tmp_path)
+    from tests.helpers import PHOTOS
+
+    assert main(["run", "--input", str(PHOTOS), "--output", "out", "--", *FLINK_CLUSTER]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"augbeam: error: --output '{tmp_path / 'out'}' is on this machine, which FlinkRunner workers "
+        f"cannot reach; {FIX}\n"
+    )
+    assert not (tmp_path / "out").exists()

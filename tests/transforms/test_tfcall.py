@@ -45,13 +45,3 @@ def test_without_the_flat_entry_point_the_ordinary_call_is_used(concrete):
     flat._flat = None  # as on a TensorFlow version without it
     out = flat(np.ones((1, 2, 2, 3), np.uint8), np.array([[1.0, 0.0]], np.float32))
     assert float(out[0].numpy()[0]) == 12.0
-
-
-def test_the_renderer_refuses_images_that_are_not_rgb_batches():
-    from transforms.augment import Renderer
-    from transforms.config import load_ops
-    from transforms.preprocess import get_preprocessing
-
-    renderer = Renderer(load_ops("light"), (8, 8), "stretch", get_preprocessing("mobilenet_v2"), "uint8")
-    with pytest.raises(ValueError, match=r"expected images \[B, H, W, 3\]"):
-        renderer.render_checked(np.zeros((1, 8, 8, 4), np.uint8), [[]])

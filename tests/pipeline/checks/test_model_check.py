@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.checks.model_check import check_model, input_normalization_layers
 from pipeline.format import reader
-from tests.conftest import PHOTOS, run
+from tests.helpers import PHOTOS, run
 from transforms.preprocess import CAFFE_MEAN_BGR, get_preprocessing
 
 SIZE = (32, 32)

@@ -6,47 +6,21 @@ import json
 
 import pytest
 
+from pipeline.format import reader
 from pipeline.format.manifest import (
-    Counts,
-    DaliIndexInfo,
     ErrorRow,
     FileInfo,
-    ImageInfo,
     IndexRow,
-    InputInfo,
     Manifest,
     SchemaError,
     ShardInfo,
     ShardSummary,
     Sidecar,
-    SplitInfo,
-    TableInfo,
     record_order,
     shard_name,
 )
-from pipeline.format.reader import ReaderError, read_manifest
-
-SHARD = ShardInfo("train-00000-of-00001.tfrecord", 2, 300, "a" * 64, DaliIndexInfo("x.idx", 9, "b" * 64))
-
-
-def _manifest(side: dict[str, FileInfo] | None = None) -> Manifest:
-    counts = Counts(3, 1, {"listing": 0, "read": 0, "decode": 1}, 2, 1, 2, 2, 0)
-    return Manifest(
-        format_version=1,
-        producer={"augbeam": "0.1.0"},
-        config={"seed": 1, "ops": []},
-        input=InputInfo("/in", "folder"),
-        classes=("cat", "dog"),
-        image=ImageInfo((8, 8, 3), "uint8", "uint8"),
-        preprocessing={"name": "mobilenet_v2"},
-        features={},
-        seeding={},
-        sharding="by hash",
-        splits={"train": SplitInfo(True, (SHARD,), counts, {"decode/CorruptImage": 1})},
-        index=TableInfo("index.parquet", 2, 100, "c" * 64),
-        errors=TableInfo("errors.parquet", 1, 50, "d" * 64),
-        side_files=side,
-    )
+from tests.helpers import MANIFEST_SHARD as SHARD
+from tests.helpers import sample_manifest as _manifest
 
 
 def test_manifest_json_round_trip_and_the_keys_readers_have_always_used():
@@ -98,17 +72,16 @@ def test_a_missing_field_is_named(drop, message):
         Manifest.from_json(data)
 
 
-def test_reader_refuses_an_incomplete_manifest_in_one_line(tmp_path):
-    data = _manifest().to_json()
-    del data["image"]
-    (tmp_path / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ReaderError) as caught:
-        read_manifest(str(tmp_path))
-    assert "not a complete augbeam manifest (the manifest has no 'image')" in str(caught.value)
-    assert "\n" not in str(caught.value)
-
-
 def test_record_order_and_shard_names_are_the_format_s():
     assert shard_name("train", 3, 12) == "train-00003-of-00012.tfrecord"
     assert record_order("a.jpg", 0) != record_order("a.jpg", 1)
     assert record_order("a.jpg", 0) == record_order("a.jpg", 0) < 2**64
+
+
+def test_manifest_file_is_exactly_what_its_dataclass_writes(run_a):
+    """The typed manifest reads every field back and writes the file's bytes again."""
+    raw = (run_a / "manifest.json").read_bytes()
+    manifest = reader.read_manifest(str(run_a))
+    assert (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode() == raw
+    assert Manifest.from_json(json.loads(raw)) == manifest
+    assert manifest.side_files and "report.html" in manifest.side_files

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds  # in the test extra: a missing one must fail
 from pipeline.checks.verify import verify
 from pipeline.format import reader, tfds_info
 from pipeline.format.manifest import Manifest
-from tests.conftest import DATA, PHOTOS, run
+from tests.helpers import DATA, PHOTOS, run
 
 ENCODINGS = ("uint8", "jpeg", "float32", "png", "float16")
 

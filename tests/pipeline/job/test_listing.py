@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.job.listing import list_inputs
-from tests.conftest import DATA, PHOTOS
+from tests.helpers import DATA, PHOTOS
 
 
 def make_tree(root, files):

@@ -1,20 +1,19 @@
-"""Progress display (pure formatting, the monitor, a real run), Beam counters against the manifest, the summary."""
+"""The progress display: pure formatting, the monitor on a fake progress folder and on a fake object store, and
+how it ends when the run fails.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.format.manifest import record_order
 from pipeline.job import progress as pg
 from pipeline.job.progress import Progress, ProgressMonitor
-from tests.conftest import DATA
 
 
 class FakeClock:
@@ -227,75 +226,6 @@ def test_mode_none_prints_nothing_and_starts_no_thread(tmp_path):
     assert out.getvalue() == ""
 
 
-def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
-    from pipeline.job import progress_file as shard_progress
-    from pipeline.job import shard as shard_worker
-    now = [0.0]
-    monkeypatch.setattr(shard_progress.time, "monotonic", lambda: now[0])
-    (tmp_path / shard_worker.WORK_DIR).mkdir()
-    folder = shard_worker.progress_dir(str(tmp_path))
-    progress = shard_progress.ShardProgress(folder, "train", 3, records=10)
-    path = Path(folder) / "train-00003.json"
-    writes = []
-    real = shard_progress.fsutil.write_atomic
-    monkeypatch.setattr(shard_progress.fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
-    for done in range(1, 10):
-        now[0] += 0.3
-        progress.update(done, done, 0, 0)
-    assert len(writes) == 2  # at 1.2 s and 2.4 s, not on every record
-    progress.update(10, 9, 1, 1, final=True)
-    assert len(writes) == 3
-    assert json.loads(path.read_text()) == {
-        "split": "train",
-        "shard": 3,
-        "records": 10,
-        "done": 10,
-        "written": 9,
-        "failed_records": 1,
-        "failed_inputs": 1,
-    }
-    assert [p.name for p in path.parent.iterdir()] == ["train-00003.json"]  # no temp file left
-
-
-def test_shard_progress_never_fails_the_shard(tmp_path, caplog):
-    from pipeline.job import progress_file as shard_progress
-    from pipeline.job import shard as shard_worker
-    folder = shard_worker.progress_dir(str(tmp_path / "gone"))  # no work folder
-    progress = shard_progress.ShardProgress(folder, "train", 0, records=1)
-    progress.update(1, 1, 0, 0, final=True)
-    progress.update(1, 1, 0, 0, final=True)
-    assert progress.broken and "progress file" in caplog.text
-    assert not (tmp_path / "gone").exists()  # the work folder is not re-created
-
-
-def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
-    """Finalize trusts the sidecar, then deletes the work folder: a progress write after it could recreate it."""
-    from pipeline import fsutil
-    from pipeline.job import shard as shard_worker
-    from pipeline.job.options import JobConfig
-
-    image = str(DATA / "gray.png")
-    config = JobConfig.create(
-        input=str(tmp_path), output=str(tmp_path / "out"), image_size=(8, 8), config="light", dali_index=True
-    )
-    (tmp_path / "out" / shard_worker.WORK_DIR).mkdir(parents=True)
-    planned = [
-        shard_worker.PlannedRecord(record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
-    ]
-    writes: list[str] = []
-    real = fsutil.write_atomic
-    monkeypatch.setattr(fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
-    processor = shard_worker.ShardProcessor(config)
-    processor.setup()
-    summary = processor.process("train", 0, 1, planned)
-    assert summary.records == 2
-    progress_file = str(Path(shard_worker.progress_dir(config.output)) / "train-00000.json")
-    sidecar = shard_worker.sidecar_path(config.output, "train", 0)
-    assert writes[-1] == sidecar and writes.count(sidecar) == 1
-    assert progress_file in writes  # its final numbers, written before the sidecar
-    assert json.loads(Path(progress_file).read_text())["done"] == 2
-
-
 # --- a remote progress folder of many shards, on a fake object store --------------------------------------------
 
 
@@ -411,159 +341,3 @@ def test_stop_prints_the_final_line_without_waiting_for_a_slow_poll(store, monke
     # The run succeeded, so every planned record was done, however few files were read by then.
     assert final.startswith("augbeam: processed 20000/20000 records (100%), 0 failed, in ")
     assert len(store.reads) < 1000
-
-
-# --- real runs -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def small_input(tmp_path_factory) -> Path:
-    """4 good train images in 2 classes, 1 corrupt, 1 file outside a class folder; 1 validation image."""
-    root = tmp_path_factory.mktemp("progress") / "src"
-    for rel, name in [
-        ("train/a/rocket.jpg", "rocket_small.jpg"),
-        ("train/a/gray.png", "gray.png"),
-        ("train/b/rgba.png", "rgba.png"),
-        ("train/b/pixel.png", "one_pixel.png"),
-        ("train/b/broken.jpg", "truncated_half.jpg"),
-        ("train/stray.png", "gray.png"),
-        ("validation/a/gray.png", "gray.png"),
-    ]:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(DATA / name, root / rel)
-    return root
-
-
-def progress_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("augbeam: ") and " records (" in line]
-
-
-def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tmp_path, capsys):
-    from pipeline.job.graph import counters
-    from pipeline.job.options import JobConfig
-    from pipeline.job.run import run_job
-
-    results = []
-    config = JobConfig.create(
-        input=str(small_input),
-        output=str(tmp_path / "out"),
-        image_size=(16, 16),
-        copies=2,
-        num_shards=2,
-        seed=3,
-        max_error_rate=0.5,
-    )
-    manifest = run_job(config, [], progress="lines", on_result=results.append)
-
-    lines = progress_lines(capsys.readouterr().err)
-    assert lines, "no progress line on stderr"
-    # 5 listed train inputs x 2 copies + 1 validation input; the stray file never reaches the pipeline.
-    assert lines[-1].startswith("augbeam: processed 11/11 records (100%), 2 failed (1 input), in ")
-    from pipeline.checks.verify import verify
-    from pipeline.job.shard import WORK_DIR
-
-    assert not (tmp_path / "out" / WORK_DIR).exists()  # progress files went with the work folder
-    report = verify(str(tmp_path / "out"))  # every file in the folder is one the manifest names
-    assert report.ok, report.text(str(tmp_path / "out"))
-    assert "progress" not in manifest.config  # a display option, not part of the output
-
-    # The counters of that run, next to the counts the manifest took from the written data.
-    from apache_beam.metrics.metric import MetricsFilter
-
-    (result,) = results
-    assert result.metrics().query(MetricsFilter().with_namespace("augbeam"))["counters"]
-    got = counters(result)
-    for split, info in manifest.splits.items():
-        c = info.counts
-        assert got[f"listed/{split}"] == c.listed
-        assert got[f"decoded/{split}"] == c.decoded
-        assert got[f"written/{split}"] == c.written
-        assert got[f"bytes/{split}"] == sum(s.bytes for s in info.shards)
-        assert got[f"planned/{split}"] == (c.listed - c.failed_inputs_by_stage["listing"]) * c.copies
-        assert got.get(f"records_failed/{split}", 0) == got[f"planned/{split}"] - c.written
-    splits = manifest.splits.values()
-    assert got["listed"] == sum(i.counts.listed for i in splits) == 7
-    assert got["written"] == sum(i.counts.written for i in splits) == 9
-    for stage in ("listing", "read", "decode"):
-        by_stage = sum(n for name, n in got.items() if name.startswith(f"failed/{stage}/"))
-        assert by_stage == sum(i.counts.failed_inputs_by_stage[stage] for i in splits)
-    assert {name: n for name, n in got.items() if name.startswith("failed/")} == {
-        "failed/decode/CorruptImage": 1,
-        "failed/listing/NotInClassFolder": 1,
-    }
-
-
-def test_cli_progress_with_two_worker_processes_and_the_summary(small_input, tmp_path, capsys):
-    from pipeline.cli import main
-
-    out = tmp_path / "out"
-    args = ["run", "--input", str(small_input), "--output", str(out), "--image-size", "16", "16", "--copies", "2"]
-    args += ["--num-shards", "2", "--seed", "3", "--max-error-rate", "0.5", "--progress", "lines"]
-    assert main([*args, "--", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]) == 0
-    captured = capsys.readouterr()
-    assert progress_lines(captured.err)[-1].startswith("augbeam: processed 11/11 records (100%), 2 failed (1 input)")
-    assert not any(p.name.startswith(".") for p in out.iterdir())  # the work folder (and progress files) went
-
-    manifest = json.loads((out / "manifest.json").read_text())
-    summary = captured.out.splitlines()
-    train = next(line for line in summary if line.startswith("  train "))
-    train_bytes = pg.format_bytes(sum(s["bytes"] for s in manifest["splits"]["train"]["shards"]))
-    assert train.split() == ["train", "6", "2", "2", "8", "0", *train_bytes.split(), "2"]
-    assert next(line for line in summary if line.startswith("  split ")).split() == [
-        "split",
-        "inputs",
-        "failed",
-        "copies",
-        "records",
-        "rec.failed",
-        "bytes",
-        "shards",
-    ]
-    at = summary.index("  failures by reason (listing, read, decode: inputs; augment, range: records):")
-    assert summary[at + 1].split() == ["train", "1", "decode/CorruptImage,", "1", "listing/NotInClassFolder"]
-    assert not summary[at + 2].startswith("    ")  # validation had no failure: no line
-    assert "9 records (" in captured.out
-
-
-def test_progress_option_is_checked(tmp_path, capsys):
-    from pipeline.cli import main
-
-    with pytest.raises(SystemExit):
-        main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--progress", "fancy"])
-    assert "invalid choice: 'fancy'" in capsys.readouterr().err
-
-
-def test_a_bad_progress_mode_fails_before_the_output_is_touched(small_input, tmp_path):
-    from pipeline.job.options import JobConfig
-    from pipeline.job.run import run_job
-
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("older run")
-    config = JobConfig.create(input=str(small_input), output=str(out), max_error_rate=0.5, overwrite=True)
-    with pytest.raises(ValueError, match="progress mode 'fancy'"):
-        run_job(config, [], progress="fancy")
-    assert (out / "keep.txt").read_text() == "older run"
-
-
-def test_duplicate_listing_rows_count_as_duplicates_not_failures():
-    import apache_beam as beam
-
-    from pipeline.format.manifest import ErrorRow
-    from pipeline.job.graph import CountListingErrors, counters
-
-    errors = [
-        ErrorRow("a.png", None, "train", "listing", "DuplicateInput", "listed twice"),
-        ErrorRow("b.png", None, "train", "listing", "DuplicateInput", "listed twice"),
-        ErrorRow("c.png", None, "validation", "listing", "NotInClassFolder", "not in a class folder"),
-    ]
-    with beam.Pipeline() as p:
-        _ = p | CountListingErrors(errors)
-    assert counters(p.result) == {
-        "duplicates": 2,
-        "duplicates/train": 2,
-        "failed/listing/NotInClassFolder": 1,
-        "listed": 3,
-        "listed/train": 2,
-        "listed/validation": 1,
-    }

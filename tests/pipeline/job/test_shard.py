@@ -1,89 +1,75 @@
-"""Decoding inside the render call (a key's only copy in a shard): the same bytes and errors as the usual path."""
+"""The shard worker: the sidecar as its last write, a window of records in memory, decoding inside the render
+call (the usual bytes and errors), its helper thread, read failures per copy, range errors in errors.parquet.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
 
-import numpy as np
+import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from pipeline.format.manifest import record_order
 from pipeline.job import shard as shard_worker
 from pipeline.job.options import JobConfig
 from pipeline.job.shard import PlannedRecord, ShardProcessor
-from tests.conftest import DATA, PHOTOS
-from transforms.augment import Augmenter, Renderer
-from transforms.config import PRESETS, load_ops
-from transforms.decode import DecodeError, Decoder, header_shape
-from transforms.preprocess import get_preprocessing
-
-FIXTURES = ("rgba.png", "gray.png", "cmyk.jpg", "exif_rotate6.jpg", "one_pixel.png", "rocket_small.jpg")
+from tests.helpers import DATA, PHOTOS, run
+from tests.op_examples import Overflow as _Overflow
+from transforms.ops.base import _REGISTRY, register
 
 
-def with_orientation(orientation: int) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    out = io.BytesIO()
-    Image.open(DATA / "rocket_small.jpg").save(out, "JPEG", quality=90, exif=exif.tobytes())
-    return out.getvalue()
+def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
+    """Finalize trusts the sidecar, then deletes the work folder: a progress write after it could recreate it."""
+    from pipeline import fsutil
+    from pipeline.job import shard as shard_worker
+    from pipeline.job.options import JobConfig
+
+    image = str(DATA / "gray.png")
+    config = JobConfig.create(
+        input=str(tmp_path), output=str(tmp_path / "out"), image_size=(8, 8), config="light", dali_index=True
+    )
+    (tmp_path / "out" / shard_worker.WORK_DIR).mkdir(parents=True)
+    planned = [
+        shard_worker.PlannedRecord(record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
+    ]
+    writes: list[str] = []
+    real = fsutil.write_atomic
+    monkeypatch.setattr(fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    processor = shard_worker.ShardProcessor(config)
+    processor.setup()
+    summary = processor.process("train", 0, 1, planned)
+    assert summary.records == 2
+    progress_file = str(Path(shard_worker.progress_dir(config.output)) / "train-00000.json")
+    sidecar = shard_worker.sidecar_path(config.output, "train", 0)
+    assert writes[-1] == sidecar and writes.count(sidecar) == 1
+    assert progress_file in writes  # its final numbers, written before the sidecar
+    assert json.loads(Path(progress_file).read_text())["done"] == 2
 
 
-@pytest.fixture(scope="module")
-def inputs() -> list[tuple[str, bytes]]:
-    photos = sorted(PHOTOS.rglob("*.*"))[:5]
-    named = [(p.name, p.read_bytes()) for p in photos] + [(name, (DATA / name).read_bytes()) for name in FIXTURES]
-    return named + [(f"orientation{k}.jpg", with_orientation(k)) for k in range(1, 9)]
+def test_a_worker_holds_a_window_of_records_not_the_shard(tmp_path):
+    """Records are written as soon as those before them are done: memory does not grow with the shard."""
+    from pipeline.format.manifest import record_order
+    from pipeline.job.options import JobConfig
+    from pipeline.job.shard import PlannedRecord, ShardProcessor
 
-
-@pytest.mark.parametrize(
-    ("preset", "encoding"),
-    [(preset, encoding) for preset in sorted(PRESETS) for encoding in ("uint8", "float32")] + [("standard", "jpeg")],
-)
-def test_encoded_render_gives_the_bytes_of_decode_then_render(inputs, preset, encoding):
-    ops = load_ops(preset)
-    augmenter = Augmenter(ops, seed=7)
-    renderer = Renderer(ops, (40, 48), "stretch", get_preprocessing("mobilenet_v2"), encoding)
-    decoder = Decoder(alpha_fill=200)
-    data, shapes, orientations, sampled, want = [], [], [], [], []
-    for name, raw in inputs:
-        header = header_shape(raw)
-        assert header is not None, name
-        image = decoder(raw).numpy()
-        assert header[:2] == image.shape[:2], name  # the header's upright size is the decoded size
-        params = augmenter.sample(name, 0, image.shape)
-        data.append(raw)
-        shapes.append(header[:2])
-        orientations.append(header[2])
-        sampled.append(params)
-        want.append(renderer.render_checked(image[np.newaxis], [params])[0])
-    got = renderer.render_encoded(data, shapes, orientations, sampled, alpha_fill=200)
-    for (name, _), a, b in zip(inputs, got, want, strict=True):
-        assert not isinstance(a, Exception), name
-        assert a == b, f"{preset}/{encoding}: {name} differs"
-
-
-def test_header_shape_is_upright_and_only_for_plain_jpeg_and_png():
-    assert header_shape((DATA / "exif_rotate6.jpg").read_bytes()) == (96, 64, 6)  # stored 96 x 64, turned
-    assert header_shape((DATA / "rgba.png").read_bytes())[2] == 1
-    for name in ("rgb16.png", "rgb.bmp", "animated.gif", "rgb8.tif", "lossy.webp"):
-        assert header_shape((DATA / name).read_bytes()) is None, name
-    with pytest.raises(DecodeError, match="empty"):
-        header_shape(b"")
-
-
-def test_a_size_that_differs_from_the_header_fails_the_call():
-    ops = load_ops("standard")
-    raw = (DATA / "rocket_small.jpg").read_bytes()
-    height, width, orientation = header_shape(raw)
-    renderer = Renderer(ops, (16, 16), "stretch", get_preprocessing("mobilenet_v2"), "uint8")
-    params = Augmenter(ops, 0).sample("k", 0, (height + 10, width, 3))
-    with pytest.raises(Exception, match="decoded size differs from header"):
-        renderer.render_encoded([raw], [(height + 10, width)], [orientation], [params], alpha_fill=255)
+    files = sorted(p for p in PHOTOS.rglob("*.png"))
+    config = JobConfig.create(
+        input=str(PHOTOS), output=str(tmp_path), image_size=(16, 16), batch_size=2, config="light"
+    )
+    (tmp_path / ".augbeam-work").mkdir()
+    planned = [
+        PlannedRecord(record_order(str(f.relative_to(PHOTOS)), c), str(f.relative_to(PHOTOS)), c, str(f), 0)
+        for f in files
+        for c in range(6)
+    ]
+    processor = ShardProcessor(config)
+    processor.setup()
+    summary = processor.process("train", 0, 1, planned)
+    assert summary.records == len(planned) > 60
+    assert processor.peak_in_flight <= 4 * 2 + 1  # the window (4 x batch size), whatever the shard's length
 
 
 def _shard(
@@ -156,3 +142,56 @@ def test_close_stops_the_helper_thread(tmp_path):
     helper.join(timeout=5)
     assert processor.render_thread is None and not helper.is_alive()
     processor.close()  # twice is harmless (a DoFn's teardown may follow a failed setup)
+
+
+def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatch):
+    """Copies of a key in two shards: the first read works, the second finds the file gone."""
+    import shutil
+
+    from pipeline.job import shard as shard_worker
+    from tests.helpers import DATA
+
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    shutil.copy(DATA / "rocket_small.jpg", src / "a.jpg")
+    shutil.copy(DATA / "gray.png", src / "b.png")
+    shards = {record_order("cls/a.jpg", c) % 3 for c in range(3)}
+    assert len(shards) >= 2, "the test needs a.jpg's copies in more than one shard"
+    original, reads = shard_worker.fsutil.read_bytes, []
+
+    def read_once(path):
+        if path.endswith("a.jpg"):
+            reads.append(path)
+            if len(reads) > 1:
+                (src / "a.jpg").unlink(missing_ok=True)
+        return original(path)
+
+    monkeypatch.setattr(shard_worker.fsutil, "read_bytes", read_once)
+    manifest = run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
+    counts = manifest.splits["train"].counts
+    assert counts.decoded == 2 and counts.failed_inputs == 0
+    assert 1 <= counts.failed_records <= 2
+    assert counts.written + counts.failed_records == 6
+    errors = pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
+    assert {(e["key"], e["stage"], e["error_type"]) for e in errors} == {("cls/a.jpg", "read", "FileNotFound")}
+    assert all(e["copy"] is not None for e in errors)
+
+
+@pytest.fixture
+def overflow_registered():
+    """The broken op by name, for one test only (other tests see the registry as shipped)."""
+    register(_Overflow)
+    yield
+    _REGISTRY.pop(_Overflow.name)
+
+
+def test_range_guard_in_the_job_lands_in_errors(tmp_path, overflow_registered):
+    config = tmp_path / "bad.yaml"
+    config.write_text("ops: [{op: test_overflow}]\n")
+    out = tmp_path / "o"
+    manifest = run(PHOTOS, out, config=str(config), copies=4, num_shards=2)
+    counts = manifest.splits["train"].counts
+    errors = [r for r in pq.read_table(out / "errors.parquet").to_pylist() if r["stage"] == "range"]
+    assert counts.failed_records == len(errors) > 0 and counts.written > 0
+    assert counts.written + counts.failed_records == counts.decoded * 4
+    assert all(r["error_type"] == "RangeError" and "outside [0, 255]" in r["message"] for r in errors)

@@ -7,10 +7,9 @@ import re
 import shutil
 
 from pipeline.cli import main
-from tests.pipeline.report.test_page import report_job  # noqa: F401  # the same real run (session-scoped)
 
 
-def test_inspect_prints_the_summary(report_job, capsys):  # noqa: F811
+def test_inspect_prints_the_summary(report_job, capsys):
     assert main(["inspect", str(report_job)]) == 0
     out = capsys.readouterr().out
     manifest = json.loads((report_job / "manifest.json").read_text())
@@ -37,7 +36,7 @@ def test_inspect_prints_the_summary(report_job, capsys):  # noqa: F811
     assert f"report:        {report_job / 'report.html'} (open it in a browser)" in out
 
 
-def test_inspect_unfinished_folder_is_one_line(report_job, tmp_path, capsys):  # noqa: F811
+def test_inspect_unfinished_folder_is_one_line(report_job, tmp_path, capsys):
     unfinished = tmp_path / "unfinished"
     shutil.copytree(report_job, unfinished)
     (unfinished / "manifest.json").unlink()
@@ -50,7 +49,7 @@ def test_inspect_unfinished_folder_is_one_line(report_job, tmp_path, capsys):  #
         assert lines[0].startswith("augbeam: error: ") and "has no manifest.json: the run did not finish" in lines[0]
 
 
-def test_inspect_older_run_without_report(report_job, tmp_path, capsys):  # noqa: F811
+def test_inspect_older_run_without_report(report_job, tmp_path, capsys):
     older = tmp_path / "older"
     shutil.copytree(report_job, older)
     manifest = json.loads((older / "manifest.json").read_text())

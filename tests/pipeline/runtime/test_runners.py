@@ -1,22 +1,17 @@
-"""Remote workers get the project: the option logic, Beam's sdist of setup.py, and the Dockerfile's pins."""
+"""Runners: which get the project's setup file, the container flags each ignores, paths that remote workers cannot
+reach, and the FnApiRunner for local batch jobs.
+"""
 
 from __future__ import annotations
-
-import re
-import shutil
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
 
 import pytest
 
 from pipeline.errors import UserError
 from pipeline.runtime import runners
 from pipeline.runtime.runners import is_local, runner_name, worker_packaging
-from tests.conftest import ROOT
-
-SETUP = f"--setup_file={ROOT / 'setup.py'}"
+from tests.helpers import FLINK_CLUSTER, ROOT
+from tests.helpers import SETUP_FILE_ARG as SETUP
+from tests.helpers import UNREACHABLE_FIX as FIX
 
 
 def both_forms(option: str, value: str) -> list[list[str]]:
@@ -187,13 +182,6 @@ def test_self_started_workers_get_no_setup_file(environment):
     ]
 
 
-FLINK_CLUSTER = ["--runner=FlinkRunner", "--flink_master=flink-host:8081", "--environment_config=registry/augbeam:1"]
-FIX = (
-    "use a shared filesystem URL (gs://, s3://, hdfs://...) or a local runner "
-    "(or pass --shared-mount if every worker mounts this path)"
-)
-
-
 @pytest.mark.parametrize(
     "beam_args",
     [
@@ -240,55 +228,6 @@ def test_local_and_self_started_workers_take_local_paths(beam_args):
     assert not runners.runs_remotely(beam_args)
 
 
-def test_run_job_refuses_local_paths_for_remote_workers_before_anything_starts(tmp_path):
-    from pipeline.job.options import JobConfig
-    from pipeline.job.run import run_job
-    from tests.conftest import PHOTOS
-
-    out = tmp_path / "out"
-    config = JobConfig.create(input=str(PHOTOS), output=str(out), image_size=(32, 32))
-    with pytest.raises(UserError, match=f"^--output '{out}' is on this machine, which FlinkRunner workers"):
-        run_job(config, FLINK_CLUSTER)
-    assert not out.exists()
-    config = JobConfig.create(input=str(PHOTOS), output="gs://bucket/out", image_size=(32, 32))
-    with pytest.raises(UserError, match=f"^--input '{PHOTOS}' is on this machine, which FlinkRunner workers"):
-        run_job(config, FLINK_CLUSTER)
-
-
-def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, monkeypatch, capsys):
-    """A worker pool started in another folder writes where the job looks: the output path is absolute."""
-    import pipeline.job.run
-    from pipeline.cli import main
-
-    seen = []
-
-    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto"):
-        seen.append(config)
-        raise UserError("stopped")
-
-    monkeypatch.setattr(pipeline.job.run, "run_job", fake_run_job)
-    monkeypatch.chdir(tmp_path)
-    for output, expected in (("out", str(tmp_path / "out")), ("../x/out", str(tmp_path.parent / "x" / "out"))):
-        assert main(["run", "--input", "photos", "--output", output, "--image-size", "32", "32"]) == 2
-        assert seen[-1].output == expected and seen[-1].input == "photos"  # input is in the manifest: as given
-    assert main(["run", "--input", "photos", "--output", "gs://b/out/", "--image-size", "32", "32"]) == 2
-    assert seen[-1].output == "gs://b/out/"
-    assert "out" not in seen[-1].resolved() and seen[0].resolved() == seen[-1].resolved()  # same manifest config
-    capsys.readouterr()
-
-    monkeypatch.undo()  # the real job: refused in one line, naming the absolute output, before it is created
-    monkeypatch.chdir(tmp_path)
-    from tests.conftest import PHOTOS
-
-    assert main(["run", "--input", str(PHOTOS), "--output", "out", "--", *FLINK_CLUSTER]) == 2
-    err = capsys.readouterr().err
-    assert (
-        err == f"augbeam: error: --output '{tmp_path / 'out'}' is on this machine, which FlinkRunner workers "
-        f"cannot reach; {FIX}\n"
-    )
-    assert not (tmp_path / "out").exists()
-
-
 def test_installed_without_setup_py_is_a_clear_error(tmp_path, monkeypatch):
     for package in ("pipeline", "transforms"):  # site-packages after a wheel install: packages, no setup.py
         (tmp_path / package).mkdir()
@@ -306,80 +245,6 @@ def test_installed_without_setup_py_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(UserError):  # a setup.py, but not ours
         worker_packaging(["--runner=FlinkRunner", "--flink_master=flink-host:8081"])
     assert worker_packaging(["--runner=FlinkRunner"]) == ["--runner=FlinkRunner"]  # local Flink, LOOPBACK
-
-
-def test_pipeline_options_adds_the_setup_file_and_says_so(capsys):
-    from apache_beam.options.pipeline_options import SetupOptions
-
-    from pipeline.job.run import pipeline_options
-
-    options = pipeline_options(["--runner", "FlinkRunner", "--flink_master=localhost:8081"])
-    assert options.view_as(SetupOptions).setup_file == str(ROOT / "setup.py")
-    err = capsys.readouterr().err
-    assert f"FlinkRunner workers get the project through {SETUP} (added)" in err
-    assert len(err.strip().splitlines()) == 1
-    options = pipeline_options(["--direct_num_workers=2"])
-    assert options.view_as(SetupOptions).setup_file is None
-    assert capsys.readouterr().err == ""
-
-
-def _copy_project(dst: Path) -> Path:
-    """The checkout without environments, outputs and build leftovers (so the build touches nothing shared)."""
-    ignore = shutil.ignore_patterns(
-        ".venv", ".git", "output", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "build", "dist", ".whl"
-    )
-    shutil.copytree(ROOT, dst, ignore=ignore)
-    return dst / "setup.py"
-
-
-def test_beam_stager_builds_an_installable_sdist_offline(tmp_path):
-    """Subprocesses, a few seconds: Beam's own --setup_file build, then an offline install of its result.
-
-    Beam runs ``python -m build --no-isolation --sdist`` and falls back to ``python setup.py sdist``; neither
-    reaches a package index. The install uses only local setuptools, as a worker without an index would.
-    """
-    from apache_beam.runners.portability.stager import Stager
-
-    setup = _copy_project(tmp_path / "src")
-    (tmp_path / "dist").mkdir()
-    tarball = Path(Stager._build_setup_package(str(setup), str(tmp_path / "dist")))
-    with tarfile.open(tarball) as tar:
-        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    wanted = ("setup.py", "README.md", "augbeam.py", "pipeline/job/run.py", "pipeline/runtime/runners.py")
-    for module in (*wanted, "transforms/augment.py"):
-        assert module in names, f"{module} missing from the sdist {tarball.name}"
-    modules = {str(p.relative_to(ROOT)) for d in ("pipeline", "transforms") for p in (ROOT / d).rglob("*.py")}
-    assert modules <= names
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation"]
-        + ["--target", str(target), str(tarball)],
-        check=True,
-        capture_output=True,
-    )
-    assert (target / "pipeline" / "runtime" / "runners.py").is_file()
-    assert (target / "transforms" / "augment.py").is_file() and (target / "augbeam.py").is_file()
-
-
-def test_dockerfile_matches_the_pinned_beam_and_copies_existing_files():
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    beam = re.search(r'^BEAM = "([^"]+)"', (ROOT / "setup.py").read_text(), re.M).group(1)
-    assert f"apache-beam=={beam}\n" in (ROOT / "constraints.txt").read_text()
-    base = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
-    assert base == [f"apache/beam_python{sys.version_info.major}.{sys.version_info.minor}_sdk:{beam}"]
-    assert "ENTRYPOINT" not in dockerfile  # the SDK image's /opt/apache/beam/boot stays the entry point
-    run = re.search(r"^RUN\s+((?:.*\\\n)*.*)$", dockerfile, re.M).group(1)
-    steps = [step.strip() for step in run.replace("\\\n", " ").split("&&")]
-    assert steps[0].startswith("pip install") and steps[1] == "pip check", steps  # a pin clash fails the build
-    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    copied = []
-    for line in re.findall(r"^COPY\s+(.+)$", dockerfile, re.M):
-        sources = [word for word in line.split() if not word.startswith("--")][:-1]
-        copied += sources
-    assert {"setup.py", "constraints.txt", "augbeam.py", "pipeline", "transforms"} <= set(copied)
-    for source in copied:
-        assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
-        assert source not in ignored, f".dockerignore drops {source}, which the Dockerfile copies"
 
 
 @pytest.mark.parametrize(
@@ -415,7 +280,7 @@ def test_a_local_job_leaves_nothing_in_the_temp_folder(tmp_path, monkeypatch):
     """The DirectRunner's Prism attempt left an empty beam-temp* folder per run; the job no longer makes one."""
     import tempfile
 
-    from tests.conftest import PHOTOS, run
+    from tests.helpers import PHOTOS, run
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()

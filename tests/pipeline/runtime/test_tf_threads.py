@@ -12,7 +12,7 @@ from pipeline.cli import main
 from pipeline.errors import UserError
 from pipeline.runtime import tf_threads as worker_runtime
 from pipeline.runtime.tf_threads import parse_tf_threads, resolve_tf_threads
-from tests.conftest import ROOT, run, shard_bytes
+from tests.helpers import ROOT, run, shard_bytes
 
 MULTI = ["--direct_running_mode=multi_processing"]
 

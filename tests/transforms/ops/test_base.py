@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import _crop_then_every_op, _mixed_ops, decoded_rocket
 from tests.op_examples import example_op, traced_batch
-from transforms.augment import Augmenter, Renderer, segments
+from transforms.augment import Augmenter, Renderer
 from transforms.config import load_ops, ops_from_data
 from transforms.ops import registered_ops
 from transforms.preprocess import get_preprocessing
@@ -53,10 +54,8 @@ def test_params_in_bounds_repeatable_and_json(name, seed, key, copy, shape):
 
 @pytest.fixture(scope="module")
 def photo():
-    from tests.conftest import DATA
-    from transforms.decode import Decoder
-
-    return Decoder()((DATA / "rocket_small.jpg").read_bytes()).numpy()
+    """The test photo as the job decodes it, as a uint8 array."""
+    return decoded_rocket().numpy()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -100,34 +99,11 @@ def test_pickle_keeps_op_and_draws(name):
     assert Augmenter((back,), 1).sample("x", 2, shape) == Augmenter((op,), 1).sample("x", 2, shape)
 
 
-def _mixed_ops():
-    """Covers every segment kind: batched prefix, per-image run after a crop, resize, batched suffix."""
-    return ops_from_data(
-        [
-            {"op": "horizontal_flip"},
-            {"op": "brightness", "p": 0.7},
-            {"op": "random_resized_crop", "scale": [0.3, 1.0]},
-            {"op": "rotation", "p": 0.6},
-            {"op": "resize", "height": 24, "width": 20},
-            {"op": "one_of", "ops": [{"op": "gaussian_blur", "p": 1.0}, {"op": "equalize", "p": 1.0}]},
-            {"op": "randaugment", "num_ops": 2, "magnitude": 12},
-            {"op": "random_erasing", "p": 0.5},
-            {"op": "gaussian_noise", "p": 0.5},
-        ]
-    )
-
-
-def test_segments_cut_where_sizes_diverge_and_rejoin():
-    ops = _mixed_ops()
-    assert segments(ops) == [("batch", 0, 2), ("each", 2, 5), ("batch", 5, 9)]
-    assert segments(load_ops("standard")) == [("each", 0, 5)]
-    assert segments(()) == []
-
-
-def _crop_then_every_op():
-    """A crop, then every op that keeps the size: one per-image run up to the final resize."""
-    crop = ops_from_data([{"op": "random_resized_crop", "scale": [0.3, 1.0]}])
-    return crop + tuple(example_op(n) for n in NAMES if not example_op(n).changes_shape)
+@pytest.mark.parametrize("name", sorted(registered_ops()))
+def test_every_op_pickles_and_round_trips_config(name):
+    op = example_op(name)
+    assert pickle.loads(pickle.dumps(op)) == op
+    assert ops_from_data([op.to_config()]) == (op,)
 
 
 @pytest.mark.parametrize("encoding", ["float32", "uint8", "jpeg"])
@@ -150,17 +126,6 @@ def test_batched_equals_one_by_one(photo, encoding, make_ops, single_path):
     alone = [renderer.render(img, s) for img, s in zip(images, sampled, strict=True)]
     assert batched == alone
     assert renderer.trace_count == (2 if single_path else 1)  # one trace per path
-
-
-@pytest.mark.parametrize(("make_ops", "traces"), [(_mixed_ops, 1), (_crop_then_every_op, 2)])
-def test_one_trace_per_path_for_sizes_and_batch_lengths(make_ops, traces):
-    ops = make_ops()
-    renderer = Renderer(ops, (16, 16), "stretch", get_preprocessing("resnet50"), "float16")
-    aug = Augmenter(ops, 0)
-    for i, (b, h, w) in enumerate([(1, 20, 30), (3, 64, 17), (2, 5, 5), (5, 120, 90), (1, 1, 1)]):
-        images = np.full((b, h, w, 3), i * 30, np.uint8)
-        renderer.render_batch(images, [aug.sample(f"{i}/{j}", 0, (h, w, 3)) for j in range(b)])
-    assert renderer.trace_count == traces  # single images (when single_path), and batches of any length
 
 
 def test_replay_from_recorded_json_is_byte_exact(photo):

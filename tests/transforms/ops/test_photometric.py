@@ -1,10 +1,8 @@
-"""Colour and tonal ops: PIL / TF references, batching, neutral params, output range, sampling and config errors.
+"""Colour ops against PIL / TF references; with the tonal ops: batching, neutral params, output range, sampling
+and config errors (the tonal ops' references are in test_tonal.py).
 
 Tolerances, and why:
-- posterize, solarize, equalize, invert, channel_shuffle: exact. They are
-  integer maps on integer levels, as PIL's ``ImageOps``.
-- auto_contrast: within 1 level of PIL. PIL truncates ``(x - lo) * 255 / (hi - lo)``
-  to an integer; we keep the float.
+- invert, channel_shuffle: exact. They are integer maps on integer levels, as PIL's ``ImageOps``.
 - grayscale: within 1 level of PIL ``convert("L")``. PIL rounds its 16-bit
   fixed-point luma; we keep the float.
 - brightness factor: within 1 level of PIL ``ImageEnhance.Brightness``, which
@@ -32,9 +30,11 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import ImageEnhance, ImageOps
 
-from tests.conftest import DATA
+from tests.helpers import apply_checked as run
+from tests.helpers import as_uint8, color_test_images, float_test_image
+from tests.helpers import to_pil as pil
 from tests.op_examples import traced_batch
 from transforms.errors import ConfigError
 from transforms.ops import op_from_config
@@ -52,115 +52,18 @@ from transforms.ops.photometric import (
 from transforms.ops.tonal import AutoContrast, Equalize, Posterize, Solarize
 from transforms.rng import Rng
 
-
-def _photo() -> np.ndarray:
-    with Image.open(DATA / "rocket_small.jpg") as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _uint8_images() -> dict[str, np.ndarray]:
-    """Test images (uint8 [H, W, 3]) chosen to reach the ops' edge cases."""
-    rng = np.random.default_rng(7)
-    photo = _photo()
-    h, w = photo.shape[:2]
-    flat_green = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    flat_green[..., 1] = 77  # one level: equalize keeps it, auto_contrast keeps it
-    return {
-        "photo": photo,
-        "noise": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
-        "low_contrast": rng.integers(90, 131, (h, w, 3), dtype=np.uint8),
-        "skewed": np.clip(rng.exponential(20.0, (h, w, 3)), 0, 255).astype(np.uint8),
-        "flat_green": flat_green,
-        "tiny": rng.integers(0, 256, (3, 5, 3), dtype=np.uint8),  # < 255 pixels: equalize's step is 0
-    }
-
-
-IMAGES = _uint8_images()
+IMAGES = color_test_images()
 NAMES = sorted(IMAGES)
-
-
-def _float_image() -> np.ndarray:
-    """The photo with non-integer values, to check ops that do not round."""
-    rng = np.random.default_rng(3)
-    x = IMAGES["photo"].astype(np.float32) + rng.uniform(-0.5, 0.5, IMAGES["photo"].shape).astype(np.float32)
-    return np.clip(x, 0.0, 255.0)
-
-
-FLOAT_IMAGE = _float_image()
-
-
-def run(op, image: np.ndarray, **params) -> np.ndarray:
-    """``op.apply`` on one image (uint8 or float), as a numpy float32 array."""
-    out = op.apply(np.asarray(image, np.float32), params).numpy()
-    assert out.dtype == np.float32 and out.shape == image.shape
-    return out
-
-
-def pil(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(image, "RGB")
-
-
-def as_uint8(out: np.ndarray) -> np.ndarray:
-    """Ours as uint8, checking first that the values are whole levels (the exact ops)."""
-    assert np.array_equal(out, np.round(out))
-    return out.astype(np.uint8)
+FLOAT_IMAGE = float_test_image(IMAGES["photo"])
 
 
 # --- references --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_posterize_equals_pil(name):
-    image = IMAGES[name]
-    for bits in range(1, 9):
-        expected = np.asarray(ImageOps.posterize(pil(image), bits))
-        assert np.array_equal(as_uint8(run(Posterize(), image, bits=bits)), expected), bits
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_solarize_equals_pil(name):
-    image = IMAGES[name]
-    for threshold in (0, 1, 100, 128, 128.5, 200, 255, 256):
-        expected = np.asarray(ImageOps.solarize(pil(image), threshold))
-        assert np.array_equal(as_uint8(run(Solarize(), image, threshold=threshold)), expected), threshold
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_equalize_equals_pil(name):
-    image = IMAGES[name]
-    expected = np.asarray(ImageOps.equalize(pil(image)))
-    assert np.array_equal(as_uint8(run(Equalize(), image)), expected)
-
-
-def test_equalize_edge_cases_follow_pil():
-    # The last-level count is left out of step, and lut values above 255 are clipped: both reached here.
-    for seed in range(6):
-        rng = np.random.default_rng(seed)
-        image = rng.integers(0, 256, (16 + seed, 40, 3), dtype=np.uint8)
-        image[: 2 + seed, :, 0] = 255
-        expected = np.asarray(ImageOps.equalize(pil(image)))
-        assert np.array_equal(as_uint8(run(Equalize(), image)), expected), seed
-    assert np.array_equal(run(Equalize(), IMAGES["tiny"]), IMAGES["tiny"].astype(np.float32))
-    assert np.array_equal(run(Equalize(), IMAGES["flat_green"])[..., 1], IMAGES["flat_green"][..., 1])
-
-
-@pytest.mark.parametrize("name", NAMES)
 def test_invert_equals_pil(name):
     image = IMAGES[name]
     assert np.array_equal(as_uint8(run(Invert(), image)), np.asarray(ImageOps.invert(pil(image))))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_auto_contrast_within_one_level_of_pil(name):
-    image = IMAGES[name]
-    out = run(AutoContrast(), image)
-    expected = np.asarray(ImageOps.autocontrast(pil(image))).astype(np.float32)
-    assert np.abs(out - expected).max() <= 1.0
-    for c in range(3):
-        if image[..., c].max() > image[..., c].min():  # stretched channels reach both ends exactly
-            assert out[..., c].min() == 0.0 and out[..., c].max() == 255.0
-        else:
-            assert np.array_equal(out[..., c], image[..., c])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -378,11 +281,6 @@ def test_bad_ranges_name_op_and_field(entry, op, field):
     assert op in message and f".{field}" in message, message
 
 
-def test_posterize_bits_must_be_whole_numbers():
-    with pytest.raises(ConfigError, match=r"posterize\.bits must be whole numbers"):
-        Posterize(bits=(4.5, 8))
-
-
 def test_contrast_mean_of_a_strip_wider_than_an_int32_row_sum():
     """A 1 x 8.5M strip of 255s: its row sum overflows int32, so it is summed in int64 (mean stays 255)."""
     import tensorflow as tf
@@ -395,28 +293,3 @@ def test_contrast_mean_of_a_strip_wider_than_an_int32_row_sum():
     assert float(tf.reduce_min(out)) == 255.0
     narrow = tf.fill([1, 2, 5, 3], 255.0)  # the int32 path on an ordinary image
     assert float(tf.reduce_min(Contrast().apply_batch(narrow, {"factor": tf.constant([0.5])}))) == 255.0
-
-
-@pytest.mark.parametrize(
-    ("shape", "values_shape"),
-    [
-        ((37, 53, 3), (3,)),
-        ((4, 20, 31, 3), (3,)),
-        ((4, 20, 31, 3), (4, 1, 1, 3)),
-        ((1, 1, 1, 3), (1, 1, 1, 3)),
-        ((2, 5, 7, 4), (4,)),
-    ],
-)
-def test_channelwise_has_the_bits_of_a_plain_broadcast(shape, values_shape):
-    """Per-channel values repeated along rows (the fast layout) give exactly the plain broadcast's bits."""
-    from transforms.tfmath import channelwise
-
-    rng = np.random.default_rng(3)
-    x = tf.constant(rng.uniform(0.0, 255.0, shape).astype(np.float32))
-    v = tf.constant(rng.uniform(0.1, 200.0, values_shape).astype(np.float32))
-    for fn in (tf.subtract, tf.divide, lambda a, b: (a - b) * 1.37 + b):
-        expected = fn(x, v).numpy()
-        eager = channelwise(fn, x, v).numpy()
-        traced = tf.function(lambda a, b, fn=fn: channelwise(fn, a, b))(x, v).numpy()
-        assert eager.shape == shape
-        assert eager.tobytes() == expected.tobytes() and traced.tobytes() == expected.tobytes()
