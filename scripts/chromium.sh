@@ -1,4 +1,4 @@
-# Sourced by run_tests.sh: tests/test_report.py renders report.html in headless Chromium
+# Sourced by run_tests.sh: tests/pipeline/report/test_page.py renders report.html in headless Chromium
 # (Debian's `chromium` package). Installs it when missing and we are root with apt-get;
 # otherwise says in one line how to install it (the test then fails with the same hint).
 if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then

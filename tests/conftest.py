@@ -1,4 +1,8 @@
-"""Shared fixtures: the sample photos (in the repo) mixed with small bad files, and job runners."""
+"""Fixtures shared by test modules in several folders: input folders and the real runs they share.
+
+A run used by modules in different folders is session-scoped, so the suite makes it once. Plain helpers
+(paths, ``run``, ``shard_bytes``...) are in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, cli_args, run
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = ROOT / "examples" / "photos"
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def run(input_dir: Path, output_dir: Path, beam_args: list[str] | None = None, **kwargs):
-    """Runs the job with test-sized defaults; returns the manifest."""
-    from pipeline.job.options import JobConfig
-    from pipeline.job.run import run_job
-
-    # photos_with_bad has 2 bad files of 17, over the default --max-error-rate 0.1.
-    params = dict(image_size=(32, 32), copies=3, seed=1, num_shards=3, max_error_rate=0.5)
-    params.update(kwargs)
-    config = JobConfig.create(input=str(input_dir), output=str(output_dir), **params)
-    return run_job(config, beam_args or [])
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +27,49 @@ def photos_with_bad(tmp_path_factory) -> Path:
     return root
 
 
-def shard_bytes(output: Path) -> dict[str, bytes]:
-    """Every file the run wrote, by name."""
-    return {p.name: p.read_bytes() for p in sorted(output.iterdir()) if p.is_file()}
+@pytest.fixture(scope="session")
+def run_a(photos_with_bad, tmp_path_factory):
+    """Run A: ``photos_with_bad`` through the command line (``cli_args``)."""
+    from pipeline.cli import main
+
+    out = tmp_path_factory.mktemp("a") / "out"
+    code = main(cli_args(photos_with_bad, out))
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_b(photos_with_bad, tmp_path_factory):
+    """Run B: the same config as run A, through ``run``."""
+    out = tmp_path_factory.mktemp("b") / "out"
+    run(photos_with_bad, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def clean(photos_with_bad, tmp_path_factory) -> Path:
+    """A run without faults (``CLEAN_ARGS``), verified: what a run that met faults must equal."""
+    from pipeline.checks.verify import verify
+
+    out = tmp_path_factory.mktemp("clean") / "out"
+    run(photos_with_bad, out, **CLEAN_ARGS)
+    assert verify(str(out), sample=4).ok
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_input(tmp_path_factory) -> Path:
+    """4 good train images in 2 classes, 1 corrupt, 1 file outside a class folder; 1 validation image."""
+    root = tmp_path_factory.mktemp("progress") / "src"
+    for rel, name in [
+        ("train/a/rocket.jpg", "rocket_small.jpg"),
+        ("train/a/gray.png", "gray.png"),
+        ("train/b/rgba.png", "rgba.png"),
+        ("train/b/pixel.png", "one_pixel.png"),
+        ("train/b/broken.jpg", "truncated_half.jpg"),
+        ("train/stray.png", "gray.png"),
+        ("validation/a/gray.png", "gray.png"),
+    ]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DATA / name, root / rel)
+    return root

@@ -1,6 +1,9 @@
-"""One configured instance of every registered op, for tests that run over the whole registry."""
+"""One configured instance of every registered op, for tests that run over the whole registry; a broken op."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 from transforms.ops import Op, op_from_config, registered_ops
 
@@ -37,3 +40,20 @@ def traced_batch(op: Op, images, rows):
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec(rows.shape, tf.float32)],
     )
     return fn(tf.constant(images, tf.float32), rows).numpy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Overflow(Op):
+    """A broken op for the range guard: adds 300 to some images and does not clip.
+
+    Not registered: a test that names it in a config registers it for itself (others see the registry as shipped).
+    """
+
+    name = "test_overflow"
+    param_names = ("on",)
+
+    def sample(self, rng: Any, shape: Any) -> dict[str, float]:
+        return {"on": float(rng.bernoulli(0.5))}
+
+    def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
+        return images + 300.0 * params["on"][:, None, None, None]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
 import shutil
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,17 +14,8 @@ from pipeline import fsutil
 from pipeline.checks.verify import verify
 from pipeline.cli import main
 from pipeline.job import shard as shard_worker
-from tests.conftest import DATA, PHOTOS, run, shard_bytes
-
-CLEAN_ARGS = dict(copies=2, num_shards=3)
-
-
-@pytest.fixture(scope="module")
-def clean(photos_with_bad, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("clean") / "out"
-    run(photos_with_bad, out, **CLEAN_ARGS)
-    assert verify(str(out), sample=4).ok
-    return out
+from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, run, shard_bytes
+from tests.helpers import write_listing as _listing
 
 
 def test_bundle_replay_gives_the_same_bytes(photos_with_bad, clean, tmp_path):
@@ -53,16 +42,6 @@ def test_failed_first_attempts_are_retried_to_the_same_bytes(photos_with_bad, cl
     assert attempts[("train", 0)] > 1
     assert shard_bytes(out) == shard_bytes(clean)
     assert verify(str(out)).ok
-
-
-def _listing(root: Path, rows: list[Path], path: Path) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "split"])
-        for p in rows:
-            rel = p.relative_to(root)
-            writer.writerow([str(p.relative_to(path.parent)), rel.parts[1], rel.parts[0]])
-    return path
 
 
 def test_shuffled_listing_gives_the_same_bytes(photos_with_bad, tmp_path):
@@ -171,35 +150,6 @@ def test_max_error_rate_fails_with_a_summary(photos_with_bad, tmp_path, capsys):
     assert not (out / "dataset_info.json").exists() and not (out / "report.html").exists()
 
 
-def test_verify_finds_changes(clean, tmp_path, capsys):
-    out = tmp_path / "copy"
-    shutil.copytree(clean, out)
-    assert main(["verify", str(out), "--sample", "3"]) == 0
-    assert "OK" in capsys.readouterr().out
-    shard = sorted(out.glob("train-*.tfrecord"))[0]
-    data = bytearray(shard.read_bytes())
-    data[40] ^= 1
-    shard.write_bytes(bytes(data))
-    (out / "notes.txt").write_text("extra")
-    (out / "errors.parquet").unlink()
-    assert main(["verify", str(out)]) == 1
-    text = capsys.readouterr().out
-    assert "notes.txt: in the folder but not in the manifest" in text
-    assert "errors.parquet: named by the manifest but missing" in text
-    assert f"{shard.name}: " in text and "changed or corrupt" in text
-
-
-def test_verify_regenerates_from_the_source_and_notices_a_changed_source(photos_with_bad, clean, tmp_path, capsys):
-    moved = tmp_path / "moved"
-    shutil.copytree(photos_with_bad, moved)
-    assert verify(str(clean), sample=30, source=str(moved)).ok
-    index = pq.read_table(clean / "index.parquet").to_pylist()
-    victim = moved / index[0]["key"]
-    victim.write_bytes(victim.read_bytes() + b"\0")  # same picture, different file
-    report = verify(str(clean), sample=len(index), source=str(moved))
-    assert not report.ok and any("is not the file that was used" in p for p in report.problems)
-
-
 def test_folder_of_bad_inputs_runs_to_completion_and_verifies(tmp_path):
     """Every kind of bad input next to good photos: each written or reported with a reason; verify passes."""
     from PIL import Image
@@ -261,25 +211,6 @@ def test_folder_of_bad_inputs_runs_to_completion_and_verifies(tmp_path):
     assert report.ok, report.problems
 
 
-def test_high_bit_depth_mapping_is_an_option_and_recorded(tmp_path):
-    import numpy as np
-
-    from pipeline.format import reader
-    root = tmp_path / "in" / "train" / "x"
-    root.mkdir(parents=True)
-    from PIL import Image
-
-    levels = np.linspace(1000, 3000, 24 * 24).reshape(24, 24).astype(np.uint16)  # a narrow 16-bit range
-    Image.fromarray(levels).save(root / "a.png")
-    outs = {}
-    for mode in ("scale", "range"):
-        outs[mode] = tmp_path / mode
-        run(tmp_path / "in", outs[mode], config="none", copies=1, num_shards=1, high_bit_depth=mode, model="none")
-        assert json.loads((outs[mode] / "manifest.json").read_text())["config"]["high_bit_depth"] == mode
-    a, b = (next(iter(reader.load(str(outs[m]), split="train", batch_size=1)))[0].numpy() for m in outs)
-    assert not np.array_equal(a, b) and b.min() <= a.min() and b.max() >= a.max()  # range stretches
-
-
 def test_temp_files_of_failed_attempts_are_removed_and_strangers_refused(photos_with_bad, clean, tmp_path, monkeypatch):
     """A bundle that dies mid-write leaves a temp file: the finished folder must not keep it."""
     real = shard_worker.ShardProcessor.process
@@ -328,76 +259,6 @@ def test_pipes_sockets_and_bad_names_are_reported_not_fatal(tmp_path):
     assert verify(str(out)).ok
 
 
-def test_listing_over_the_error_rate_fails_before_touching_the_output(tmp_path, capsys):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("an older run")
-    args = ["run", "--input", str(PHOTOS), "--output", str(out), "--classes", "everyday", "--overwrite"]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "refused while listing, over --max-error-rate 0.1" in err and "UnknownLabel" in err
-    assert (out / "keep.txt").read_text() == "an older run"
-    assert main([*args[:-1], "--classes", "everyday,", "--overwrite"]) == 2
-    assert "distinct, non-empty class names" in capsys.readouterr().err
-
-
-def test_verify_checks_what_records_say_and_error_splits(clean, tmp_path):
-    import pyarrow as pa
-
-    def rewrite(folder: Path, name: str, rows: list[dict]) -> None:
-        table = pq.read_table(folder / name)
-        pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / name)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        entry = manifest["files"]["index" if name == "index.parquet" else "errors"]
-        data = (folder / name).read_bytes()
-        entry.update(rows=len(rows), bytes=len(data), sha256=__import__("hashlib").sha256(data).hexdigest())
-        (folder / "manifest.json").write_text(json.dumps(manifest))
-
-    relabelled = tmp_path / "relabelled"
-    shutil.copytree(clean, relabelled)
-    rows = pq.read_table(relabelled / "index.parquet").to_pylist()
-    rows[0]["label"] = rows[0]["label"] + 1
-    rewrite(relabelled, "index.parquet", rows)
-    report = verify(str(relabelled))
-    assert not report.ok and any("says otherwise" in p for p in report.problems)
-
-    stray = tmp_path / "stray"
-    shutil.copytree(clean, stray)
-    errors = pq.read_table(stray / "errors.parquet").to_pylist()
-    errors[0]["split"] = "nosuch"
-    rewrite(stray, "errors.parquet", errors)
-    assert any("names split 'nosuch'" in p for p in verify(str(stray)).problems)
-
-    junk = tmp_path / "junk"
-    shutil.copytree(clean, junk)
-    (junk / "manifest.json").write_text((junk / "manifest.json").read_text() + "}")
-    report = verify(str(junk))
-    assert not report.ok and "not valid JSON" in report.problems[0]
-
-
-def test_verify_passes_with_duplicate_listing_rows(photos_with_bad, tmp_path):
-    files = sorted(p for p in photos_with_bad.rglob("*") if p.is_file())
-    listing = _listing(photos_with_bad, files + files[:2], photos_with_bad.parent / "dups.csv")
-    out = tmp_path / "out"
-    run(listing, out, copies=1, num_shards=2)
-    kinds = [row["error_type"] for row in pq.read_table(out / "errors.parquet").to_pylist()]
-    assert kinds.count("DuplicateInput") == 2
-    assert verify(str(out), sample=3).ok
-
-
-def test_verify_compares_with_the_source_listing(photos_with_bad, clean, tmp_path):
-    moved = tmp_path / "moved"
-    shutil.copytree(photos_with_bad, moved)
-    assert verify(str(clean), source=str(moved)).ok
-    shutil.copy(moved / "train" / "everyday" / "horse.png", moved / "train" / "everyday" / "new_horse.png")
-    report = verify(str(clean), source=str(moved))
-    assert any("have no record and no error row, e.g. 'train/everyday/new_horse.png'" in p for p in report.problems)
-    (moved / "train" / "everyday" / "new_horse.png").unlink()
-    (moved / "train" / "everyday" / "horse.png").unlink()
-    report = verify(str(clean), source=str(moved))
-    assert any("not in the source listing, e.g. 'train/everyday/horse.png'" in p for p in report.problems)
-
-
 def test_permission_denied_is_the_inputs_error(photos_with_bad, tmp_path, monkeypatch):
     """Tests run as root here, where chmod 000 does not stop reads: the OS error is injected instead."""
     real = fsutil.read_bytes
@@ -413,26 +274,3 @@ def test_permission_denied_is_the_inputs_error(photos_with_bad, tmp_path, monkey
     rows = [r for r in pq.read_table(out / "errors.parquet").to_pylist() if r["key"].endswith("coins.png")]
     assert [(r["stage"], r["error_type"]) for r in rows] == [("read", "Unreadable")]
     assert "Permission denied" in rows[0]["message"]
-
-
-def test_a_worker_holds_a_window_of_records_not_the_shard(tmp_path):
-    """Records are written as soon as those before them are done: memory does not grow with the shard."""
-    from pipeline.format.manifest import record_order
-    from pipeline.job.options import JobConfig
-    from pipeline.job.shard import PlannedRecord, ShardProcessor
-
-    files = sorted(p for p in PHOTOS.rglob("*.png"))
-    config = JobConfig.create(
-        input=str(PHOTOS), output=str(tmp_path), image_size=(16, 16), batch_size=2, config="light"
-    )
-    (tmp_path / ".augbeam-work").mkdir()
-    planned = [
-        PlannedRecord(record_order(str(f.relative_to(PHOTOS)), c), str(f.relative_to(PHOTOS)), c, str(f), 0)
-        for f in files
-        for c in range(6)
-    ]
-    processor = ShardProcessor(config)
-    processor.setup()
-    summary = processor.process("train", 0, 1, planned)
-    assert summary.records == len(planned) > 60
-    assert processor.peak_in_flight <= 4 * 2 + 1  # the window (4 x batch size), whatever the shard's length

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 FOUNDATION = {"pipeline", "pipeline.errors", "pipeline.fsutil"}
 # subpackage -> the pipeline modules/subpackages it may import (besides itself and the foundation)
 ALLOWED = {

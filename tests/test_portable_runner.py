@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import DATA, PHOTOS, run
+from tests.helpers import DATA, PHOTOS, run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches worker processes in /proc")
 

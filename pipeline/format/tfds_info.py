@@ -5,7 +5,7 @@ split the shard lengths and a file name template matching our shard names)
 and ``features.json`` (how to decode each feature), plus ``label.labels.txt``
 for class names. They are written here as JSON in the layout TFDS 4.9 writes
 itself (protobuf JSON: camelCase keys, int64 as strings), so augbeam needs no
-tensorflow-datasets at run time; ``tests/test_tfds_compat.py`` reads them with it.
+tensorflow-datasets at run time; ``tests/pipeline/format/test_tfds_info.py`` reads them with it.
 
 The features name only the record's flat keys (``image``, ``label``, ``key``,
 ``copy``, ``params``, ``source_sha256``): TFDS parses only the keys it is

@@ -50,7 +50,7 @@ def main() -> None:
     format_fixtures()
 
 
-# ---------------------------------------------------------------- more formats (tests/test_formats.py)
+# ---------------------------------------------------------------- more formats (tests/transforms/test_formats.py)
 
 
 def sixteen_bit_values(height: int, width: int) -> np.ndarray:

@@ -1,0 +1,197 @@
+"""The shard worker: the sidecar as its last write, a window of records in memory, decoding inside the render
+call (the usual bytes and errors), its helper thread, read failures per copy, range errors in errors.parquet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.format.manifest import record_order
+from pipeline.job import shard as shard_worker
+from pipeline.job.options import JobConfig
+from pipeline.job.shard import PlannedRecord, ShardProcessor
+from tests.helpers import DATA, PHOTOS, run
+from tests.op_examples import Overflow as _Overflow
+from transforms.ops.base import _REGISTRY, register
+
+
+def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
+    """Finalize trusts the sidecar, then deletes the work folder: a progress write after it could recreate it."""
+    from pipeline import fsutil
+    from pipeline.job import shard as shard_worker
+    from pipeline.job.options import JobConfig
+
+    image = str(DATA / "gray.png")
+    config = JobConfig.create(
+        input=str(tmp_path), output=str(tmp_path / "out"), image_size=(8, 8), config="light", dali_index=True
+    )
+    (tmp_path / "out" / shard_worker.WORK_DIR).mkdir(parents=True)
+    planned = [
+        shard_worker.PlannedRecord(record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
+    ]
+    writes: list[str] = []
+    real = fsutil.write_atomic
+    monkeypatch.setattr(fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
+    processor = shard_worker.ShardProcessor(config)
+    processor.setup()
+    summary = processor.process("train", 0, 1, planned)
+    assert summary.records == 2
+    progress_file = str(Path(shard_worker.progress_dir(config.output)) / "train-00000.json")
+    sidecar = shard_worker.sidecar_path(config.output, "train", 0)
+    assert writes[-1] == sidecar and writes.count(sidecar) == 1
+    assert progress_file in writes  # its final numbers, written before the sidecar
+    assert json.loads(Path(progress_file).read_text())["done"] == 2
+
+
+def test_a_worker_holds_a_window_of_records_not_the_shard(tmp_path):
+    """Records are written as soon as those before them are done: memory does not grow with the shard."""
+    from pipeline.format.manifest import record_order
+    from pipeline.job.options import JobConfig
+    from pipeline.job.shard import PlannedRecord, ShardProcessor
+
+    files = sorted(p for p in PHOTOS.rglob("*.png"))
+    config = JobConfig.create(
+        input=str(PHOTOS), output=str(tmp_path), image_size=(16, 16), batch_size=2, config="light"
+    )
+    (tmp_path / ".augbeam-work").mkdir()
+    planned = [
+        PlannedRecord(record_order(str(f.relative_to(PHOTOS)), c), str(f.relative_to(PHOTOS)), c, str(f), 0)
+        for f in files
+        for c in range(6)
+    ]
+    processor = ShardProcessor(config)
+    processor.setup()
+    summary = processor.process("train", 0, 1, planned)
+    assert summary.records == len(planned) > 60
+    assert processor.peak_in_flight <= 4 * 2 + 1  # the window (4 x batch size), whatever the shard's length
+
+
+def _shard(
+    tmp_path: Path, root: Path, decode_in_render: bool, lie_about: str | None, monkeypatch, threaded: bool = False
+) -> dict:
+    """Writes one shard of every file under ``root`` (one copy each); returns its bytes, sidecar and errors."""
+    out = tmp_path / ("fused" if decode_in_render else "usual")
+    (out / ".augbeam-work").mkdir(parents=True)
+    config = JobConfig.create(input=str(root), output=str(out), image_size=(24, 24), batch_size=4, config="standard")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    planned = [
+        PlannedRecord(record_order(str(f.relative_to(root)), 0), str(f.relative_to(root)), 0, str(f), 0) for f in files
+    ]
+    if lie_about is not None:  # a header whose size is not the decoded size: the call fails, the usual path runs
+        real = shard_worker.header_shape
+
+        def lying(data: bytes, max_pixels: int) -> tuple[int, int, int] | None:
+            found = real(data, max_pixels)
+            if found is not None and hashlib.sha256(data).hexdigest() == lie_about:
+                return found[0] + 1, found[1], found[2]
+            return found
+
+        monkeypatch.setattr(shard_worker, "header_shape", lying)
+    processor = ShardProcessor(config, tf_threads=2 if threaded else 1)
+    processor.setup()
+    assert (processor.render_thread is not None) == threaded  # two TensorFlow threads: calls on a helper thread
+    processor.decode_in_render = decode_in_render
+    calls = []
+    if decode_in_render:
+        original = shard_worker._ShardRun.plan_encoded
+        monkeypatch.setattr(shard_worker._ShardRun, "plan_encoded", lambda *a: calls.append(1) or original(*a))
+    summary = processor.process("train", 0, 1, planned)
+    sidecar = json.loads(Path(shard_worker.sidecar_path(str(out), "train", 0)).read_text())
+    return {
+        "calls": len(calls),
+        "bytes": (out / summary.file).read_bytes(),
+        "errors": sidecar["error_rows"],
+        "index": sidecar["index"],
+        "summary": {k: v for k, v in summary.to_json().items() if k != "file"},
+    }
+
+
+@pytest.mark.parametrize(("lie", "threaded"), [(False, False), (True, False), (False, True), (True, True)])
+def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monkeypatch, lie, threaded):
+    root = tmp_path / "in"
+    shutil.copytree(PHOTOS / "train", root)
+    for name in ("truncated_half.jpg", "not_an_image.jpg", "empty.jpg", "rgb16.png", "exif_rotate6.jpg", "rgba.png"):
+        shutil.copy(DATA / name, root / "everyday" / name)
+    liar = hashlib.sha256((root / "everyday" / "rgba.png").read_bytes()).hexdigest() if lie else None
+    usual = _shard(tmp_path, root, False, None, monkeypatch)
+    fused = _shard(tmp_path, root, True, liar, monkeypatch, threaded)
+    assert fused["calls"] == len(list(root.rglob("*.*"))) and usual["calls"] == 0
+    assert fused["bytes"] == usual["bytes"]
+    assert fused["errors"] == usual["errors"]
+    assert {e["key"].split("/")[-1] for e in usual["errors"]} == {"truncated_half.jpg", "not_an_image.jpg", "empty.jpg"}
+    assert fused["index"] == usual["index"]
+    assert fused["summary"] == usual["summary"]
+
+
+def test_close_stops_the_helper_thread(tmp_path):
+    import threading
+
+    config = JobConfig.create(input=str(PHOTOS), output=str(tmp_path), image_size=(8, 8))
+    processor = ShardProcessor(config, tf_threads=2)
+    processor.setup()
+    future = processor.render_thread.submit(threading.current_thread)
+    helper = future.result()
+    assert helper.name.startswith("augbeam-render") and helper.is_alive()
+    processor.close()
+    helper.join(timeout=5)
+    assert processor.render_thread is None and not helper.is_alive()
+    processor.close()  # twice is harmless (a DoFn's teardown may follow a failed setup)
+
+
+def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatch):
+    """Copies of a key in two shards: the first read works, the second finds the file gone."""
+    import shutil
+
+    from pipeline.job import shard as shard_worker
+    from tests.helpers import DATA
+
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    shutil.copy(DATA / "rocket_small.jpg", src / "a.jpg")
+    shutil.copy(DATA / "gray.png", src / "b.png")
+    shards = {record_order("cls/a.jpg", c) % 3 for c in range(3)}
+    assert len(shards) >= 2, "the test needs a.jpg's copies in more than one shard"
+    original, reads = shard_worker.fsutil.read_bytes, []
+
+    def read_once(path):
+        if path.endswith("a.jpg"):
+            reads.append(path)
+            if len(reads) > 1:
+                (src / "a.jpg").unlink(missing_ok=True)
+        return original(path)
+
+    monkeypatch.setattr(shard_worker.fsutil, "read_bytes", read_once)
+    manifest = run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
+    counts = manifest.splits["train"].counts
+    assert counts.decoded == 2 and counts.failed_inputs == 0
+    assert 1 <= counts.failed_records <= 2
+    assert counts.written + counts.failed_records == 6
+    errors = pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
+    assert {(e["key"], e["stage"], e["error_type"]) for e in errors} == {("cls/a.jpg", "read", "FileNotFound")}
+    assert all(e["copy"] is not None for e in errors)
+
+
+@pytest.fixture
+def overflow_registered():
+    """The broken op by name, for one test only (other tests see the registry as shipped)."""
+    register(_Overflow)
+    yield
+    _REGISTRY.pop(_Overflow.name)
+
+
+def test_range_guard_in_the_job_lands_in_errors(tmp_path, overflow_registered):
+    config = tmp_path / "bad.yaml"
+    config.write_text("ops: [{op: test_overflow}]\n")
+    out = tmp_path / "o"
+    manifest = run(PHOTOS, out, config=str(config), copies=4, num_shards=2)
+    counts = manifest.splits["train"].counts
+    errors = [r for r in pq.read_table(out / "errors.parquet").to_pylist() if r["stage"] == "range"]
+    assert counts.failed_records == len(errors) > 0 and counts.written > 0
+    assert counts.written + counts.failed_records == counts.decoded * 4
+    assert all(r["error_type"] == "RangeError" and "outside [0, 255]" in r["message"] for r in errors)
