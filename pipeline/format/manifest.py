@@ -178,7 +178,10 @@ class ShardSummary:
     bytes: int
     sha256: str
     errors: int
-    outcomes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # counts by result (shard._outcomes)
+    # For the job's counters: inputs whose copy 0 is in this shard and decoded, and failures by stage/type.
+    decoded_inputs: int = 0
+    failed_inputs_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    failed_records_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
     dali_index: DaliIndexInfo | None = None
 
     @property
@@ -195,7 +198,9 @@ class ShardSummary:
             "bytes": self.bytes,
             "sha256": self.sha256,
             "errors": self.errors,
-            **self.outcomes,
+            "decoded_inputs": self.decoded_inputs,
+            "failed_inputs_by_reason": dict(self.failed_inputs_by_reason),
+            "failed_records_by_reason": dict(self.failed_records_by_reason),
         }
         if self.dali_index is not None:
             out["dali_index"] = self.dali_index.to_json()
@@ -204,7 +209,6 @@ class ShardSummary:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ShardSummary:
         w = "a shard summary"
-        named = {f.name for f in dataclasses.fields(cls)} | {"index", "error_rows"}
         dali = data.get("dali_index")
         return cls(
             split=_get(data, "split", w),
@@ -215,7 +219,9 @@ class ShardSummary:
             bytes=_get(data, "bytes", w),
             sha256=_get(data, "sha256", w),
             errors=_get(data, "errors", w),
-            outcomes={k: v for k, v in data.items() if k not in named},
+            decoded_inputs=data.get("decoded_inputs", 0),
+            failed_inputs_by_reason=dict(data.get("failed_inputs_by_reason", {})),
+            failed_records_by_reason=dict(data.get("failed_records_by_reason", {})),
             dali_index=DaliIndexInfo.from_json(dali) if dali is not None else None,
         )
 
@@ -295,7 +301,7 @@ class SplitInfo:
             augmented=_get(data, "augmented", w),
             shards=tuple(ShardInfo.from_json(s) for s in _get(data, "shards", w)),
             counts=Counts.from_json(_get(data, "counts", w)),
-            error_rows_by_reason=dict(_get(data, "error_rows_by_reason", w)),
+            error_rows_by_reason=dict(data.get("error_rows_by_reason", {})),  # absent in the earliest manifests
         )
 
 

@@ -2,7 +2,15 @@
 
 Examples are written out by hand, as protobuf's ``deterministic=True``
 serialisation writes them (a fixed map order: byte-identical shards need
-one), without building protobuf messages.
+one), without building protobuf messages. Kept hand-written because it is
+measured: a worker's Python per float32 record went from about 2.1 to 1.2 ms
+when records stopped being built as messages and joined (the image, up to
+600 KB, is hashed and written in place, never copied), with the same bytes
+(tested against protobuf field by field). The TFRecord framing (writer and
+``iter_records``) is hand-written for the same reason and because the readers
+that need it (the report, ``augbeam verify``) run in the driver, where
+TensorFlow's reader would cost a TensorFlow import (5-11 s measured) for a few
+records; ``tf.data.TFRecordDataset`` is what training reads with.
 """
 
 from __future__ import annotations

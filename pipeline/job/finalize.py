@@ -247,7 +247,8 @@ def _keys_with_records(out: str, split: str, num_shards: int, keys: set[str]) ->
     for shard in range(num_shards):
         side = sidecar_path(out, split, shard)
         if fsutil.exists(side):
-            found.update(row["key"] for row in json.loads(fsutil.read_bytes(side))["index"] if row["key"] in keys)
+            sidecar = Sidecar.from_json(json.loads(fsutil.read_bytes(side)))
+            found.update(row.key for row in sidecar.index if row.key in keys)
     return found
 
 

@@ -130,12 +130,11 @@ class _WriteShardFn(beam.DoFn):
         """Writes one shard and counts its outcomes; yields its summary as plain JSON (small, needs no coder)."""
         (split, shard), planned = element
         summary = self.processor.process(split, shard, self.shards[split], list(planned))
-        outcomes = summary.outcomes
         count("written", summary.records, split)
         count("bytes", summary.bytes, split)
         count("records_failed", summary.errors, split)  # records not written, whatever the reason
-        count("decoded", outcomes["decoded_inputs"], split)
-        for reason, n in {**outcomes["failed_inputs_by_reason"], **outcomes["failed_records_by_reason"]}.items():
+        count("decoded", summary.decoded_inputs, split)
+        for reason, n in {**summary.failed_inputs_by_reason, **summary.failed_records_by_reason}.items():
             count(f"failed/{reason}", n)
         yield summary.to_json()
 

@@ -1,7 +1,7 @@
 """Live progress of a run, read from the shard workers' progress files.
 
 Shard workers write a small JSON file per shard under the work folder
-(throttled, atomically; see ``shard_progress.ShardProgress``). The driver polls
+(throttled, atomically; see ``progress_file.ShardProgress``). The driver polls
 that folder, so progress works on every runner and with several worker
 processes, and a retried shard overwrites its own file instead of being
 counted twice (Beam's counters, by contrast, count every attempt). The work

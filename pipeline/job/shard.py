@@ -62,7 +62,7 @@ def sidecar_path(output: str, split: str, shard: int) -> str:
 
 
 def progress_dir(output: str) -> str:
-    """Where the shards' progress files go (``shard_progress.ShardProgress``), inside the work folder."""
+    """Where the shards' progress files go (``progress_file.ShardProgress``), inside the work folder."""
     return fsutil.join(output, WORK_DIR, PROGRESS_DIR)
 
 
@@ -71,7 +71,7 @@ class ShardProcessor:
     """Turns one shard's planned records into a shard file and a sidecar."""
 
     config: JobConfig
-    tf_threads: int = 0  # TensorFlow's thread pools in this process (0: its default); see worker_runtime
+    tf_threads: int = 0  # TensorFlow's thread pools in this process (0: its default); see pipeline.runtime.tf_threads
 
     def setup(self) -> None:
         """Imports and sizes TensorFlow, then builds decoders and renderers (traced on first use)."""
@@ -240,7 +240,7 @@ class _ShardRun:
             bytes=self.writer.bytes,
             sha256=self.writer.sha256.hexdigest(),
             errors=len(self.errors),
-            outcomes=_outcomes(self.ordered, self.errors),
+            **_outcomes(self.ordered, self.errors),
             dali_index=DaliIndexInfo.from_json(dali) if dali is not None else None,
         )
 

@@ -79,11 +79,11 @@ def _counts_table(manifest: Manifest) -> list[str]:
     total: Counter[str] = Counter()
     for split in sorted(splits):
         info = splits[split]
-        counts = info.counts.to_json()
+        counts = info.counts
         split_bytes = sum(s.bytes for s in info.shards)
-        cells = "".join(f"{counts[key]:>{w},}" for (_, key), w in zip(_COUNTS, cols, strict=True))
+        cells = "".join(f"{getattr(counts, key):>{w},}" for (_, key), w in zip(_COUNTS, cols, strict=True))
         rows.append(f"  {split:<{width}}{cells}{info.num_shards:>8}{split_bytes:>15,}")
-        total.update({key: counts[key] for _, key in _COUNTS if key != "copies"})
+        total.update({key: getattr(counts, key) for _, key in _COUNTS if key != "copies"})
         shards += info.num_shards
         size += split_bytes
     cells = "".join(

@@ -54,13 +54,13 @@ def is_direct(runner: str) -> bool:
     return runner.rsplit(".", 1)[-1].lower().removesuffix("runner") in {"direct", "switchingdirect"}
 
 
-def fn_api_runner(options: PipelineOptions, runner_class: type | None = None, **kwargs: Any) -> Any | None:
+def fn_api_runner(options: PipelineOptions) -> Any | None:
     """Beam's FnApiRunner set up as the DirectRunner sets it up, for a batch DirectRunner job; else None.
 
     The DirectRunner first tries Prism, which downloads its binary at run time (no network here: a user's
     job must not depend on one), costs 0.1-0.2 s when that fails, and leaves an empty ``beam-temp*``
     folder in the system temp folder each time; it then runs this same FnApiRunner. Streaming jobs keep
-    the DirectRunner (FnApiRunner runs batch only). ``runner_class``: a FnApiRunner subclass to build.
+    the DirectRunner (FnApiRunner runs batch only).
     """
     from apache_beam.options.pipeline_options import StandardOptions
     from apache_beam.portability.api import beam_provision_api_pb2
@@ -72,7 +72,7 @@ def fn_api_runner(options: PipelineOptions, runner_class: type | None = None, **
         return None
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return (runner_class or fn_runner.FnApiRunner)(provision_info=provision, **kwargs)
+    return fn_runner.FnApiRunner(provision_info=provision)
 
 
 def is_local(runner: str) -> bool:

@@ -211,6 +211,20 @@ def test_orientation_out_of_range_or_without_a_readable_header_is_upright(decode
         decoder(cut)
 
 
+def test_an_xmp_only_orientation_is_not_applied(decoder):
+    """Only the EXIF block counts (as before Pillow read it): Pillow's getexif() would take XMP's tiff:Orientation."""
+    from transforms.formats import jpeg_orientation
+
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    )
+    data = encode(Image.open(DATA / "rocket_small.jpg"), "JPEG", quality=90, xmp=xmp)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.getexif().get(0x0112) == 6  # the XMP value is there for anyone who asks Pillow
+    assert jpeg_orientation(data) == 1 and decoder(data).numpy().shape == (64, 96, 3)
+
+
 # ---------------------------------------------------------------- bit depth
 
 

@@ -43,7 +43,7 @@ def test_expected_files_names_every_file_with_its_checksum():
 
 
 def test_sidecar_round_trip_keeps_the_summary_outcomes():
-    summary = ShardSummary("train", 0, 1, SHARD.file, 2, 300, "a" * 64, 1, {"decoded_inputs": 2})
+    summary = ShardSummary("train", 0, 1, SHARD.file, 2, 300, "a" * 64, 1, 2, {"decode/CorruptImage": 1})
     index = (IndexRow("k", 0, "train", SHARD.file, 0, 1, "[]", "f" * 64, "0" * 64),)
     errors = (ErrorRow("bad.jpg", None, "train", "decode", "CorruptImage", "truncated"),)
     data = json.loads(json.dumps(Sidecar(summary, index, errors).to_json()))
