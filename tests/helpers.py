@@ -1,15 +1,18 @@
 """Plain helpers shared by the test modules: the repository's paths, small jobs and their outputs, test images.
 
 Fixtures live in the ``conftest.py`` files (``tests/conftest.py`` for those of several folders); this module has
-none, so a test module imports what it uses from here by name. TensorFlow and the ops are imported inside the
-helpers that need them, so importing this module stays cheap.
+none, so a test module imports what it uses from here by name. TensorFlow is imported inside the helpers that
+need it, so importing this module stays cheap (the op registry needs only NumPy). The example ops at the end
+(one configured instance of every registered op, and a broken one) also serve tests/golden/make_golden.py.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +27,7 @@ from pipeline.format.manifest import (
     SplitInfo,
     TableInfo,
 )
+from transforms.ops import Op, op_from_config, registered_ops
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "examples" / "photos"
@@ -283,9 +287,62 @@ def _mixed_ops():
 
 def _crop_then_every_op():
     """A crop, then every op that keeps the size: one per-image run up to the final resize."""
-    from tests.op_examples import example_op
     from transforms.config import ops_from_data
     from transforms.ops import registered_ops
 
     crop = ops_from_data([{"op": "random_resized_crop", "scale": [0.3, 1.0]}])
     return crop + tuple(example_op(n) for n in sorted(registered_ops()) if not example_op(n).changes_shape)
+
+
+# ---------------------------------------------------------------- example ops: one per registered op, a broken one
+
+# Ops that cannot be built from defaults alone (composites need children).
+CONFIGS = {
+    "one_of": {"op": "one_of", "ops": [{"op": "rotation", "p": 1.0}, {"op": "brightness"}], "weights": [1.0, 3.0]},
+    "some_of": {
+        "op": "some_of",
+        "n": [1, 2],
+        "ops": [{"op": "contrast"}, {"op": "horizontal_flip", "p": 1.0}, {"op": "translate"}],
+    },
+}
+
+
+def example_op(name: str) -> Op:
+    """A valid instance of ``name`` with p = 1 where the op has a probability, so it runs."""
+    entry = dict(CONFIGS.get(name, {"op": name}))
+    entry.setdefault("p", 1.0)
+    return op_from_config(entry)
+
+
+def all_examples() -> list[Op]:
+    return [example_op(name) for name in sorted(registered_ops())]
+
+
+def traced_batch(op: Op, images, rows):
+    """``op.apply_batch`` traced (as ``Op.apply`` and the pipeline run it), on float32 [B, H, W, 3]."""
+    import tensorflow as tf
+
+    rows = tf.constant(rows, tf.float32)
+    fn = tf.function(
+        lambda x, r: op.apply_batch(x, op.unpack(r)),
+        autograph=False,
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec(rows.shape, tf.float32)],
+    )
+    return fn(tf.constant(images, tf.float32), rows).numpy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Overflow(Op):
+    """A broken op for the range guard: adds 300 to some images and does not clip.
+
+    Not registered: a test that names it in a config registers it for itself (others see the registry as shipped).
+    """
+
+    name = "test_overflow"
+    param_names = ("on",)
+
+    def sample(self, rng: Any, shape: Any) -> dict[str, float]:
+        return {"on": float(rng.bernoulli(0.5))}
+
+    def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
+        return images + 300.0 * params["on"][:, None, None, None]

@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.op_examples import example_op  # noqa: E402
+from tests.helpers import example_op  # noqa: E402
 from transforms.augment import Augmenter  # noqa: E402
 from transforms.ops import registered_ops  # noqa: E402
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.helpers import DATA, PHOTOS, _crop_then_every_op, _mixed_ops, decoded_rocket, sampled_entry
+from tests.helpers import Overflow as _Overflow
 from tests.helpers import render_sampled as _render
-from tests.op_examples import Overflow as _Overflow
 from transforms.augment import Augmenter, RangeError, Renderer, segments
 from transforms.config import PRESETS, load_ops
 from transforms.decode import Decoder, header_shape

@@ -17,7 +17,7 @@ from pipeline.job import shard as shard_worker
 from pipeline.job.options import JobConfig
 from pipeline.job.shard import PlannedRecord, ShardProcessor
 from tests.helpers import DATA, PHOTOS, run
-from tests.op_examples import Overflow as _Overflow
+from tests.helpers import Overflow as _Overflow
 from transforms.ops.base import _REGISTRY, register
 
 

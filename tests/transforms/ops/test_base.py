@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import _crop_then_every_op, _mixed_ops, decoded_rocket
-from tests.op_examples import example_op, traced_batch
+from tests.helpers import _crop_then_every_op, _mixed_ops, decoded_rocket, example_op, traced_batch
 from transforms.augment import Augmenter, Renderer
 from transforms.config import load_ops, ops_from_data
 from transforms.ops import registered_ops

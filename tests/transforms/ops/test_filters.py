@@ -17,8 +17,7 @@ import tensorflow as tf
 from PIL import Image, ImageEnhance, ImageFilter
 
 from tests.helpers import apply_tensor as run
-from tests.helpers import rocket_image
-from tests.op_examples import traced_batch
+from tests.helpers import rocket_image, traced_batch
 from transforms.errors import ConfigError
 from transforms.ops import op_from_config
 from transforms.rng import Rng

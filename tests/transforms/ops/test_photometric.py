@@ -33,9 +33,8 @@ import tensorflow as tf
 from PIL import ImageEnhance, ImageOps
 
 from tests.helpers import apply_checked as run
-from tests.helpers import as_uint8, color_test_images, float_test_image
+from tests.helpers import as_uint8, color_test_images, float_test_image, traced_batch
 from tests.helpers import to_pil as pil
-from tests.op_examples import traced_batch
 from transforms.errors import ConfigError
 from transforms.ops import op_from_config
 from transforms.ops.photometric import (
