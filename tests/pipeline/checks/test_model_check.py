@@ -94,6 +94,18 @@ def test_mobilenet_v2_on_raw_data_warns_raw(build, job):
     assert "--model mobilenet_v2" in message and "Rescaling" in message
 
 
+def test_training_scripts_check_through_augbeam_and_a_typed_manifest(build, job):
+    """``augbeam.check_model`` is the same check, on a folder or on its typed ``Manifest``."""
+    import augbeam
+
+    out = job("none")
+    model = build("MobileNetV2")
+    (message,) = augbeam.check_model(model, out)
+    assert "raw [0, 255]" in message
+    (typed,) = augbeam.check_model(model, augbeam.read_manifest(str(out)))
+    assert typed == message.replace(repr(str(out)), "the manifest")  # the same finding, named by its source
+
+
 def test_nested_rescaling_is_found():
     """Sequential(Sequential(Rescaling), small CNN): the Rescaling inside the nested model counts."""
     import keras
