@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from transforms.rng import stable_hash64
 
@@ -39,50 +39,49 @@ def _get(data: Mapping[str, Any], name: str, where: str) -> Any:
         raise SchemaError(f"{where} has no {name!r}") from None
 
 
+class _Flat:
+    """JSON for a record whose fields are plain JSON values: one mechanism instead of a hand copy per class."""
+
+    WHAT: ClassVar[str] = "an entry"  # how a missing field's message names the record
+
+    def to_json(self) -> JSON:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Any:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        return cast(Any, cls)(**{f.name: _get(data, f.name, cls.WHAT) for f in fields})
+
+
 @dataclasses.dataclass(frozen=True)
-class FileInfo:
+class FileInfo(_Flat):
     """A file the manifest names, with its size and checksum (``name`` for index/errors, ``file`` for shards)."""
 
     bytes: int
     sha256: str
 
-    def to_json(self) -> JSON:
-        return {"bytes": self.bytes, "sha256": self.sha256}
-
 
 @dataclasses.dataclass(frozen=True)
-class TableInfo:
+class TableInfo(_Flat):
     """``index.parquet`` or ``errors.parquet``: name, rows, size, checksum."""
+
+    WHAT = "a table entry"
 
     name: str
     rows: int
     bytes: int
     sha256: str
 
-    def to_json(self) -> JSON:
-        return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TableInfo:
-        w = "a table entry"
-        return cls(_get(data, "name", w), _get(data, "rows", w), _get(data, "bytes", w), _get(data, "sha256", w))
-
 
 @dataclasses.dataclass(frozen=True)
-class DaliIndexInfo:
+class DaliIndexInfo(_Flat):
     """A shard's DALI index file (``--dali-index``)."""
+
+    WHAT = "a dali_index entry"
 
     file: str
     bytes: int
     sha256: str
-
-    def to_json(self) -> JSON:
-        return {"file": self.file, "bytes": self.bytes, "sha256": self.sha256}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> DaliIndexInfo:
-        w = "a dali_index entry"
-        return cls(_get(data, "file", w), _get(data, "bytes", w), _get(data, "sha256", w))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,12 +113,18 @@ class ShardInfo:
         )
 
 
+# The copy column is int32 in the parquet files (a record's copy index is small); other ints are int64.
+_INT32 = {"arrow": "int32"}
+
+
 @dataclasses.dataclass(frozen=True)
-class IndexRow:
-    """One written record: a row of ``index.parquet``."""
+class IndexRow(_Flat):
+    """One written record: a row of ``index.parquet`` (its fields, in order, are the file's columns)."""
+
+    WHAT = "an index row"
 
     key: str
-    copy: int
+    copy: int = dataclasses.field(metadata=_INT32)
     split: str
     shard: str
     position: int
@@ -128,23 +133,18 @@ class IndexRow:
     record_sha256: str
     source_sha256: str
 
-    def to_json(self) -> JSON:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> IndexRow:
-        return cls(**{f.name: _get(data, f.name, "an index row") for f in dataclasses.fields(cls)})
-
 
 @dataclasses.dataclass(frozen=True)
-class ErrorRow:
-    """One input or record that was not written, and why: a row of ``errors.parquet``.
+class ErrorRow(_Flat):
+    """One input or record that was not written, and why: a row of ``errors.parquet`` (fields = columns).
 
     ``copy`` is None where the whole input failed (every copy of it).
     """
 
+    WHAT = "an error row"
+
     key: str
-    copy: int | None
+    copy: int | None = dataclasses.field(metadata=_INT32)
     split: str
     stage: str
     error_type: str
@@ -157,13 +157,6 @@ class ErrorRow:
     @property
     def sort_key(self) -> tuple[str, int, str]:
         return (self.key, -1 if self.copy is None else self.copy, self.stage)
-
-    def to_json(self) -> JSON:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ErrorRow:
-        return cls(**{f.name: _get(data, f.name, "an error row") for f in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +243,7 @@ class Sidecar:
 
 
 @dataclasses.dataclass(frozen=True)
-class Counts:
+class Counts(_Flat):
     """A split's reconciliation: listed = decoded + failed inputs; decoded x copies = written + failed records."""
 
     listed: int
@@ -262,14 +255,7 @@ class Counts:
     written: int
     failed_records: int
 
-    def to_json(self) -> JSON:
-        out = dataclasses.asdict(self)
-        out["failed_inputs_by_stage"] = dict(self.failed_inputs_by_stage)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Counts:
-        return cls(**{f.name: _get(data, f.name, "a split's counts") for f in dataclasses.fields(cls)})
+    WHAT = "a split's counts"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,14 +325,13 @@ class ImageInfo:
 
 
 @dataclasses.dataclass(frozen=True)
-class InputInfo:
+class InputInfo(_Flat):
     """Where the inputs came from: the root (folder or listing file) and its kind."""
+
+    WHAT = "the input entry"
 
     root: str
     kind: str
-
-    def to_json(self) -> JSON:
-        return {"root": self.root, "kind": self.kind}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,12 +383,11 @@ class Manifest:
         w = "the manifest"
         files = _get(data, "files", w)
         side = files.get("side")
-        inp = _get(data, "input", w)
         return cls(
             format_version=_get(data, "format_version", w),
             producer=_get(data, "producer", w),
             config=_get(data, "config", w),
-            input=InputInfo(_get(inp, "root", "the input entry"), _get(inp, "kind", "the input entry")),
+            input=InputInfo.from_json(_get(data, "input", w)),
             classes=tuple(_get(data, "classes", w)),
             image=ImageInfo.from_json(_get(data, "image", w)),
             preprocessing=_get(data, "preprocessing", w),
@@ -414,7 +398,7 @@ class Manifest:
             index=TableInfo.from_json(_get(files, "index", "the manifest's files")),
             errors=TableInfo.from_json(_get(files, "errors", "the manifest's files")),
             side_files=(
-                {name: FileInfo(_get(i, "bytes", name), _get(i, "sha256", name)) for name, i in side.items()}
+                {name: FileInfo.from_json(info) for name, info in side.items()}
                 if side is not None
                 else None
             ),

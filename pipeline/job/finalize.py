@@ -53,33 +53,21 @@ _FLUSH_ROWS = 50_000
 PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras", "pillow")
 
 
-def _schemas() -> tuple[Any, Any]:
+def _arrow_schema(row: type) -> Any:
+    """The parquet schema of a row dataclass: its fields in order, str as string, int as int64 unless marked."""
     import pyarrow as pa
 
-    index = pa.schema(
+    kinds = {"str": pa.string(), "int": pa.int64(), "int32": pa.int32()}
+    return pa.schema(
         [
-            ("key", pa.string()),
-            ("copy", pa.int32()),
-            ("split", pa.string()),
-            ("shard", pa.string()),
-            ("position", pa.int64()),
-            ("label", pa.int64()),
-            ("params", pa.string()),
-            ("record_sha256", pa.string()),
-            ("source_sha256", pa.string()),
+            (f.name, kinds[f.metadata.get("arrow", str(f.type).removesuffix(" | None"))])
+            for f in dataclasses.fields(row)
         ]
     )
-    errors = pa.schema(
-        [
-            ("key", pa.string()),
-            ("copy", pa.int32()),
-            ("split", pa.string()),
-            ("stage", pa.string()),
-            ("error_type", pa.string()),
-            ("message", pa.string()),
-        ]
-    )
-    return index, errors
+
+
+def _schemas() -> tuple[Any, Any]:
+    return _arrow_schema(IndexRow), _arrow_schema(ErrorRow)
 
 
 class _ParquetSink:
