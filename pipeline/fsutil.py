@@ -80,6 +80,13 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
+def open_read(path: str) -> IO[bytes]:
+    """A seekable binary handle (local files directly; Beam's for URLs)."""
+    if is_local(path):
+        return open(path, "rb")
+    return FileSystems.open(path, compression_type="uncompressed")
+
+
 def open_write(path: str) -> IO[bytes]:
     return FileSystems.create(path, compression_type="uncompressed")
 

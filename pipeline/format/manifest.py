@@ -17,8 +17,6 @@ from typing import Any, ClassVar, cast
 from transforms.rng import stable_hash64
 
 MANIFEST = "manifest.json"
-INDEX = "index.parquet"
-ERRORS = "errors.parquet"
 FORMAT_NAME = "augbeam"
 # Stages at which a failure is the input's (every copy of it), not one record's.
 INPUT_STAGES = ("listing", "read", "decode")
@@ -86,16 +84,30 @@ class DaliIndexInfo(_Flat):
 
 @dataclasses.dataclass(frozen=True)
 class ShardInfo:
-    """One shard file as the manifest lists it."""
+    """One shard file as the manifest lists it, with its parts of the index and of the error table.
+
+    Each shard's worker writes its own index and error rows beside it
+    (``index-<shard name>.parquet``, ``errors-<shard name>.parquet``), so no
+    process ever holds every row and readers open only the parts they need.
+    """
 
     file: str
     records: int
     bytes: int
     sha256: str
+    index: TableInfo
+    errors: TableInfo
     dali_index: DaliIndexInfo | None = None
 
     def to_json(self) -> JSON:
-        out: JSON = {"file": self.file, "records": self.records, "bytes": self.bytes, "sha256": self.sha256}
+        out: JSON = {
+            "file": self.file,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "index": self.index.to_json(),
+            "errors": self.errors.to_json(),
+        }
         if self.dali_index is not None:
             out["dali_index"] = self.dali_index.to_json()
         return out
@@ -109,6 +121,8 @@ class ShardInfo:
             _get(data, "records", w),
             _get(data, "bytes", w),
             _get(data, "sha256", w),
+            TableInfo.from_json(_get(data, "index", w)),
+            TableInfo.from_json(_get(data, "errors", w)),
             DaliIndexInfo.from_json(dali) if dali is not None else None,
         )
 
@@ -161,84 +175,69 @@ class ErrorRow(_Flat):
 
 @dataclasses.dataclass(frozen=True)
 class ShardSummary:
-    """What a shard worker reports when its shard is written (and, with its rows, its sidecar)."""
+    """What a shard's worker writes to the work folder last: its manifest entry and its counts.
+
+    Finalize builds the manifest from these alone (O(shards), never O(records)); ``--resume`` keeps
+    a shard whose summary names the same run and whose files still have the bytes it names.
+
+    An input's outcome belongs to the shard that holds its copy 0: that shard writes the one error
+    row of an input that could not be read or decoded. Other copies of such an input fail too; they
+    are counted (with a sum of their keys' hashes) so finalize can check, without any rows, that
+    every shard saw the same inputs fail.
+    """
 
     split: str
     shard: int
     num_shards: int
-    file: str
-    records: int
-    bytes: int
-    sha256: str
-    errors: int
-    # For the job's counters: inputs whose copy 0 is in this shard and decoded, and failures by stage/type.
-    decoded_inputs: int = 0
-    failed_inputs_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    failed_records_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    dali_index: DaliIndexInfo | None = None
+    run: str  # the run's fingerprint (resolved config, listing, format): a summary of another run is not kept
+    info: ShardInfo
+    planned: int  # records routed to this shard
+    owned_inputs: int  # listed inputs whose copy 0 is in this shard
+    listing_errors_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    failed_inputs_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)  # owned inputs, read/decode
+    failed_records_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)  # augment/range
+    other_copies_failed: int = 0  # records of copy >= 1 whose input failed at read/decode (no row of their own)
+    other_copies_hash: int = 0  # sum mod 2**64 of stable_hash64(key) over those records
+    owned_failed_hash: int = 0  # sum mod 2**64 of stable_hash64(key) x (copies - 1) over owned failed inputs
 
     @property
-    def info(self) -> ShardInfo:
-        return ShardInfo(self.file, self.records, self.bytes, self.sha256, self.dali_index)
+    def decoded_inputs(self) -> int:
+        return self.owned_inputs - sum(self.failed_inputs_by_reason.values())
 
     def to_json(self) -> JSON:
-        out: JSON = {
+        return {
             "split": self.split,
             "shard": self.shard,
             "num_shards": self.num_shards,
-            "file": self.file,
-            "records": self.records,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-            "errors": self.errors,
-            "decoded_inputs": self.decoded_inputs,
+            "run": self.run,
+            "info": self.info.to_json(),
+            "planned": self.planned,
+            "owned_inputs": self.owned_inputs,
+            "listing_errors_by_reason": dict(self.listing_errors_by_reason),
             "failed_inputs_by_reason": dict(self.failed_inputs_by_reason),
             "failed_records_by_reason": dict(self.failed_records_by_reason),
+            "other_copies_failed": self.other_copies_failed,
+            "other_copies_hash": self.other_copies_hash,
+            "owned_failed_hash": self.owned_failed_hash,
         }
-        if self.dali_index is not None:
-            out["dali_index"] = self.dali_index.to_json()
-        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ShardSummary:
         w = "a shard summary"
-        dali = data.get("dali_index")
         return cls(
             split=_get(data, "split", w),
             shard=_get(data, "shard", w),
             num_shards=_get(data, "num_shards", w),
-            file=_get(data, "file", w),
-            records=_get(data, "records", w),
-            bytes=_get(data, "bytes", w),
-            sha256=_get(data, "sha256", w),
-            errors=_get(data, "errors", w),
-            decoded_inputs=data.get("decoded_inputs", 0),
-            failed_inputs_by_reason=dict(data.get("failed_inputs_by_reason", {})),
-            failed_records_by_reason=dict(data.get("failed_records_by_reason", {})),
-            dali_index=DaliIndexInfo.from_json(dali) if dali is not None else None,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class Sidecar:
-    """A shard's sidecar in the work folder: its summary plus its index and error rows (read by finalize)."""
-
-    summary: ShardSummary
-    index: tuple[IndexRow, ...]
-    error_rows: tuple[ErrorRow, ...]
-
-    def to_json(self) -> JSON:
-        out = self.summary.to_json()
-        out["index"] = [row.to_json() for row in self.index]
-        out["error_rows"] = [row.to_json() for row in self.error_rows]
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Sidecar:
-        return cls(
-            ShardSummary.from_json(data),
-            tuple(IndexRow.from_json(r) for r in _get(data, "index", "a sidecar")),
-            tuple(ErrorRow.from_json(r) for r in _get(data, "error_rows", "a sidecar")),
+            run=_get(data, "run", w),
+            info=ShardInfo.from_json(_get(data, "info", w)),
+            planned=_get(data, "planned", w),
+            owned_inputs=_get(data, "owned_inputs", w),
+            listing_errors_by_reason=dict(_get(data, "listing_errors_by_reason", w)),
+            failed_inputs_by_reason=dict(_get(data, "failed_inputs_by_reason", w)),
+            failed_records_by_reason=dict(_get(data, "failed_records_by_reason", w)),
+            other_copies_failed=_get(data, "other_copies_failed", w),
+            other_copies_hash=_get(data, "other_copies_hash", w),
+            owned_failed_hash=_get(data, "owned_failed_hash", w),
         )
 
 
@@ -349,8 +348,6 @@ class Manifest:
     seeding: JSON
     sharding: str
     splits: Mapping[str, SplitInfo]
-    index: TableInfo
-    errors: TableInfo
     side_files: Mapping[str, FileInfo] | None = None  # None in the draft the side-file makers see
 
     @property
@@ -358,7 +355,7 @@ class Manifest:
         return len(self.classes)
 
     def to_json(self) -> JSON:
-        files: JSON = {"index": self.index.to_json(), "errors": self.errors.to_json()}
+        files: JSON = {}
         if self.side_files is not None:
             files["side"] = {name: info.to_json() for name, info in self.side_files.items()}
         return {
@@ -395,8 +392,6 @@ class Manifest:
             seeding=_get(data, "seeding", w),
             sharding=_get(data, "sharding", w),
             splits={name: SplitInfo.from_json(s) for name, s in _get(data, "splits", w).items()},
-            index=TableInfo.from_json(_get(files, "index", "the manifest's files")),
-            errors=TableInfo.from_json(_get(files, "errors", "the manifest's files")),
             side_files=(
                 {name: FileInfo.from_json(info) for name, info in side.items()}
                 if side is not None
@@ -416,15 +411,29 @@ class Manifest:
             for shard in info.shards:
                 yield name, shard
 
+    def index_tables(self, split: str | None = None) -> list[TableInfo]:
+        """The index's parts (one per shard, rows in the shard's order), of one split or all."""
+        return [shard.index for name, shard in self.iter_shards() if split in (None, name)]
+
+    def error_tables(self, split: str | None = None) -> list[TableInfo]:
+        """The error table's parts (one per shard), of one split or all."""
+        return [shard.errors for name, shard in self.iter_shards() if split in (None, name)]
+
+    @property
+    def index_rows(self) -> int:
+        return sum(t.rows for t in self.index_tables())
+
+    @property
+    def error_rows(self) -> int:
+        return sum(t.rows for t in self.error_tables())
+
     def expected_files(self) -> dict[str, FileInfo | None]:
         """Every file the manifest names, with its size and checksum (None for the manifest itself)."""
-        files: dict[str, FileInfo | None] = {
-            MANIFEST: None,
-            INDEX: FileInfo(self.index.bytes, self.index.sha256),
-            ERRORS: FileInfo(self.errors.bytes, self.errors.sha256),
-        }
+        files: dict[str, FileInfo | None] = {MANIFEST: None}
         for _split, shard in self.iter_shards():
             files[shard.file] = FileInfo(shard.bytes, shard.sha256)
+            for table in (shard.index, shard.errors):
+                files[table.name] = FileInfo(table.bytes, table.sha256)
             if shard.dali_index is not None:
                 files[shard.dali_index.file] = FileInfo(shard.dali_index.bytes, shard.dali_index.sha256)
         files.update(self.side_files or {})
@@ -438,3 +447,13 @@ def record_order(key: str, copy: int) -> int:
 
 def shard_name(split: str, shard: int, num_shards: int) -> str:
     return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def index_name(split: str, shard: int, num_shards: int) -> str:
+    """The shard's part of the index: its rows in the shard's order."""
+    return f"index-{split}-{shard:05d}-of-{num_shards:05d}.parquet"
+
+
+def errors_name(split: str, shard: int, num_shards: int) -> str:
+    """The shard's part of the error table: the listing rows, failed inputs and failed records routed to it."""
+    return f"errors-{split}-{shard:05d}-of-{num_shards:05d}.parquet"

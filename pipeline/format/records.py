@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable, Generator
 from typing import IO, Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the index and error table in one part per shard (was index.parquet, errors.parquet)
 # The order of the Example's map entries: the one protobuf's upb backend (as pinned) writes with
 # deterministic=True, which sorts keys that share a prefix longest first ("image/shape" before "image").
 # Shards were written through protobuf before build_example wrote them by hand: the same bytes.
