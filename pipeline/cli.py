@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -128,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
     run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an unfinished run in --output (killed, machine lost, Ctrl-C): its complete shards are kept, "
+        "the rest written; refused if the config, input listing or augbeam version differ",
+    )
+    run.add_argument(
+        "--phase-log",
+        metavar="FILE",
+        help="append one JSON line per phase of the driver's work (seconds, peak RSS) to FILE (for bench/scale.py)",
+    )
+    run.add_argument(
         "--progress",
         choices=("auto", "bar", "lines", "none"),
         default="auto",
@@ -250,9 +263,22 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         progress=args.progress,
         shared_mount=args.shared_mount,
         tf_threads=args.tf_threads,
+        on_phase=_phase_logger(args.phase_log),
     )
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0
+
+
+def _phase_logger(path: str | None) -> Any:
+    """Appends each phase as a JSON line to ``path`` (None: no log)."""
+    if not path:
+        return None
+
+    def log(phase: Any) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(dataclasses.asdict(phase)) + "\n")
+
+    return log
 
 
 def job_config(args: argparse.Namespace) -> JobConfig:
@@ -283,6 +309,7 @@ def _job_values(values: dict[str, Any]) -> dict[str, Any]:
 def _absolute_if_local(path: str) -> str:
     """A local path made absolute: workers started in another folder (a worker pool) must write the same files."""
     from pipeline import fsutil
+
     return os.path.abspath(path) if fsutil.is_local(path) else path
 
 
@@ -375,7 +402,7 @@ def print_summary(manifest: Manifest, output: str, seconds: float) -> None:
             f"  {split:<12}{c.listed:>8}{c.failed_inputs:>8}{c.copies:>8}"
             f"{c.written:>9}{c.failed_records:>11}{format_bytes(size):>11}{info.num_shards:>8}"
         )
-    errors = manifest.errors.rows
+    errors = manifest.error_rows
     if seconds > 0:
         print(
             f"  {total_inputs} inputs -> {total_records} records ({format_bytes(total_bytes)}), "

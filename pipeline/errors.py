@@ -13,3 +13,30 @@ class ReconcileError(RuntimeError):
 
 class ErrorRateExceeded(UserError):
     """More inputs or records failed than --max-error-rate allows; the message sums up the reasons."""
+
+
+# A worker that finds the user's mistake (a bad listing row, a key clash) cannot raise UserError to the driver
+# across a runner: every runner reports a worker's failure as text. The message travels behind this mark and
+# ``refusal_in`` finds it again, so the CLI still prints one line.
+REFUSED = "augbeam-refused: "
+
+
+class WorkerRefusal(RuntimeError):
+    """A ``UserError`` raised on a worker, marked so the driver can show its one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(REFUSED + message.replace("\n", " "))
+
+
+def refusal_in(exc: BaseException) -> str | None:
+    """The one-line message of a ``WorkerRefusal`` anywhere in a runner's error (its text or its causes)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        at = text.find(REFUSED)
+        if at >= 0:
+            return text[at + len(REFUSED) :].splitlines()[0].strip().rstrip("'\"")
+        current = current.__cause__ or current.__context__
+    return None

@@ -392,11 +392,7 @@ class Manifest:
             seeding=_get(data, "seeding", w),
             sharding=_get(data, "sharding", w),
             splits={name: SplitInfo.from_json(s) for name, s in _get(data, "splits", w).items()},
-            side_files=(
-                {name: FileInfo.from_json(info) for name, info in side.items()}
-                if side is not None
-                else None
-            ),
+            side_files=({name: FileInfo.from_json(info) for name, info in side.items()} if side is not None else None),
         )
 
     def with_side_files(self, side: Mapping[str, FileInfo]) -> Manifest:

@@ -26,10 +26,7 @@ def arrow_schema(row: type) -> Any:
 
     kinds = {"str": pa.string(), "int": pa.int64(), "int32": pa.int32()}
     return pa.schema(
-        [
-            (f.name, kinds[f.metadata.get("arrow", str(f.type).removesuffix(" | None"))])
-            for f in dataclasses.fields(row)
-        ]
+        [(f.name, kinds[f.metadata.get("arrow", str(f.type).removesuffix(" | None"))]) for f in dataclasses.fields(row)]
     )
 
 

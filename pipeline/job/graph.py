@@ -1,9 +1,10 @@
-"""The Beam graph: two small named PTransforms.
+"""The Beam graph after the listing: plan records into shards, prepare the output, write each shard.
 
-``PlanRecords`` turns each listed input into one small element per output
-record, keyed by its shard. ``WriteShards`` groups those keys per shard and
-lets one worker per shard read, augment and write it. No pixels cross the
-shuffle.
+``PlanRecords`` turns chunks of listed inputs into lists of small planned
+records keyed by their shard. ``Prepare`` readies the output folder once the
+listing is complete. ``WriteShards`` groups the lists per shard and lets one
+worker per shard read, augment and write it, with its index and error parts.
+No pixels cross the shuffle, and the graph's size does not depend on the input.
 
 Counters in namespace ``augbeam`` (total and ``/<split>``): ``listed``,
 ``planned``, ``decoded``, ``written``, ``bytes``, ``records_failed``,
@@ -20,14 +21,15 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow, record_order
 from pipeline.job.listing import InputItem
 from pipeline.job.options import JobConfig
+from pipeline.job.plan import Plan
 from pipeline.job.shard import PlannedRecord, ShardProcessor
 
 ShardKey = tuple[str, int]
 NAMESPACE = "augbeam"
-DUPLICATE = "DuplicateInput"  # a listing row naming a file already listed: kept once, not a failure
 
 
 def count(name: str, n: int, split: str | None = None) -> None:
@@ -42,79 +44,105 @@ def count(name: str, n: int, split: str | None = None) -> None:
         Metrics.counter(NAMESPACE, f"{name}/{split}").inc(n)
 
 
-class CountListingErrors(beam.PTransform):
-    """Counts the listing's refused rows as ``listed`` and ``failed/listing/<type>``, duplicates as ``duplicates``."""
-
-    def __init__(self, errors: list[ErrorRow]) -> None:
-        super().__init__()
-        self.reasons = [(e.split, e.error_type) for e in errors]
-
-    def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection:
-        # reshuffle=False: counting needs no shuffle (each one is a stage of its own, 40-60 ms on every worker)
-        return (
-            root
-            | "ListingErrors" >> beam.Create(self.reasons, reshuffle=False)
-            | "Count" >> beam.Map(_count_listing_error)
-        )
-
-
-def _count_listing_error(reason: tuple[str, str]) -> None:
-    """One refused listing row; a duplicate is not counted under ``failed/``.
-
-    Its file is written once, under its first row, and neither the error-rate
-    check nor the summary counts it as a failure; runner UIs should not either.
-    """
-    split, error_type = reason
-    count("listed", 1, split)
-    if error_type == DUPLICATE:
-        count("duplicates", 1, split)
-    else:
-        count(f"failed/listing/{error_type}", 1)
-
-
 class PlanRecords(beam.PTransform):
-    """InputItem -> ((split, shard), PlannedRecord) for each of the split's copies."""
+    """Item and listing-error chunks -> ((split, shard), list of PlannedRecord or ErrorRow), every shard once at least.
 
-    def __init__(self, copies: dict[str, int], shards: dict[str, int]) -> None:
+    Each chunk goes out as one list per shard it touches, so what crosses the
+    shuffle is a few lists per chunk, not an element per record. Every shard
+    also gets an empty list, so a shard no record went to is still written.
+    """
+
+    def __init__(self, plan: Any) -> None:
         super().__init__()
-        self.copies = dict(copies)
-        self.shards = dict(shards)
+        self.plan = plan  # the Plan singleton
 
-    def expand(self, items: beam.PCollection) -> beam.PCollection:
-        return items | "AssignShards" >> beam.FlatMap(_plan, self.copies, self.shards)
+    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        items, errors = pcolls
+        plan = beam.pvalue.AsSingleton(self.plan)
+        return (
+            items | "AssignShards" >> beam.FlatMap(_plan_items, plan),
+            errors | "RouteListingErrors" >> beam.FlatMap(_route_errors, plan),
+            self.plan | "EveryShard" >> beam.FlatMap(_every_shard),
+        ) | "AllPlanned" >> beam.Flatten()
 
 
-def _plan(item: InputItem, copies: dict[str, int], shards: dict[str, int]) -> Iterator[tuple[ShardKey, PlannedRecord]]:
-    count("listed", 1, item.split)
-    count("planned", copies[item.split], item.split)
-    for copy in range(copies[item.split]):
-        order = record_order(item.key, copy)
-        yield (item.split, order % shards[item.split]), PlannedRecord(order, item.key, copy, item.path, item.label)
+def _plan_items(chunk: list[InputItem], plan: Plan) -> Iterator[tuple[ShardKey, list[PlannedRecord]]]:
+    by_shard: dict[ShardKey, list[PlannedRecord]] = {}
+    for item in chunk:
+        copies, shards = plan.copies[item.split], plan.shards[item.split]
+        count("listed", 1, item.split)
+        count("planned", copies, item.split)
+        for copy in range(copies):
+            order = record_order(item.key, copy)
+            record = PlannedRecord(order, item.key, copy, item.path, item.label)
+            by_shard.setdefault((item.split, order % shards), []).append(record)
+    yield from by_shard.items()
+
+
+def _route_errors(chunk: list[ErrorRow], plan: Plan) -> Iterator[tuple[ShardKey, list[ErrorRow]]]:
+    """A refused listing row goes to the shard its input's copy 0 would have: its error part holds it."""
+    by_shard: dict[ShardKey, list[ErrorRow]] = {}
+    for row in chunk:
+        count("listed", 1, row.split)
+        by_shard.setdefault((row.split, record_order(row.key, 0) % plan.shards[row.split]), []).append(row)
+    yield from by_shard.items()
+
+
+def _every_shard(plan: Plan) -> Iterator[tuple[ShardKey, list[Any]]]:
+    for split in plan.splits():
+        for shard in range(plan.shards[split]):
+            yield (split, shard), []
+
+
+class Prepare(beam.PTransform):
+    """Plan -> the same plan, once the output folder is ready for it (checked, cleared or resumed).
+
+    Runs on a worker after the whole listing, so a listing over the error rate
+    fails before ``--overwrite`` deletes anything; rendering waits for it
+    because it takes the result as a side input.
+    """
+
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, plan: beam.PCollection) -> beam.PCollection:
+        return plan | "PrepareOutput" >> beam.Map(_prepare, self.config)
+
+
+def _prepare(plan: Plan, config: JobConfig) -> Plan:
+    from pipeline.job.prepare import prepare_on_worker
+
+    try:
+        prepare_on_worker(config, plan)
+    except UserError as exc:
+        raise WorkerRefusal(str(exc)) from None
+    return plan
 
 
 class WriteShards(beam.PTransform):
-    """((split, shard), PlannedRecord) -> one summary dict per written shard."""
+    """((split, shard), lists of planned records and listing errors) -> one summary per shard (as JSON)."""
 
-    def __init__(self, config: JobConfig, shards: dict[str, int], tf_threads: int = 0) -> None:
+    def __init__(self, config: JobConfig, plan: Any, tf_threads: int = 0) -> None:
         super().__init__()
         self.config = config
-        self.shards = dict(shards)
+        self.plan = plan  # the prepared Plan singleton
         self.tf_threads = tf_threads
 
     def expand(self, planned: beam.PCollection) -> beam.PCollection:
         return (
             planned
             | "GroupByShard" >> beam.GroupByKey()
-            | "RenderAndWrite" >> beam.ParDo(_WriteShardFn(self.config, self.shards, self.tf_threads))
+            | "RenderAndWrite"
+            >> beam.ParDo(_WriteShardFn(self.config, self.tf_threads), beam.pvalue.AsSingleton(self.plan))
         )
 
 
 class _WriteShardFn(beam.DoFn):
     """Holds only the config; TensorFlow is imported and traced in ``setup`` on the worker."""
 
-    def __init__(self, config: JobConfig, shards: dict[str, int], tf_threads: int) -> None:
+    def __init__(self, config: JobConfig, tf_threads: int) -> None:
         self.config = config
-        self.shards = shards
         self.tf_threads = tf_threads
 
     def setup(self) -> None:
@@ -126,13 +154,19 @@ class _WriteShardFn(beam.DoFn):
         if processor is not None:
             processor.close()
 
-    def process(self, element: tuple[ShardKey, Iterable[PlannedRecord]]) -> Iterator[dict[str, Any]]:
+    def process(self, element: tuple[ShardKey, Iterable[list[Any]]], plan: Plan) -> Iterator[dict[str, Any]]:
         """Writes one shard and counts its outcomes; yields its summary as plain JSON (small, needs no coder)."""
-        (split, shard), planned = element
-        summary = self.processor.process(split, shard, self.shards[split], list(planned))
-        count("written", summary.records, split)
-        count("bytes", summary.bytes, split)
-        count("records_failed", summary.errors, split)  # records not written, whatever the reason
+        (split, shard), parts = element
+        planned: list[PlannedRecord] = []
+        refused: list[ErrorRow] = []
+        for part in parts:
+            for value in part:
+                (refused if isinstance(value, ErrorRow) else planned).append(value)
+        summary = self.processor.process(split, shard, plan, planned, refused)
+        info = summary.info
+        count("written", info.records, split)
+        count("bytes", info.bytes, split)
+        count("records_failed", summary.planned - info.records, split)  # records not written, whatever the reason
         count("decoded", summary.decoded_inputs, split)
         for reason, n in {**summary.failed_inputs_by_reason, **summary.failed_records_by_reason}.items():
             count(f"failed/{reason}", n)

@@ -13,6 +13,12 @@ are resolved against the listing's folder.
 Keys are paths relative to the input root, ``/``-separated. A file listed
 twice is kept once (deterministically, whatever the row order) and the other
 rows are reported.
+
+The driver only opens the source (``open_source``: the top-level folders,
+O(classes)); the files are listed by the workers, one ``Unit`` (a class
+folder, the loose files of a folder, a listing file or one of its Parquet row
+groups) at a time, with the functions here. ``list_inputs`` runs the same
+functions in one process, for tools that want the whole listing at hand.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import posixpath
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipeline import fsutil
@@ -33,6 +40,7 @@ SPLIT_FOLDERS = ("train", "validation", "test")
 LISTING_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 UNLABELED = -1
+DUPLICATE = "DuplicateInput"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +53,71 @@ class InputItem:
     split: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One piece of listing work for one worker.
+
+    ``kind``: ``tree`` (every file under ``path``, recursively), ``loose``
+    (the files directly in ``path``), ``table`` (a listing file), or
+    ``row_group`` (row group ``part`` of a Parquet listing, its first row
+    numbered ``first_row``).
+    """
+
+    kind: str
+    path: str
+    part: int = 0
+    first_row: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What the driver learnt about the input: O(classes), never O(files)."""
+
+    root: str
+    kind: str  # folder, csv, parquet, jsonl
+    units: tuple[Unit, ...]
+    split_layout: bool | None = None  # folders: ROOT/<split>/<class>/...; None: decided per file (object stores)
+    fixed_classes: tuple[str, ...] | None = None
+
+    @property
+    def is_table(self) -> bool:
+        return self.kind != "folder"
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderEntry:
+    """A file found in a class folder; its label waits for the class names."""
+
+    key: str
+    path: str
+    cls: str
+    split: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRow:
+    """One row of a listing file, as read (``label`` raw: int, float, str or None)."""
+
+    row: int
+    path: Any
+    split: Any
+    label: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A usable listing row: its resolved file, split and label; duplicates are settled by ``(split, label, row)``."""
+
+    key: str
+    path: str
+    split: str
+    label: int
+    row: int
+
+
 @dataclasses.dataclass
 class Listing:
-    """The listed inputs, the inputs refused while listing, and the class names."""
+    """The listed inputs, the inputs refused while listing, and the class names (``list_inputs``)."""
 
     root: str
     kind: str
@@ -64,82 +134,183 @@ def listing_error(key: str, split: str, error_type: str, message: str) -> ErrorR
     return ErrorRow(key, None, split, "listing", error_type, message)
 
 
-def list_inputs(source: str, classes: tuple[str, ...] | None = None) -> Listing:
-    """Lists ``source``; bad or empty sources are a ``UserError`` before any work starts.
+# --- the driver's part: O(classes) ---------------------------------------------------------------------------------
 
-    ``classes`` fixes the class names and their order (labels are indices
-    into it, the same across datasets); a label or class folder outside it is
-    reported as ``UnknownLabel``. Without it, classes are the sorted names found.
-    """
+
+def open_source(source: str, classes: tuple[str, ...] | None = None) -> Source:
+    """The input's kind and its listing units; a bad or empty source is a ``UserError`` before any work."""
     root = fsutil.normalize(source)
     suffix = posixpath.splitext(root)[1].lower()
     if suffix in LISTING_SUFFIXES and not fsutil.is_dir(root):
         if not fsutil.exists(root):
             raise UserError(f"--input {source!r}: listing file does not exist")
-        listing = _list_table(root, LISTING_SUFFIXES[suffix], classes)
-    elif fsutil.is_dir(root):
-        listing = _list_folder(root, classes)
-    elif fsutil.exists(root):
+        return Source(root, LISTING_SUFFIXES[suffix], (Unit("table", root),), fixed_classes=classes)
+    if fsutil.is_dir(root):
+        return _open_folder(source, root, classes)
+    if fsutil.exists(root):
         raise UserError(
             f"--input {source!r} is a file but not a listing; give a folder of class "
             f"subfolders or a {', '.join(sorted(LISTING_SUFFIXES))} file"
         )
-    else:
-        raise UserError(f"--input {source!r} does not exist; give a folder of class subfolders or a listing file")
-    if not listing.items and not listing.errors:
-        raise UserError(f"--input {source!r} lists no files: nothing to do")
-    if not listing.items:
-        first = listing.errors[0]
-        raise UserError(
-            f"--input {source!r}: none of its {len(listing.errors)} entries can be used "
-            f"(first: {first.key}: {first.message})"
-        )
-    return listing
+    raise UserError(f"--input {source!r} does not exist; give a folder of class subfolders or a listing file")
 
 
-def _list_folder(root: str, fixed: tuple[str, ...] | None = None) -> Listing:
-    files = []
-    for path, _size in fsutil.list_files(root):
-        rel = path[len(root) :].lstrip("/\\").replace("\\", "/")
-        parts = rel.split("/")
-        if any(part.startswith(".") for part in parts):
-            continue
-        files.append((rel, path, parts))
-    tops = {parts[0] for _, _, parts in files if len(parts) >= 2}
-    split_tops = tops & set(SPLIT_FOLDERS)
-    if split_tops and tops - split_tops:
+def _open_folder(source: str, root: str, classes: tuple[str, ...] | None) -> Source:
+    """Local folders: one unit per class folder (and one for loose files), found from the top two levels.
+
+    On an object store, folders are only name prefixes and Beam's filesystems
+    cannot list one level without listing everything, so the whole tree is
+    one unit, listed by one worker, and the layout is decided per file there.
+    """
+    if not fsutil.is_local(root):
+        return Source(root, "folder", (Unit("tree", root),), None, classes)
+    top_dirs, top_files = _visible_entries(root)
+    used = [d for d in top_dirs if _has_visible_file(os.path.join(root, d))]
+    split_tops = sorted(set(used) & set(SPLIT_FOLDERS))
+    if split_tops and set(used) - set(split_tops):
         raise UserError(
-            f"--input {root!r} mixes split folders ({', '.join(sorted(split_tops))}) with class "
-            f"folders ({', '.join(sorted(tops - split_tops))}); "
+            f"--input {root!r} mixes split folders ({', '.join(split_tops)}) with class "
+            f"folders ({', '.join(sorted(set(used) - set(split_tops)))}); "
             "put every class folder inside a split folder, or use none"
         )
-    depth = 3 if split_tops else 2
-    items_raw: list[tuple[str, str, str, str]] = []
-    errors: list[ErrorRow] = []
-    listed: Counter[str] = Counter()
-    for rel, path, parts in files:
-        split = parts[0] if split_tops and len(parts) >= 2 else "train"
-        listed[split] += 1
-        try:
-            rel.encode("utf-8")
-        except UnicodeEncodeError:  # a name that is not valid UTF-8 cannot be a key, nor go in a report as is
-            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            errors.append(listing_error(shown, split, "BadFileName", "the file name is not valid UTF-8; rename it"))
-            continue
-        if len(parts) < depth:
-            where = f"{split}/<class>/" if split_tops else "<class>/"
-            errors.append(listing_error(rel, split, "NotInClassFolder", f"file is not inside a class folder ({where})"))
-            continue
-        items_raw.append((rel, path, parts[depth - 2], split))
-    classes = list(fixed) if fixed else sorted({cls for _, _, cls, _ in items_raw})
-    index = {name: i for i, name in enumerate(classes)}
-    items = []
-    for rel, path, cls, split in items_raw:
-        if cls not in index:
-            errors.append(listing_error(rel, split, "UnknownLabel", f"class folder {cls!r} is not one of --classes"))
-            continue
-        items.append(InputItem(rel, path, index[cls], split))
-    return Listing(root, "folder", items, errors, classes, listed)
+    units = [Unit("loose", root)] if top_files else []
+    if split_tops:
+        for split in split_tops:
+            folder = os.path.join(root, split)
+            dirs, files = _visible_entries(folder)
+            units += [Unit("loose", folder)] if files else []
+            units += [Unit("tree", os.path.join(folder, d)) for d in dirs]
+    else:
+        units += [Unit("tree", os.path.join(root, d)) for d in used]
+    if not units:
+        raise UserError(f"--input {source!r} lists no files: nothing to do")
+    return Source(root, "folder", tuple(units), bool(split_tops), classes)
+
+
+def _visible_entries(folder: str) -> tuple[list[str], list[str]]:
+    """Sorted names of the folders and files directly in ``folder``, hidden ones left out."""
+    dirs: list[str] = []
+    files: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            (dirs if entry.is_dir() else files).append(entry.name)
+    return sorted(dirs), sorted(files)
+
+
+def _has_visible_file(folder: str) -> bool:
+    """Whether any file under ``folder`` counts (stops at the first: O(1) for a class folder)."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not name.startswith(".") for name in filenames):
+            return True
+        del dirpath
+    return False
+
+
+# --- the workers' part: one unit at a time -------------------------------------------------------------------------
+
+
+def list_folder_unit(source: Source, unit: Unit) -> Iterator[FolderEntry | ErrorRow]:
+    """The files of one folder unit, each as an entry or as its listing error."""
+    root = source.root
+    if unit.kind == "loose":
+        paths: Iterable[str] = (os.path.join(unit.path, name) for name in _visible_entries(unit.path)[1])
+    else:
+        paths = (path for path, _size in fsutil.list_files(unit.path))
+    for path in paths:
+        found = classify_file(root, path, source.split_layout)
+        if found is not None:
+            yield found
+
+
+def classify_file(root: str, path: str, split_layout: bool | None) -> FolderEntry | ErrorRow | None:
+    """One file of a folder input: an entry, the reason it cannot be one, or None for a hidden file."""
+    rel = path[len(root) :].lstrip("/\\").replace("\\", "/")
+    parts = rel.split("/")
+    if any(part.startswith(".") for part in parts):
+        return None
+    if split_layout is None:  # an object store's tree: the layout shows in each path
+        if len(parts) >= 2 and parts[0] not in SPLIT_FOLDERS:
+            split_layout = False
+        else:
+            split_layout = len(parts) >= 2 and parts[0] in SPLIT_FOLDERS
+    split = parts[0] if split_layout and len(parts) >= 2 else "train"
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # a name that is not valid UTF-8 cannot be a key, nor go in a report as is
+        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return listing_error(shown, split, "BadFileName", "the file name is not valid UTF-8; rename it")
+    depth = 3 if split_layout else 2
+    if len(parts) < depth:
+        where = f"{split}/<class>/" if split_layout else "<class>/"
+        return listing_error(rel, split, "NotInClassFolder", f"file is not inside a class folder ({where})")
+    return FolderEntry(rel, path, parts[depth - 2], split)
+
+
+def label_folder_entry(entry: FolderEntry, classes: tuple[str, ...]) -> InputItem | ErrorRow:
+    """The entry with its label, or ``UnknownLabel`` when ``--classes`` does not name its folder."""
+    try:
+        label = classes.index(entry.cls)
+    except ValueError:
+        return listing_error(
+            entry.key, entry.split, "UnknownLabel", f"class folder {entry.cls!r} is not one of --classes"
+        )
+    return InputItem(entry.key, entry.path, label, entry.split)
+
+
+def table_units(source: Source) -> list[Unit]:
+    """A Parquet listing splits into its row groups (read in parallel); CSV and JSONL are one unit each.
+
+    Type inference of CSV and JSON depends on the whole file, so they are
+    read whole by one worker and their rows spread out after; a million-row
+    CSV reads in about a second.
+    """
+    if source.kind != "parquet":
+        return [Unit("table", source.root)]
+    import pyarrow.parquet as pq
+
+    with fsutil.open_read(source.root) as handle:
+        meta = _parquet_file(handle, source.root).metadata
+        units, first = [], 0
+        for group in range(meta.num_row_groups):
+            units.append(Unit("row_group", source.root, group, first))
+            first += meta.row_group(group).num_rows
+    del pq
+    return units
+
+
+def read_table_unit(source: Source, unit: Unit, chunk: int = 4096) -> Iterator[list[TableRow]]:
+    """The unit's rows, a chunk at a time."""
+    if unit.kind == "row_group":
+        with fsutil.open_read(source.root) as handle:
+            table = _parquet_file(handle, source.root).read_row_group(unit.part)
+            yield from _chunks(_rows(source.root, table, unit.first_row), chunk)
+        return
+    table = _read_table(source.root, source.kind)
+    yield from _chunks(_rows(source.root, table, 0), chunk)
+
+
+def _chunks(rows: Iterable[TableRow], size: int) -> Iterator[list[TableRow]]:
+    batch: list[TableRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _parquet_file(handle: Any, path: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(handle)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"--input {path!r}: cannot read as parquet: {exc}") from None
 
 
 def _read_table(path: str, fmt: str) -> Any:
@@ -159,66 +330,132 @@ def _read_table(path: str, fmt: str) -> Any:
         raise UserError(f"--input {path!r}: cannot read as {fmt}: {exc}") from None
 
 
-def _list_table(path: str, fmt: str, fixed: tuple[str, ...] | None = None) -> Listing:
-    table = _read_table(path, fmt)
+def _rows(path: str, table: Any, first_row: int) -> Iterator[TableRow]:
     columns = set(table.column_names)
     if "path" not in columns:
         raise UserError(
             f"--input {path!r} has no 'path' column (columns: {', '.join(table.column_names) or 'none'}); "
             "a listing needs 'path', and may have 'label' and 'split'"
         )
-    base = os.path.dirname(path) if fsutil.is_local(path) else posixpath.dirname(path)
     paths = table.column("path").to_pylist()
     splits = table.column("split").to_pylist() if "split" in columns else [None] * len(paths)
     labels = table.column("label").to_pylist() if "label" in columns else [UNLABELED] * len(paths)
-    # CSV reads an empty cell as "" in a text column: that is a missing label, not a class.
-    labels = [None if isinstance(v, str) and not v.strip() else v for v in labels]
+    for offset, (raw_path, raw_split, raw_label) in enumerate(zip(paths, splits, labels, strict=True)):
+        # CSV reads an empty cell as "" in a text column: that is a missing label, not a class.
+        label = None if isinstance(raw_label, str) and not raw_label.strip() else raw_label
+        yield TableRow(first_row + offset, raw_path, raw_split, label)
 
-    classes = list(fixed) if fixed else sorted({v for v in labels if isinstance(v, str)})
-    class_index = {name: i for i, name in enumerate(classes)}
+
+def row_split(row: TableRow) -> str:
+    return "train" if row.split in (None, "") else str(row.split)
+
+
+def class_name_of(row: TableRow) -> str | None:
+    """The class name a row contributes to the sorted class list (string labels only)."""
+    return row.label if isinstance(row.label, str) else None
+
+
+def resolve_row(source: Source, row: TableRow, classes: tuple[str, ...]) -> Candidate | ErrorRow:
+    """A row's file, split and label, or its listing error; a split that is not a name fails the job."""
+    base = os.path.dirname(source.root) if fsutil.is_local(source.root) else posixpath.dirname(source.root)
+    split = row_split(row)
+    raw_path = row.path
+    key = _key_for(base, raw_path) if isinstance(raw_path, str) and raw_path else f"<row {row.row}>"
+    if not isinstance(raw_path, str) or not raw_path:
+        return listing_error(key, split, "MissingPath", f"row {row.row} has an empty path")
+    if not _SPLIT_NAME.match(split):
+        raise UserError(
+            f"--input {source.root!r} row {row.row}: split {split!r} is not a lowercase name such as "
+            "train, validation or test; fix the split column"
+        )
+    label, problem = _label_of(row.label, {name: i for i, name in enumerate(classes)}, source.fixed_classes is not None)
+    if problem:
+        return listing_error(key, split, problem[0], f"row {row.row}: {problem[1]}")
+    return Candidate(key, _resolve(base, raw_path), split, label, row.row)
+
+
+def settle_key(source: Source, rows: Iterable[Candidate]) -> tuple[InputItem, list[ErrorRow]]:
+    """The rows naming one key: the file is kept once, in its first row by (split, label, row); others reported."""
+    ordered = sorted(rows, key=lambda r: (r.split, r.label, r.row))
+    first = ordered[0]
+    if any(r.path != first.path for r in ordered):
+        raise UserError(
+            f"--input {source.root!r}: different files give the same key {first.key!r}; use paths that differ"
+        )
+    errors = [
+        listing_error(
+            dup.key,
+            dup.split,
+            DUPLICATE,
+            f"row {dup.row}: file listed {len(ordered)} times; kept once, "
+            f"in split {first.split!r} with label {first.label}",
+        )
+        for dup in ordered[1:]
+    ]
+    return InputItem(first.key, first.path, first.label, first.split), errors
+
+
+def table_classes(found: Iterable[str], fixed: tuple[str, ...] | None) -> tuple[str, ...]:
+    """``--classes``, else the sorted class names the rows use."""
+    return tuple(fixed) if fixed else tuple(sorted(set(found)))
+
+
+def numbered_classes(classes: tuple[str, ...], max_label: int) -> tuple[str, ...]:
+    """Integer labels without class names get the names ``"0"``, ``"1"``, ... up to the largest label."""
+    if not classes and max_label >= 0:
+        return tuple(str(i) for i in range(max_label + 1))
+    return classes
+
+
+def check_usable(source: str, usable: int, refused: int, first: ErrorRow | None) -> None:
+    """A source with no usable entry is the user's mistake, not a run with every input failed."""
+    if usable:
+        return
+    if not refused or first is None:
+        raise UserError(f"--input {source!r} lists no files: nothing to do")
+    raise UserError(
+        f"--input {source!r}: none of its {refused} entries can be used (first: {first.key}: {first.message})"
+    )
+
+
+# --- all of it in one process --------------------------------------------------------------------------------------
+
+
+def list_inputs(source: str, classes: tuple[str, ...] | None = None) -> Listing:
+    """The whole listing in this process (the job lists on its workers with the same functions)."""
+    src = open_source(source, classes)
     errors: list[ErrorRow] = []
+    items: list[InputItem] = []
     listed: Counter[str] = Counter()
-    candidates: dict[str, list[tuple[str, int, int, str]]] = {}  # path -> (split, label, row, key) per row
-    for row, (raw_path, raw_split, raw_label) in enumerate(zip(paths, splits, labels, strict=True)):
-        split = "train" if raw_split in (None, "") else str(raw_split)
-        key = _key_for(base, raw_path) if isinstance(raw_path, str) and raw_path else f"<row {row}>"
-        listed[split] += 1
-        if not isinstance(raw_path, str) or not raw_path:
-            errors.append(listing_error(key, split, "MissingPath", f"row {row} has an empty path"))
-            continue
-        if not _SPLIT_NAME.match(split):
-            raise UserError(
-                f"--input {path!r} row {row}: split {split!r} is not a lowercase name such as "
-                "train, validation or test; fix the split column"
-            )
-        label, problem = _label_of(raw_label, class_index, fixed is not None)
-        if problem:
-            errors.append(listing_error(key, split, problem[0], f"row {row}: {problem[1]}"))
-            continue
-        full = _resolve(base, raw_path)
-        candidates.setdefault(full, []).append((split, label, row, key))
-    items = []
-    for full, rows in candidates.items():
-        rows.sort(key=lambda r: (r[0], r[1], r[2]))
-        split, label, _row, key = rows[0]
-        items.append(InputItem(key, full, label, split))
-        for dup_split, _label, dup_row, dup_key in rows[1:]:
-            errors.append(
-                listing_error(
-                    dup_key,
-                    dup_split,
-                    "DuplicateInput",
-                    f"row {dup_row}: file listed {len(rows)} times; kept once, in split {split!r} with label {label}",
-                )
-            )
-    if not classes and any(i.label >= 0 for i in items):
-        classes = [str(i) for i in range(max(i.label for i in items) + 1)]
+    if not src.is_table:
+        entries: list[FolderEntry] = []
+        for unit in src.units:
+            for found in list_folder_unit(src, unit):
+                listed[found.split] += 1
+                (errors if isinstance(found, ErrorRow) else entries).append(found)  # type: ignore[arg-type]
+        names = tuple(classes) if classes else tuple(sorted({e.cls for e in entries}))
+        for entry in entries:
+            labelled = label_folder_entry(entry, names)
+            (errors if isinstance(labelled, ErrorRow) else items).append(labelled)  # type: ignore[arg-type]
+    else:
+        rows = [row for unit in table_units(src) for chunk in read_table_unit(src, unit) for row in chunk]
+        names = table_classes((n for r in rows if (n := class_name_of(r)) is not None), classes)
+        by_key: dict[str, list[Candidate]] = {}
+        for row in rows:
+            listed[row_split(row)] += 1
+            resolved = resolve_row(src, row, names)
+            if isinstance(resolved, ErrorRow):
+                errors.append(resolved)
+            else:
+                by_key.setdefault(resolved.key, []).append(resolved)
+        for key in sorted(by_key):
+            item, dups = settle_key(src, by_key[key])
+            items.append(item)
+            errors.extend(dups)
+        names = numbered_classes(names, max((i.label for i in items), default=UNLABELED))
+    check_usable(source, len(items), len(errors), errors[0] if errors else None)
     items.sort(key=lambda i: i.key)
-    keys = Counter(i.key for i in items)
-    clashes = [k for k, n in keys.items() if n > 1]
-    if clashes:
-        raise UserError(f"--input {path!r}: different files give the same key {clashes[0]!r}; use paths that differ")
-    return Listing(path, fmt, items, errors, classes, listed)
+    return Listing(src.root, src.kind, items, errors, list(names), listed)
 
 
 def _label_of(value: Any, class_index: dict[str, int], fixed: bool = False) -> tuple[int, tuple[str, str] | None]:
@@ -232,8 +469,6 @@ def _label_of(value: Any, class_index: dict[str, int], fixed: bool = False) -> t
         return class_index[value], None
     if fixed and isinstance(value, (int, float)) and int(value) >= len(class_index):
         return 0, ("UnknownLabel", f"label {value!r} is past the {len(class_index)} classes of --classes")
-    if isinstance(value, float) and not value.is_integer():
-        return 0, ("InvalidLabel", f"label {value!r} is not an integer")
     if int(value) < UNLABELED:
         return 0, ("InvalidLabel", f"label {value!r} is negative")
     return int(value), None

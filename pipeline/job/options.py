@@ -61,6 +61,7 @@ class JobConfig:
     batch_size: int = 8
     dali_index: bool = False
     overwrite: bool = False
+    resume: bool = False
 
     def __post_init__(self) -> None:
         self.preprocessing  # noqa: B018  # validates --model, --mean and --std
@@ -160,6 +161,7 @@ class JobConfig:
         out = dataclasses.asdict(self)
         out.pop("output")
         out.pop("overwrite")
+        out.pop("resume")
         out.pop("batch_size")  # batching never changes the bytes
         out.pop("max_error_rate")  # decides whether the run finishes, not what it writes
         out["image_size"] = list(self.image_size)

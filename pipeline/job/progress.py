@@ -222,6 +222,16 @@ def finished(data: dict[str, Any] | None) -> bool:
     return data is not None and isinstance(data.get("records"), int) and data["done"] >= data["records"]
 
 
+def planned_total(path: str) -> int:
+    """Records the run plans, from its ``run.json``; 0 until the listing workers have written it."""
+    from pipeline.job.plan import RunInfo
+
+    try:
+        return RunInfo.from_json(json.loads(fsutil.read_bytes(path))).plan.planned_records
+    except Exception:  # not there yet, or being replaced: the next poll reads it
+        return 0
+
+
 class ProgressMonitor:
     """Polls the progress folder in a daemon thread and prints a bar or lines to ``stream``.
 
@@ -247,10 +257,12 @@ class ProgressMonitor:
         clock: Callable[[], float] = time.monotonic,
         window_s: float = RATE_WINDOW_S,
         max_reads: int | None = None,
+        plan_file: str | None = None,
     ) -> None:
         local = fsutil.is_local(folder)
         self.folder = folder
         self.total = total
+        self.plan_file = plan_file  # the run's plan (run.json): the total, once the workers have listed the input
         self.stream = stream if stream is not None else sys.stderr
         self.mode = resolve_mode(mode, self.stream)
         self.poll_s = poll_s if poll_s is not None else (LOCAL_POLL_S if local else REMOTE_POLL_S)
@@ -291,6 +303,8 @@ class ProgressMonitor:
         or when half the poll interval (the final poll: ``FINAL_POLL_S``) is
         spent, so polls never pile up behind a slow object store.
         """
+        if not self.total and self.plan_file:
+            self.total = planned_total(self.plan_file)
         listed = list_progress(self.folder)
         with self._lock:
             self._polls += 1

@@ -1,89 +1,58 @@
-"""The job from start to finish: check, list, run the Beam graph, finalize.
+"""The job from start to finish: check, open the input, build and run the Beam graph, finalize.
 
-Everything a user can get wrong (input, output folder, options, config) is
-checked in the driver before the pipeline starts.
+The driver's work is O(1) or O(shards), never O(inputs): it checks the
+options and the output folder, lists the input's top-level folders, builds a
+graph whose size does not depend on the input, and after the run reads one
+small summary per shard. Everything per input runs on the workers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
+import resource
 import sys
 import threading
-from collections import Counter
+import time
 from collections.abc import Callable
 from typing import Any
 
 from pipeline import fsutil
-from pipeline.errors import UserError
-from pipeline.format.manifest import MANIFEST, Manifest
-from pipeline.format.tfds_info import DATASET_INFO as TFDS_INFO
+from pipeline.errors import UserError, refusal_in
+from pipeline.format.manifest import Manifest
 from pipeline.job.finalize import finalize
-from pipeline.job.listing import Listing, list_inputs
+from pipeline.job.listing import Source, open_source
 from pipeline.job.options import JobConfig
-from pipeline.job.shard import WORK_DIR
+from pipeline.job.prepare import check_output, run_file
 from pipeline.job.side_files import warm_up
-from pipeline.runtime.runners import check_paths_reachable, fn_api_runner, worker_packaging
+from pipeline.runtime.runners import check_paths_reachable, fn_api_runner, runs_remotely, worker_packaging
 from pipeline.runtime.tf_threads import resolve_tf_threads
 
-
-def prepare_output(config: JobConfig, listing: Listing) -> None:
-    """Refuses a non-empty output unless ``overwrite``; then clears it, manifest first."""
-    out = config.output
-    _refuse_overlap(out, listing)
-    if not fsutil.is_empty_dir(out):
-        if fsutil.is_local(out) and not os.path.isdir(out):
-            raise UserError(f"--output {out!r} is a file; give a folder")
-        if not config.overwrite:
-            raise UserError(f"--output {out!r} is not empty; pass --overwrite to replace it, or choose a new folder")
-        # The manifest and TFDS's metadata go first: from then on no reader takes the folder for a finished run.
-        fsutil.clear_dir(out, first=[MANIFEST, TFDS_INFO])
-    fsutil.make_dirs(out)
-    fsutil.make_dirs(fsutil.join(out, WORK_DIR))
+PHASES = ("check", "listing", "graph", "run", "finalize")
 
 
-def _refuse_overlap(out: str, listing: Listing) -> None:
-    """The output must not hold any input, nor sit inside a listed folder: --overwrite would delete inputs."""
-    if not fsutil.is_local(out):
-        prefix = out.rstrip("/") + "/"
-        root = listing.root.rstrip("/") + "/"
-        if listing.kind == "folder" and (root.startswith(prefix) or prefix.startswith(root)):
-            raise UserError(f"--output {out!r} overlaps --input {listing.root!r}; choose a separate folder")
-        if root.startswith(prefix) or any(item.path.startswith(prefix) for item in listing.items):
-            raise UserError(f"--output {out!r} holds inputs of the listing; choose a folder that holds none")
-        return
-    out_abs = os.path.abspath(out)
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of the driver's work: its wall time and the driver's peak RSS at its end (``--phase-log``)."""
 
-    def within(path: str, folder: str) -> bool:
-        return os.path.commonpath([path, folder]) == folder
-
-    if listing.kind == "folder" and (within(out_abs, listing.root) or within(listing.root, out_abs)):
-        raise UserError(f"--output {out!r} overlaps --input {listing.root!r}; choose a folder outside it")
-    local = [item.path for item in listing.items if fsutil.is_local(item.path)] + [listing.root]
-    if any(within(path, out_abs) for path in local):
-        raise UserError(f"--output {out!r} holds inputs of the listing; choose a folder that holds none")
+    phase: str
+    seconds: float
+    peak_rss_mb: float
 
 
-def check_listing_errors(listing: Listing, max_rate: float) -> None:
-    """Fails before any work (and before --overwrite deletes anything) when the listing alone is over the rate."""
-    listed = sum(listing.listed.values())
-    failed = [e for e in listing.errors if e.error_type != "DuplicateInput"]
-    if listed and len(failed) / listed > max_rate:
-        reasons = Counter(e.error_type for e in failed).most_common(4)
-        top = ", ".join(f"{n} {kind}" for kind, n in reasons)
-        raise UserError(
-            f"--input {listing.root!r}: {len(failed)} of {listed} entries ({len(failed) / listed:.1%}) are refused "
-            f"while listing, over --max-error-rate {max_rate:g}: {top} (first: {failed[0].key}: "
-            f"{failed[0].message}); fix the input or options, or raise --max-error-rate"
-        )
+class _PhaseClock:
+    """Times the driver's phases; the peak RSS is the process's high-water mark, so it only grows."""
 
+    def __init__(self, on_phase: Callable[[Phase], None] | None) -> None:
+        self.on_phase = on_phase
+        self.started = time.perf_counter()
 
-def plan_shards(config: JobConfig, listing: Listing) -> tuple[dict[str, int], dict[str, int]]:
-    """Copies and shard counts per split, from the listing and config alone."""
-    per_split = Counter(item.split for item in listing.items)
-    copies = {split: config.copies_for(split) for split in listing.splits()}
-    shards = {split: config.shards_for(per_split[split] * copies[split]) for split in listing.splits()}
-    return copies, shards
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.on_phase is not None:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.on_phase(Phase(name, round(now - self.started, 3), round(peak, 1)))
+        self.started = now
 
 
 def pipeline_options(beam_args: list[str]) -> Any:
@@ -106,6 +75,35 @@ def pipeline_options(beam_args: list[str]) -> Any:
     return options
 
 
+def build_pipeline(config: JobConfig, source: Source, options: Any, tf_threads: int = 0, remote: bool = False) -> Any:
+    """The whole job as a Beam pipeline, not yet run; its size does not depend on the number of inputs.
+
+    What it holds: the source's units (O(classes)) and the config. Listing,
+    planning, preparing the folder and writing the shards all run on workers.
+    """
+    import apache_beam as beam
+
+    from pipeline.job.graph import PlanRecords, Prepare, WriteShards
+    from pipeline.job.list_stage import ListInputs
+
+    p = beam.Pipeline(runner=fn_api_runner(options), options=options)  # runner None: Beam picks
+    items, errors, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote)
+    prepared = plan | "Prepare" >> Prepare(config)
+    _ = (
+        (items, errors)
+        | "PlanRecords" >> PlanRecords(plan)
+        | "WriteShards" >> WriteShards(config, prepared, tf_threads)
+    )
+    return p
+
+
+def graph_size(config: JobConfig, beam_args: list[str] | None = None) -> int:
+    """Bytes of the pipeline proto a runner would be sent for this job, built without running anything."""
+    options = pipeline_options(list(beam_args or []))
+    p = build_pipeline(config, open_source(config.input, config.classes), options)
+    return len(p.to_runner_api().SerializeToString())
+
+
 def run_job(
     config: JobConfig,
     beam_args: list[str] | None = None,
@@ -113,6 +111,7 @@ def run_job(
     on_result: Callable[[Any], None] | None = None,
     shared_mount: bool = False,
     tf_threads: int | str = "auto",
+    on_phase: Callable[[Phase], None] | None = None,
 ) -> Manifest:
     """Runs the whole job and returns the manifest.
 
@@ -120,39 +119,43 @@ def run_job(
     stderr; it and ``tf_threads`` (``tf_threads.resolve_tf_threads``)
     are arguments, not part of ``JobConfig``, because they never change the
     output. ``on_result`` gets Beam's ``PipelineResult`` (its metrics) before
-    finalizing; the manifest never holds runner details.
+    finalizing; the manifest never holds runner details. ``on_phase`` gets
+    each ``Phase`` of the driver's work as it ends.
     """
-    import apache_beam as beam
-
-    from pipeline.job.graph import CountListingErrors, PlanRecords, WriteShards, counters
+    from pipeline.job.graph import counters
     from pipeline.job.progress import ProgressMonitor
     from pipeline.job.shard import progress_dir
 
+    clock = _PhaseClock(on_phase)
     beam_args = beam_args or []
-    listing = list_inputs(config.input, config.classes)
     options = pipeline_options(beam_args)
     threads = resolve_tf_threads(tf_threads, beam_args)
-    items = [item.path for item in listing.items]
-    check_paths_reachable(beam_args, config.input, config.output, items, shared_mount)
-    check_listing_errors(listing, config.max_error_rate)
-    planned = sum(config.copies_for(item.split) for item in listing.items)
-    monitor = ProgressMonitor(progress_dir(config.output), planned, progress)  # a bad mode fails before any delete
-    prepare_output(config, listing)
-    copies, shards = plan_shards(config, listing)
-    runner = fn_api_runner(options)  # None: Beam picks
+    check_paths_reachable(beam_args, config.input, config.output, None, shared_mount)
+    monitor = ProgressMonitor(progress_dir(config.output), 0, progress, plan_file=run_file(config.output))
+    clock.done("check")
+    source = open_source(config.input, config.classes)
+    check_output(config, source)
+    fsutil.make_dirs(config.output)
+    clock.done("listing")
+    p = build_pipeline(config, source, options, threads, remote=runs_remotely(beam_args))
+    p.to_runner_api()  # what every runner does first; timed here as part of building the graph
+    clock.done("graph")
     threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
-    with monitor, beam.Pipeline(runner=runner, options=options) as p:  # Beam runs the graph when its block ends
-        _ = p | "CountListingErrors" >> CountListingErrors(listing.errors)
-        _ = (
-            p
-            | "ListInputs" >> beam.Create(listing.items, reshuffle=False)  # no shuffle before the one by shard
-            | "PlanRecords" >> PlanRecords(copies, shards)
-            | "WriteShards" >> WriteShards(config, shards, threads)
-        )
-    result = p.result
+    try:
+        with monitor:
+            result = p.run()
+            result.wait_until_finish()
+    except Exception as exc:
+        message = refusal_in(exc)
+        if message is not None:
+            raise UserError(message) from None
+        raise
+    clock.done("run")
     log = logging.getLogger(__name__)
     if log.isEnabledFor(logging.INFO):
         log.info("augbeam counters (for runner UIs, not the manifest's counts): %s", counters(result))
     if on_result is not None:
         on_result(result)
-    return finalize(config, listing, shards)
+    manifest = finalize(config)
+    clock.done("finalize")
+    return manifest

@@ -8,8 +8,9 @@ copies scatter across shards) is decoded inside its render call, a group of
 such images of any sizes in one TensorFlow call, when its header gives its
 size (JPEG, 8-bit PNG): the same bytes as decoding first (tested), at about
 four fifths of the CPU per image (measured). Records are sorted by a hash of (key, copy) and written to a
-temporary name, then renamed; a sidecar JSON with the shard's index rows,
-errors and checksum goes next to it for the driver to merge.
+temporary name, then renamed; the shard's index and error rows go to their
+own Parquet parts beside it, and a small summary (counts and checksums, no
+rows) goes to the work folder last, for finalize and for ``--resume``.
 
 Every outcome is deterministic, so a retried or duplicated shard writes the
 same bytes to the same names.
@@ -26,23 +27,41 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from pipeline import fsutil
 from pipeline.format.dali_index import write_dali_index
-from pipeline.format.manifest import DaliIndexInfo, ErrorRow, IndexRow, ShardSummary, Sidecar, shard_name
+from pipeline.format.manifest import (
+    DaliIndexInfo,
+    ErrorRow,
+    IndexRow,
+    SchemaError,
+    ShardInfo,
+    ShardSummary,
+    errors_name,
+    index_name,
+    record_order,
+    shard_name,
+)
 from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
+from pipeline.format.tables import write_table
 from pipeline.job.options import JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
 from transforms.decode import DecodeError, header_shape
 from transforms.encoding import stored_dtype
 from transforms.errors import ConfigError
+from transforms.rng import stable_hash64
+
+if TYPE_CHECKING:
+    from pipeline.job.plan import Plan
 
 WORK_DIR = ".augbeam-work"
 PROGRESS_DIR = "progress"  # under WORK_DIR: one small JSON per shard for the driver's progress display
+SUMMARY_DIR = "summaries"  # under WORK_DIR: one ShardSummary per written shard
+MASK64 = 2**64 - 1
 READ_ATTEMPTS = 3
 INPUT_STAGES = ("read", "decode")  # a failure at these stages is the input's (all its copies), not one record's
 
@@ -57,8 +76,8 @@ class PlannedRecord(NamedTuple):
     label: int
 
 
-def sidecar_path(output: str, split: str, shard: int) -> str:
-    return fsutil.join(output, WORK_DIR, f"{split}-{shard:05d}.json")
+def summary_path(output: str, split: str, shard: int, num_shards: int) -> str:
+    return fsutil.join(output, WORK_DIR, SUMMARY_DIR, f"{split}-{shard:05d}-of-{num_shards:05d}.json")
 
 
 def progress_dir(output: str) -> str:
@@ -112,22 +131,29 @@ class ShardProcessor:
             thread.shutdown(wait=True)
             self.render_thread = None
 
-    def process(self, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]) -> ShardSummary:
-        """Writes the shard and its sidecar; returns the shard's summary.
+    def process(
+        self, split: str, shard: int, plan: Plan, planned: list[PlannedRecord], refused: list[ErrorRow]
+    ) -> ShardSummary:
+        """Writes the shard, its index and error parts and its summary; returns the summary.
 
         Records are taken in their final order and written as soon as every
         record before them is done, so a worker holds a window of records,
         not the whole shard: memory does not grow with the shard. Images of
         the same size inside the window are rendered in one batch; images
-        decoded inside the render call go in groups of ``batch_size``.
+        decoded inside the render call go in groups of ``batch_size``. With
+        ``--resume``, a shard whose summary and files are complete is kept.
         """
-        run = _ShardRun(self, split, shard, num_shards, planned)
+        if self.config.resume:
+            kept = kept_summary(self.config.output, split, shard, plan)
+            if kept is not None:
+                return kept
+        run = _ShardRun(self, split, shard, plan, planned, refused)
         try:
             run.write_records()
         finally:
             self.peak_in_flight = run.peak_in_flight  # records read but not yet written: bounded by the window (tested)
         summary = run.summary()
-        run.write_sidecar(summary)
+        run.write_summary(summary)
         return summary
 
     def _load(self, path: str) -> tuple[Any, str] | _Failed:
@@ -186,13 +212,22 @@ class _ShardRun:
     writer: TFRecordWriter  # the open shard's, from ``write_records`` on
 
     def __init__(
-        self, processor: ShardProcessor, split: str, shard: int, num_shards: int, planned: list[PlannedRecord]
+        self,
+        processor: ShardProcessor,
+        split: str,
+        shard: int,
+        plan: Plan,
+        planned: list[PlannedRecord],
+        refused: list[ErrorRow],
     ) -> None:
         cfg = processor.config
         kind = "train" if (split == "train" or cfg.augment_eval) else "eval"
         self.processor = processor
         self.cfg = cfg
-        self.split, self.shard, self.num_shards = split, shard, num_shards
+        self.plan = plan
+        self.split, self.shard, self.num_shards = split, shard, plan.shards[split]
+        self.copies = plan.copies[split]
+        num_shards = self.num_shards
         self.augmenter, self.renderer = processor._augmenters[kind], processor._renderers[kind]
         self.name = shard_name(split, shard, num_shards)
         self.final = fsutil.join(cfg.output, self.name)
@@ -201,11 +236,14 @@ class _ShardRun:
         self.images = _ImageCache()
         self.window = 4 * cfg.batch_size
         self.slots: dict[int, _Rendered | None] = {}
-        self.errors: list[ErrorRow] = []
+        self.refused = refused  # listing rows routed to this shard
+        self.errors: list[ErrorRow] = []  # inputs (copy 0 here) and records that failed here
         self.index: list[IndexRow] = []
         self.offsets: list[tuple[int, int]] = []  # (offset, framed length) per record, for --dali-index
         self.done = 0  # records before this position are written (or failed)
-        self.failed_inputs = 0  # inputs whose copy 0 is here and that could not be read or decoded (see _outcomes)
+        self.failed_inputs = 0  # inputs whose copy 0 is here and that could not be read or decoded
+        self.other_copies_failed = 0  # records of copy >= 1 whose input could not be read or decoded
+        self.other_copies_hash = 0
         self.peak_in_flight = 0
         self.progress = ShardProgress(progress_dir(cfg.output), split, shard, len(self.ordered))
         self.batches = _Batcher(cfg.batch_size, self.render_batch)
@@ -227,34 +265,51 @@ class _ShardRun:
         fsutil.commit(temp, self.final)
 
     def summary(self) -> ShardSummary:
-        """The shard's summary; error rows put in a fixed order first, and the DALI index written if asked for."""
-        # Whatever order the groups finished in: the same shard, the same sidecar.
-        self.errors.sort(key=lambda e: e.sort_key)
-        dali = write_dali_index(self.cfg.output, self.name, self.offsets) if self.cfg.dali_index else None
+        """Writes the index and error parts (and the DALI index if asked for); the shard's summary."""
+        check_shard_rows(self.split, self.shard, self.num_shards, self.index)
+        out, split, shard, n = self.cfg.output, self.split, self.shard, self.num_shards
+        # Whatever order the groups finished in: the same shard, the same parts.
+        errors = sorted([*self.refused, *self.errors], key=lambda e: e.sort_key)
+        index_info = write_table(out, index_name(split, shard, n), self.index, IndexRow)
+        errors_info = write_table(out, errors_name(split, shard, n), errors, ErrorRow)
+        dali = write_dali_index(out, self.name, self.offsets) if self.cfg.dali_index else None
+        info = ShardInfo(
+            self.name,
+            self.writer.records,
+            self.writer.bytes,
+            self.writer.sha256.hexdigest(),
+            index_info,
+            errors_info,
+            DaliIndexInfo.from_json(dali) if dali is not None else None,
+        )
+        owned = [e for e in self.errors if e.copy is None]
+        owned_hash = sum(stable_hash64(e.key) * (self.copies - 1) for e in owned) & MASK64
         return ShardSummary(
-            split=self.split,
-            shard=self.shard,
-            num_shards=self.num_shards,
-            file=self.name,
-            records=self.writer.records,
-            bytes=self.writer.bytes,
-            sha256=self.writer.sha256.hexdigest(),
-            errors=len(self.errors),
-            **_outcomes(self.ordered, self.errors),
-            dali_index=DaliIndexInfo.from_json(dali) if dali is not None else None,
+            split=split,
+            shard=shard,
+            num_shards=n,
+            run=self.plan.run,
+            info=info,
+            planned=len(self.ordered),
+            owned_inputs=sum(1 for rec in self.ordered if rec.copy == 0),
+            listing_errors_by_reason=dict(sorted(Counter(e.reason for e in self.refused).items())),
+            failed_inputs_by_reason=dict(sorted(Counter(e.reason for e in owned).items())),
+            failed_records_by_reason=dict(sorted(Counter(e.reason for e in self.errors if e.copy is not None).items())),
+            other_copies_failed=self.other_copies_failed,
+            other_copies_hash=self.other_copies_hash,
+            owned_failed_hash=owned_hash,
         )
 
-    def write_sidecar(self, summary: ShardSummary) -> None:
-        """The final progress numbers, then the sidecar: the shard's last write.
+    def write_summary(self, summary: ShardSummary) -> None:
+        """The final progress numbers, then the summary: the shard's last write.
 
-        Finalize trusts the sidecar and then deletes the work folder, so a
-        progress write after it (a duplicate attempt's, on an object store)
-        could recreate that folder.
+        Finalize and ``--resume`` trust a shard whose summary exists, so it
+        goes after every file it names.
         """
-        self.progress.update(self.done, self.writer.records, len(self.errors), self.failed_inputs, final=True)
-        sidecar = Sidecar(summary, tuple(self.index), tuple(self.errors))
-        data = json.dumps(sidecar.to_json(), sort_keys=True).encode()
-        fsutil.write_atomic(sidecar_path(self.cfg.output, self.split, self.shard), data)
+        failed = self.done - self.writer.records
+        self.progress.update(self.done, self.writer.records, failed, self.failed_inputs, final=True)
+        data = json.dumps(summary.to_json(), sort_keys=True).encode()
+        fsutil.write_atomic(summary_path(self.cfg.output, self.split, self.shard, self.num_shards), data)
 
     # --- one record ----------------------------------------------------------------------------------------------
 
@@ -276,7 +331,7 @@ class _ShardRun:
             self.flush_in_flight()
         self.write_ready()
         self.peak_in_flight = max(self.peak_in_flight, position + 1 - self.done)
-        self.progress.update(self.done, self.writer.records, len(self.errors), self.failed_inputs)
+        self.progress.update(self.done, self.writer.records, self.done - self.writer.records, self.failed_inputs)
 
     def take(self, position: int, rec: PlannedRecord, loaded: tuple[Any, str] | _Failed) -> None:
         """A decoded image (or why it failed) to its batch, or its error row."""
@@ -324,9 +379,20 @@ class _ShardRun:
             return None
 
     def fail(self, position: int, rec: PlannedRecord, stage: str, error_type: str, message: str) -> None:
-        """The record's error row; its slot is done with nothing to write."""
-        self.errors.append(ErrorRow(rec.key, rec.copy, self.split, stage, error_type, message))
+        """The record's error row; its slot is done with nothing to write.
+
+        An input that cannot be read or decoded gets one row, with no copy,
+        from the shard that holds its copy 0; its other copies are counted
+        for finalize's cross-shard check, without rows of their own.
+        """
         self.slots[position] = None
+        if stage not in INPUT_STAGES:
+            self.errors.append(ErrorRow(rec.key, rec.copy, self.split, stage, error_type, message))
+        elif rec.copy == 0:
+            self.errors.append(ErrorRow(rec.key, None, self.split, stage, error_type, message))
+        else:
+            self.other_copies_failed += 1
+            self.other_copies_hash = (self.other_copies_hash + stable_hash64(rec.key)) & MASK64
 
     # --- rendering -----------------------------------------------------------------------------------------------
 
@@ -453,21 +519,43 @@ def _gpus() -> list[Any]:
     return tf.config.list_physical_devices("GPU")
 
 
-def _outcomes(ordered: list[PlannedRecord], errors: list[ErrorRow]) -> dict[str, Any]:
-    """Decoded inputs and failures by ``stage/ErrorType``, for the job's metrics counters.
+def check_shard_rows(split: str, shard: int, num_shards: int, rows: list[IndexRow]) -> None:
+    """No (key, copy) twice, each in the shard its hash names: so, with every shard checked, none twice in the split."""
+    from pipeline.errors import ReconcileError
 
-    An input is counted by the one shard that holds its copy 0, so inputs are
-    not counted once per shard their copies went to. Read and decode failures
-    count inputs; augment and range failures count records.
-    """
-    owned = sum(1 for rec in ordered if rec.copy == 0)
-    failed_inputs = Counter(e.reason for e in errors if e.copy == 0 and e.stage in INPUT_STAGES)
-    failed_records = Counter(e.reason for e in errors if e.stage not in INPUT_STAGES)
-    return {
-        "decoded_inputs": owned - sum(failed_inputs.values()),
-        "failed_inputs_by_reason": dict(sorted(failed_inputs.items())),
-        "failed_records_by_reason": dict(sorted(failed_records.items())),
-    }
+    seen: set[tuple[str, int]] = set()
+    for row in rows:
+        pair = (row.key, row.copy)
+        if pair in seen:
+            raise ReconcileError(f"{split} shard {shard}: record ({pair[0]!r}, copy {pair[1]}) written twice")
+        seen.add(pair)
+        if record_order(*pair) % num_shards != shard:
+            raise ReconcileError(f"{split} shard {shard}: record ({pair[0]!r}, copy {pair[1]}) is in the wrong shard")
+
+
+def kept_summary(output: str, split: str, shard: int, plan: Plan) -> ShardSummary | None:
+    """``--resume``: the shard's summary when it names this run and every file it names has its bytes, else None."""
+    path = summary_path(output, split, shard, plan.shards[split])
+    if not fsutil.exists(path):
+        return None
+    try:
+        summary = ShardSummary.from_json(json.loads(fsutil.read_bytes(path)))
+    except (ValueError, UnicodeDecodeError, SchemaError):
+        return None  # cut short by the crash: the shard is written again
+    if summary.run != plan.run:
+        return None
+    info = summary.info
+    files = [(info.file, info.bytes, info.sha256)] + [(t.name, t.bytes, t.sha256) for t in (info.index, info.errors)]
+    if info.dali_index is not None:
+        files.append((info.dali_index.file, info.dali_index.bytes, info.dali_index.sha256))
+    for name, size, sha in files:
+        target = fsutil.join(output, name)
+        if not fsutil.exists(target):
+            return None
+        data = fsutil.read_bytes(target)
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+            return None
+    return summary
 
 
 class TransientReadError(OSError):

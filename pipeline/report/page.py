@@ -72,8 +72,15 @@ def render(root: str, manifest: Manifest) -> str:
         if split in augmented:
             break
         skip += manifest.splits[split].counts.written
-    with _open(fsutil.join(root, manifest.index.name)) as handle:
-        records, truncated = report_params.read_params(handle, set(augmented), skip)
+    records: list = []
+    truncated = False
+    for table in [t for split in sorted(augmented) for t in manifest.index_tables(split)]:  # TEMP until readside
+        with _open(fsutil.join(root, table.name)) as handle:
+            part, truncated = report_params.read_params(handle, set(augmented), 0)
+        records += part[: report_params.MAX_ROWS - len(records)]
+        if len(records) >= report_params.MAX_ROWS:
+            truncated = True
+            break
     body = [
         _header(manifest),
         '<nav><a href="#counts">Counts</a><a href="#samples">Samples</a><a href="#params">Parameters</a>'
@@ -232,19 +239,22 @@ def _samples(root: str, manifest: Manifest) -> str:
 def _errors(root: str, manifest: Manifest) -> str:
     import pyarrow.parquet as pq
 
-    total = manifest.errors.rows
+    total = manifest.error_rows
     if not total:
         return '<p class="ok">No errors: every listed input became records.</p>'
     counts: Counter = Counter()
     for info in manifest.splits.values():  # counted at finalize: errors.parquet is not scanned
         counts.update({tuple(reason.split("/", 1)): n for reason, n in info.error_rows_by_reason.items()})
     first: list[ErrorRow] = []
-    with _open(fsutil.join(root, manifest.errors.name)) as handle:
-        parquet = pq.ParquetFile(handle)
-        for batch in parquet.iter_batches(batch_size=MAX_ERROR_ROWS):
-            first += [ErrorRow.from_json(row) for row in batch.to_pylist()[: MAX_ERROR_ROWS - len(first)]]
-            if len(first) == MAX_ERROR_ROWS:
-                break
+    for table in manifest.error_tables():  # TEMP until readside
+        if len(first) == MAX_ERROR_ROWS:
+            break
+        with _open(fsutil.join(root, table.name)) as handle:
+            parquet = pq.ParquetFile(handle)
+            for batch in parquet.iter_batches(batch_size=MAX_ERROR_ROWS):
+                first += [ErrorRow.from_json(row) for row in batch.to_pylist()[: MAX_ERROR_ROWS - len(first)]]
+                if len(first) == MAX_ERROR_ROWS:
+                    break
     summary = "".join(
         f'<tr><td>{_e(stage)}</td><td>{_e(kind)}</td><td class="n">{n:,}</td></tr>'
         for (stage, kind), n in sorted(counts.items())

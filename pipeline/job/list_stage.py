@@ -1,0 +1,274 @@
+"""Listing on the workers: the input's units fanned out, labels and duplicates settled, the plan summed up.
+
+``ListInputs`` turns the driver's ``Source`` (O(classes) units) into three
+PCollections: chunks of ``InputItem``, chunks of listing ``ErrorRow``, and a
+singleton ``Plan``. Only chunks and small counters cross stage boundaries:
+on the DirectRunner whatever crosses a stage is held by the driver process,
+so elements are lists of a few thousand rows, not one element per file.
+
+A user's mistake found here (a split that is not a name, two files with one
+key, an input inside the output folder) fails the job with its one line
+(``WorkerRefusal``), before the output folder is touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipeline import fsutil
+from pipeline.errors import UserError, WorkerRefusal
+from pipeline.format.manifest import ErrorRow
+from pipeline.job.listing import (
+    DUPLICATE,
+    Candidate,
+    FolderEntry,
+    InputItem,
+    Source,
+    TableRow,
+    class_name_of,
+    label_folder_entry,
+    list_folder_unit,
+    numbered_classes,
+    read_table_unit,
+    resolve_row,
+    settle_key,
+    table_classes,
+    table_units,
+)
+from pipeline.job.options import JobConfig
+from pipeline.job.plan import ListingStats, Plan, plan_from
+from transforms.rng import stable_hash64
+
+CHUNK = 4096  # rows per element between listing stages
+BUCKETS = 1024  # listing rows are grouped by key into this many buckets to settle duplicates
+ERRORS = "errors"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def refusing(fn: F) -> F:
+    """Wraps a FlatMap's function: a ``UserError`` leaves the worker marked, so the driver prints its one line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from fn(*args, **kwargs)
+        except UserError as exc:
+            raise WorkerRefusal(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class ListInputs(beam.PTransform):
+    """The source's units -> (item chunks, error chunks, plan singleton)."""
+
+    def __init__(self, config: JobConfig, source: Source, refuse_local: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.source = source
+        self.refuse_local = refuse_local  # workers on other machines cannot read this machine's files
+
+    def expand(self, root: pvalue.PBegin) -> tuple[Any, Any, Any]:
+        source = self.source
+        units = root | "Units" >> beam.Create(list(source.units))  # O(classes); Create spreads them over workers
+        if source.is_table:
+            items, errors, classes = self._tables(units)
+        else:
+            items, errors, classes = self._folders(units)
+        stats = (
+            (items | "ItemStats" >> beam.Map(_item_stats), errors | "ErrorStats" >> beam.Map(_error_stats))
+            | "AllStats" >> beam.Flatten()
+            | "SumStats" >> beam.CombineGlobally(_merge_stats)
+        )
+        plan = stats | "Plan" >> beam.Map(_plan, self.config, source, pvalue.AsSingleton(classes))
+        return items, errors, plan
+
+    def _folders(self, units: Any) -> tuple[Any, Any, Any]:
+        source = self.source
+        found = units | "ListFolders" >> beam.FlatMap(refusing(_list_folder), source)
+        classes = (
+            found
+            | "FolderClassNames" >> beam.Map(lambda chunk: {e.cls for e in chunk if isinstance(e, FolderEntry)})
+            | "FolderClasses" >> beam.CombineGlobally(_union_names, source.fixed_classes)
+        )
+        labelled = found | "Label" >> beam.ParDo(_LabelFolderEntries(), pvalue.AsSingleton(classes)).with_outputs(
+            ERRORS, main="items"
+        )
+        return labelled.items, labelled[ERRORS], classes
+
+    def _tables(self, units: Any) -> tuple[Any, Any, Any]:
+        source, output = self.source, self.config.output
+        rows = (
+            units
+            | "RowGroups" >> beam.FlatMap(refusing(lambda unit: table_units(source)))
+            | "SpreadRowGroups" >> beam.Reshuffle()
+            | "ReadRows" >> beam.FlatMap(refusing(lambda unit: read_table_unit(source, unit, CHUNK)))
+        )
+        names = (
+            rows
+            | "TableClassNames" >> beam.Map(lambda chunk: {n for r in chunk if (n := class_name_of(r)) is not None})
+            | "TableClassNamesUnion" >> beam.CombineGlobally(_union_names, source.fixed_classes)
+        )
+        resolved = rows | "Resolve" >> beam.ParDo(
+            _ResolveRows(source, output, self.refuse_local), pvalue.AsSingleton(names)
+        ).with_outputs(ERRORS, main="candidates")
+        settled = (
+            resolved.candidates
+            | "ByKey" >> beam.GroupByKey()
+            | "Settle" >> beam.ParDo(_SettleKeys(source)).with_outputs(ERRORS, main="items")
+        )
+        items = settled.items
+        errors = (resolved[ERRORS], settled[ERRORS]) | "ListingErrors" >> beam.Flatten()
+        max_label = (
+            items
+            | "MaxLabel" >> beam.Map(lambda chunk: max(i.label for i in chunk))
+            | "MaxLabelAll" >> beam.CombineGlobally(lambda labels: max(labels, default=-1))
+        )
+        classes = names | "NumberedClasses" >> beam.Map(
+            lambda found, top: numbered_classes(found, top), pvalue.AsSingleton(max_label)
+        )
+        return items, errors, classes
+
+
+def _list_folder(unit: Any, source: Source) -> Iterator[list[FolderEntry | ErrorRow]]:
+    return chunks(list_folder_unit(source, unit))
+
+
+def _union_names(chunks_: Iterable[set[str] | tuple[str, ...]], fixed: tuple[str, ...] | None) -> tuple[str, ...]:
+    found: set[str] = set()
+    for names in chunks_:
+        found.update(names)
+    return table_classes(found, fixed)
+
+
+class _LabelFolderEntries(beam.DoFn):
+    """Entries get their labels from the class names; listing errors go out on their own."""
+
+    def process(self, chunk: list[FolderEntry | ErrorRow], classes: tuple[str, ...]) -> Iterator[Any]:
+        items: list[InputItem] = []
+        errors: list[ErrorRow] = []
+        for entry in chunk:
+            labelled = entry if isinstance(entry, ErrorRow) else label_folder_entry(entry, classes)
+            (errors if isinstance(labelled, ErrorRow) else items).append(labelled)  # type: ignore[arg-type]
+        if items:
+            yield items
+        if errors:
+            yield pvalue.TaggedOutput(ERRORS, errors)
+
+
+class _ResolveRows(beam.DoFn):
+    """Listing rows -> candidates by key bucket (to settle duplicates), or their listing errors."""
+
+    def __init__(self, source: Source, output: str, refuse_local: bool) -> None:
+        self.source = source
+        self.output = output
+        self.refuse_local = refuse_local
+
+    def process(self, chunk: list[TableRow], classes: tuple[str, ...]) -> Iterator[Any]:
+        try:
+            buckets: dict[int, list[Candidate]] = {}
+            errors: list[ErrorRow] = []
+            for row in chunk:
+                found = resolve_row(self.source, row, classes)
+                if isinstance(found, ErrorRow):
+                    errors.append(found)
+                    continue
+                refuse_inside_output(self.output, found.path)
+                if self.refuse_local and fsutil.is_local(found.path):
+                    raise UserError(
+                        f"--input {self.source.root!r} lists {found.path!r}, a file on this machine, which remote "
+                        "workers cannot read; use a shared filesystem URL (gs://, s3://...) or a local runner "
+                        "(or pass --shared-mount if every worker mounts this path)"
+                    )
+                buckets.setdefault(stable_hash64(found.key) % BUCKETS, []).append(found)
+        except UserError as exc:
+            raise WorkerRefusal(str(exc)) from None
+        yield from buckets.items()
+        if errors:
+            yield pvalue.TaggedOutput(ERRORS, errors)
+
+
+class _SettleKeys(beam.DoFn):
+    """One bucket of candidates: each key kept once, the other rows naming it reported."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def process(self, element: tuple[int, Iterable[list[Candidate]]]) -> Iterator[Any]:
+        by_key: dict[str, list[Candidate]] = {}
+        for chunk in element[1]:
+            for candidate in chunk:
+                by_key.setdefault(candidate.key, []).append(candidate)
+        items: list[InputItem] = []
+        errors: list[ErrorRow] = []
+        try:
+            for key in sorted(by_key):
+                item, dups = settle_key(self.source, by_key[key])
+                items.append(item)
+                errors.extend(dups)
+        except UserError as exc:
+            raise WorkerRefusal(str(exc)) from None
+        yield from chunks(items)
+        if errors:
+            yield pvalue.TaggedOutput(ERRORS, errors)
+
+
+def refuse_inside_output(output: str, path: str) -> None:
+    """An input inside the output folder would be deleted by --overwrite: refused before anything is touched."""
+    if fsutil.is_local(output) != fsutil.is_local(path):
+        return
+    if fsutil.is_local(output):
+        out = os.path.abspath(output)
+        inside = os.path.commonpath([os.path.abspath(path), out]) == out
+    else:
+        inside = path.startswith(output.rstrip("/") + "/")
+    if inside:
+        raise UserError(f"--output {output!r} holds inputs of the listing; choose a folder that holds none")
+
+
+def _item_stats(chunk: list[InputItem]) -> ListingStats:
+    stats = ListingStats()
+    for item in chunk:
+        stats.add_item(item)
+    return stats
+
+
+def _error_stats(chunk: list[ErrorRow]) -> ListingStats:
+    from pipeline.job.graph import count
+
+    stats = ListingStats()
+    for row in chunk:
+        stats.add_error(row)
+        if row.error_type == DUPLICATE:
+            count("duplicates", 1, row.split)
+        else:
+            count(f"failed/listing/{row.error_type}", 1)
+    return stats
+
+
+def _merge_stats(parts: Iterable[ListingStats]) -> ListingStats:
+    total = ListingStats()
+    for part in parts:
+        total = total.merge(part)
+    return total
+
+
+def _plan(stats: ListingStats, config: JobConfig, source: Source, classes: tuple[str, ...]) -> Plan:
+    return plan_from(config, source.root, source.kind, tuple(classes), stats)
