@@ -139,7 +139,15 @@ def report_page(out: Path) -> str:
 
 # --- a manifest without a run ----------------------------------------------------------------------------------
 
-MANIFEST_SHARD = ShardInfo("train-00000-of-00001.tfrecord", 2, 300, "a" * 64, DaliIndexInfo("x.idx", 9, "b" * 64))
+MANIFEST_SHARD = ShardInfo(
+    "train-00000-of-00001.tfrecord",
+    2,
+    300,
+    "a" * 64,
+    TableInfo("index-train-00000-of-00001.parquet", 2, 100, "c" * 64),
+    TableInfo("errors-train-00000-of-00001.parquet", 1, 50, "d" * 64),
+    DaliIndexInfo("x.idx", 9, "b" * 64),
+)
 
 
 def sample_manifest(side: dict[str, FileInfo] | None = None) -> Manifest:
@@ -157,8 +165,6 @@ def sample_manifest(side: dict[str, FileInfo] | None = None) -> Manifest:
         seeding={},
         sharding="by hash",
         splits={"train": SplitInfo(True, (MANIFEST_SHARD,), counts, {"decode/CorruptImage": 1})},
-        index=TableInfo("index.parquet", 2, 100, "c" * 64),
-        errors=TableInfo("errors.parquet", 1, 50, "d" * 64),
         side_files=side,
     )
 

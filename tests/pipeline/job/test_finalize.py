@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.errors import ErrorRateExceeded, ReconcileError
 from pipeline.format.manifest import IndexRow, record_order
-from pipeline.job.finalize import check_error_rate, check_only_listed_files, check_shard_rows
+from pipeline.job.finalize import check_error_rate, check_only_listed_files
+from pipeline.job.shard import check_shard_rows
 from tests.helpers import sample_manifest
 
 TEMP = ".tmp-" + "0" * 32
