@@ -27,6 +27,7 @@ from pipeline.format.manifest import (
     SplitInfo,
     TableInfo,
 )
+from pipeline.job.plan import Plan
 from transforms.ops import Op, op_from_config, registered_ops
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,8 +134,42 @@ def report_run(root: Path, name: str) -> Path:
     return out
 
 
+def read_index(out: Path) -> list[dict]:
+    """Every index row of an output folder (all its parts, in split and shard order), as dicts."""
+    import pyarrow.parquet as pq
+
+    return [row for part in sorted(Path(out).glob("index-*.parquet")) for row in pq.read_table(part).to_pylist()]
+
+
+def read_errors(out: Path) -> list[dict]:
+    """Every error row of an output folder (all its parts), as dicts."""
+    import pyarrow.parquet as pq
+
+    return [row for part in sorted(Path(out).glob("errors-*.parquet")) for row in pq.read_table(part).to_pylist()]
+
+
 def report_page(out: Path) -> str:
     return (out / "report.html").read_text(encoding="utf-8")
+
+
+# --- a plan without a listing --------------------------------------------------------------------------------------
+
+
+def sample_plan(shards: int = 1, copies: int = 1, split: str = "train") -> Plan:
+    """A plan for calling the shard worker directly: one split, its shard and copy counts."""
+    return Plan(
+        root="/in",
+        kind="folder",
+        classes=(),
+        listed={split: 0},
+        inputs={split: 0},
+        refused={},
+        first_refused=None,
+        copies={split: copies},
+        shards={split: shards},
+        listing="0:0",
+        run="test-run",
+    )
 
 
 # --- a manifest without a run ----------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ import os
 import random
 import shutil
 
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline import fsutil
 from pipeline.checks.verify import verify
 from pipeline.cli import main
 from pipeline.job import shard as shard_worker
-from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, run, shard_bytes
+from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, read_errors, read_index, run, shard_bytes
 from tests.helpers import write_listing as _listing
 
 
@@ -145,7 +144,7 @@ def test_max_error_rate_fails_with_a_summary(photos_with_bad, tmp_path, capsys):
     assert err.startswith("augbeam: error: ")
     assert "2 of 17 inputs (11.8%)" in err and "over --max-error-rate 0.1" in err
     assert "decode/CorruptImage" in err and "decode/UnknownFormat" in err
-    assert (out / "errors.parquet").exists() and not (out / "manifest.json").exists()
+    assert list(out.glob("errors-*.parquet")) and not (out / "manifest.json").exists()
     # No side files either: TFDS must not load a failed run, and the report would describe one as finished.
     assert not (out / "dataset_info.json").exists() and not (out / "report.html").exists()
 
@@ -182,8 +181,8 @@ def test_folder_of_bad_inputs_runs_to_completion_and_verifies(tmp_path):
         shutil.copy(DATA / name, bad / name)
     out = tmp_path / "out"
     manifest = run(root, out, copies=2, num_shards=2, max_error_rate=1.0)
-    errors = {row["key"]: row for row in pq.read_table(out / "errors.parquet").to_pylist()}
-    written = {row["key"] for row in pq.read_table(out / "index.parquet").to_pylist()}
+    errors = {row["key"]: row for row in read_errors(out)}
+    written = {row["key"] for row in read_index(out)}
     listed = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()}
     assert written | set(errors) == listed and not written & set(errors)
     expect_errors = {
@@ -253,7 +252,7 @@ def test_pipes_sockets_and_bad_names_are_reported_not_fatal(tmp_path):
         run(tmp_path / "in", out, copies=1, num_shards=1, max_error_rate=1.0)
     finally:
         server.close()
-    errors = {row["key"]: row["error_type"] for row in pq.read_table(out / "errors.parquet").to_pylist()}
+    errors = {row["key"]: row["error_type"] for row in read_errors(out)}
     assert errors["train/x/pipe.png"] == "NotAFile" and errors["train/x/sock.png"] == "NotAFile"
     assert errors["train/x/bad\\xff.png"] == "BadFileName"
     assert verify(str(out)).ok
@@ -271,6 +270,6 @@ def test_permission_denied_is_the_inputs_error(photos_with_bad, tmp_path, monkey
     monkeypatch.setattr(fsutil, "read_bytes", denied)
     out = tmp_path / "out"
     run(photos_with_bad, out, **CLEAN_ARGS)
-    rows = [r for r in pq.read_table(out / "errors.parquet").to_pylist() if r["key"].endswith("coins.png")]
+    rows = [r for r in read_errors(out) if r["key"].endswith("coins.png")]
     assert [(r["stage"], r["error_type"]) for r in rows] == [("read", "Unreadable")]
     assert "Permission denied" in rows[0]["message"]

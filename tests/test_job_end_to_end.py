@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
 from pipeline.format import reader
-from tests.helpers import PHOTOS, run, shard_bytes
+from tests.helpers import PHOTOS, read_errors, read_index, run, shard_bytes
 from transforms.config import load_ops
 
 TRAIN_GOOD = 11  # sample photos in train/ (all decode)
@@ -29,7 +28,7 @@ def test_counts_reconcile(run_a):
     val = manifest["splits"]["validation"]["counts"]
     assert (val["written"], val["copies"]) == (EVAL_GOOD, 1)
     assert not manifest["splits"]["validation"]["augmented"]
-    index = pq.read_table(run_a / "index.parquet").to_pylist()
+    index = read_index(run_a)
     assert len(index) == TRAIN_GOOD * COPIES + EVAL_GOOD
     assert len({(r["key"], r["copy"]) for r in index}) == len(index)
     for info in manifest["splits"].values():
@@ -38,14 +37,19 @@ def test_counts_reconcile(run_a):
         for s in info["shards"]:
             assert (run_a / s["file"]).stat().st_size == s["bytes"]
     names = {p.name for p in run_a.iterdir()}
-    listed = {s["file"] for info in manifest["splits"].values() for s in info["shards"]}
+    listed = {
+        name
+        for info in manifest["splits"].values()
+        for s in info["shards"]
+        for name in (s["file"], s["index"]["name"], s["errors"]["name"])
+    }
     side = set(manifest["files"]["side"])  # report.html and the other side files
     assert "report.html" in side
-    assert names == listed | {"manifest.json", "index.parquet", "errors.parquet"} | side
+    assert names == listed | {"manifest.json"} | side
 
 
 def test_bad_files_land_in_errors(run_a):
-    errors = pq.read_table(run_a / "errors.parquet").to_pylist()
+    errors = read_errors(run_a)
     by_key = {e["key"]: e for e in errors}
     assert set(by_key) == {"train/textures/truncated.jpg", "train/everyday/notes.jpg"}
     assert by_key["train/textures/truncated.jpg"]["stage"] == "decode"
@@ -83,7 +87,7 @@ def test_copies_differ_and_params_match_index(run_a):
         key, copy = meta["key"].numpy().decode(), int(meta["copy"])
         by_key.setdefault(key, {})[copy] = (image.numpy(), meta["params"].numpy().decode())
     assert len(by_key) == TRAIN_GOOD
-    index = {(r["key"], r["copy"]): r for r in pq.read_table(run_a / "index.parquet").to_pylist()}
+    index = {(r["key"], r["copy"]): r for r in read_index(run_a)}
     for key, copies in by_key.items():
         assert sorted(copies) == list(range(COPIES))
         params = [copies[c][1] for c in range(COPIES)]
@@ -131,9 +135,7 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
     assert (train.listed, train.decoded, train.written) == (3, 1, 2)
     assert train.failed_inputs_by_stage == {"listing": 1, "read": 1, "decode": 0}
     assert manifest.classes == ("camera", "horse", "rocket")
-    errors = {
-        (e["key"], e["stage"], e["error_type"]) for e in pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
-    }
+    errors = {(e["key"], e["stage"], e["error_type"]) for e in read_errors(tmp_path / "out")}
     assert errors == {("rocket_small.jpg", "listing", "DuplicateInput"), ("gray.png", "read", "FileNotFound")}
     assert manifest.splits["validation"].counts.written == 1
 

@@ -20,11 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from tests.helpers import DATA, PHOTOS, run
+from tests.helpers import DATA, PHOTOS, read_errors, run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches worker processes in /proc")
 
@@ -218,7 +217,7 @@ def test_portable_workers_write_the_same_bytes_as_the_direct_runner(
         assert portable[name] == direct[name], f"{name} differs between PortableRunner and DirectRunner"
     shards = [n for n in direct if n.endswith(".tfrecord")]
     assert sorted(shards) == [f"{s}-0000{i}-of-00002.tfrecord" for s in ("train", "validation") for i in (0, 1)]
-    assert {"manifest.json", "index.parquet", "errors.parquet"} <= set(direct)
-    errors = pq.read_table(portable_out / "errors.parquet").to_pylist()
+    assert {"manifest.json", "index-train-00000-of-00002.parquet", "errors-train-00001-of-00002.parquet"} <= set(direct)
+    errors = read_errors(portable_out)
     assert [(e["key"], e["error_type"]) for e in errors] == [("train/textures/truncated.jpg", "CorruptImage")]
     print(f"portable + direct runs: {time.perf_counter() - started:.1f} s, {len(harnesses)} worker process(es)")

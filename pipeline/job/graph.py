@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow, record_order
-from pipeline.job.listing import InputItem
+from pipeline.job.chunks import Packed, pack, unpack
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import Plan
 from pipeline.job.shard import PlannedRecord, ShardProcessor
@@ -45,16 +45,17 @@ def count(name: str, n: int, split: str | None = None) -> None:
 
 
 class PlanRecords(beam.PTransform):
-    """Item and listing-error chunks -> ((split, shard), list of PlannedRecord or ErrorRow), every shard once at least.
+    """Item and listing-error chunks -> ((split, shard), packed PlannedRecords or ErrorRows), every shard at least once.
 
-    Each chunk goes out as one list per shard it touches, so what crosses the
-    shuffle is a few lists per chunk, not an element per record. Every shard
-    also gets an empty list, so a shard no record went to is still written.
+    Each chunk goes out as one packed part per shard it touches, so what
+    crosses the shuffle is a few bytes per record, not an element per record.
+    Every shard also gets an empty list, so a shard no record went to is still written.
     """
 
-    def __init__(self, plan: Any) -> None:
+    def __init__(self, plan: Any, prefix: str) -> None:
         super().__init__()
         self.plan = plan  # the Plan singleton
+        self.prefix = prefix  # the source's: paths that start with it plus the key are not stored (``chunks``)
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         items, errors = pcolls
@@ -66,9 +67,9 @@ class PlanRecords(beam.PTransform):
         ) | "AllPlanned" >> beam.Flatten()
 
 
-def _plan_items(chunk: list[InputItem], plan: Plan) -> Iterator[tuple[ShardKey, list[PlannedRecord]]]:
+def _plan_items(chunk: Packed, plan: Plan, prefix: str) -> Iterator[tuple[ShardKey, Packed]]:
     by_shard: dict[ShardKey, list[PlannedRecord]] = {}
-    for item in chunk:
+    for item in unpack(chunk, prefix):
         copies, shards = plan.copies[item.split], plan.shards[item.split]
         count("listed", 1, item.split)
         count("planned", copies, item.split)
@@ -76,7 +77,8 @@ def _plan_items(chunk: list[InputItem], plan: Plan) -> Iterator[tuple[ShardKey, 
             order = record_order(item.key, copy)
             record = PlannedRecord(order, item.key, copy, item.path, item.label)
             by_shard.setdefault((item.split, order % shards), []).append(record)
-    yield from by_shard.items()
+    for key, records in by_shard.items():
+        yield key, pack("record", records, prefix)
 
 
 def _route_errors(chunk: list[ErrorRow], plan: Plan) -> Iterator[tuple[ShardKey, list[ErrorRow]]]:
@@ -123,10 +125,11 @@ def _prepare(plan: Plan, config: JobConfig) -> Plan:
 class WriteShards(beam.PTransform):
     """((split, shard), lists of planned records and listing errors) -> one summary per shard (as JSON)."""
 
-    def __init__(self, config: JobConfig, plan: Any, tf_threads: int = 0) -> None:
+    def __init__(self, config: JobConfig, plan: Any, prefix: str, tf_threads: int = 0) -> None:
         super().__init__()
         self.config = config
         self.plan = plan  # the prepared Plan singleton
+        self.prefix = prefix
         self.tf_threads = tf_threads
 
     def expand(self, planned: beam.PCollection) -> beam.PCollection:
@@ -134,15 +137,16 @@ class WriteShards(beam.PTransform):
             planned
             | "GroupByShard" >> beam.GroupByKey()
             | "RenderAndWrite"
-            >> beam.ParDo(_WriteShardFn(self.config, self.tf_threads), beam.pvalue.AsSingleton(self.plan))
+            >> beam.ParDo(_WriteShardFn(self.config, self.prefix, self.tf_threads), beam.pvalue.AsSingleton(self.plan))
         )
 
 
 class _WriteShardFn(beam.DoFn):
     """Holds only the config; TensorFlow is imported and traced in ``setup`` on the worker."""
 
-    def __init__(self, config: JobConfig, tf_threads: int) -> None:
+    def __init__(self, config: JobConfig, prefix: str, tf_threads: int) -> None:
         self.config = config
+        self.prefix = prefix
         self.tf_threads = tf_threads
 
     def setup(self) -> None:
@@ -160,8 +164,10 @@ class _WriteShardFn(beam.DoFn):
         planned: list[PlannedRecord] = []
         refused: list[ErrorRow] = []
         for part in parts:
-            for value in part:
-                (refused if isinstance(value, ErrorRow) else planned).append(value)
+            if isinstance(part, Packed):
+                planned.extend(unpack(part, self.prefix))
+            else:
+                refused.extend(part)
         summary = self.processor.process(split, shard, plan, planned, refused)
         info = summary.info
         count("written", info.records, split)

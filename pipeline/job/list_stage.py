@@ -1,10 +1,10 @@
 """Listing on the workers: the input's units fanned out, labels and duplicates settled, the plan summed up.
 
 ``ListInputs`` turns the driver's ``Source`` (O(classes) units) into three
-PCollections: chunks of ``InputItem``, chunks of listing ``ErrorRow``, and a
-singleton ``Plan``. Only chunks and small counters cross stage boundaries:
-on the DirectRunner whatever crosses a stage is held by the driver process,
-so elements are lists of a few thousand rows, not one element per file.
+PCollections: packed chunks of ``InputItem``, lists of listing ``ErrorRow``,
+and a singleton ``Plan``. Only packed chunks and small counters cross stage
+boundaries: on the DirectRunner whatever crosses a stage is held by the
+driver process (see ``chunks``).
 
 A user's mistake found here (a split that is not a name, two files with one
 key, an input inside the output folder) fails the job with its one line
@@ -30,7 +30,7 @@ from pipeline.job.listing import (
     FolderEntry,
     InputItem,
     Source,
-    TableRow,
+    Unit,
     class_name_of,
     label_folder_entry,
     list_folder_unit,
@@ -41,13 +41,17 @@ from pipeline.job.listing import (
     table_classes,
     table_units,
 )
+from pipeline.job.chunks import Packed, pack, unpack
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import ListingStats, Plan, plan_from
+from pipeline.job.shard import work_dir
+from pipeline.runtime.watchdog import mark_started
 from transforms.rng import stable_hash64
 
 CHUNK = 4096  # rows per element between listing stages
 BUCKETS = 1024  # listing rows are grouped by key into this many buckets to settle duplicates
 ERRORS = "errors"
+NAMES = "names"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +81,7 @@ def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 
 class ListInputs(beam.PTransform):
-    """The source's units -> (item chunks, error chunks, plan singleton)."""
+    """The source's units -> (packed item chunks, error-row chunks, plan singleton)."""
 
     def __init__(self, config: JobConfig, source: Source, refuse_local: bool = False) -> None:
         super().__init__()
@@ -93,7 +97,10 @@ class ListInputs(beam.PTransform):
         else:
             items, errors, classes = self._folders(units)
         stats = (
-            (items | "ItemStats" >> beam.Map(_item_stats), errors | "ErrorStats" >> beam.Map(_error_stats))
+            (
+                items | "ItemStats" >> beam.Map(_item_stats, source.prefix),
+                errors | "ErrorStats" >> beam.Map(_error_stats),
+            )
             | "AllStats" >> beam.Flatten()
             | "SumStats" >> beam.CombineGlobally(_merge_stats)
         )
@@ -102,16 +109,15 @@ class ListInputs(beam.PTransform):
 
     def _folders(self, units: Any) -> tuple[Any, Any, Any]:
         source = self.source
-        found = units | "ListFolders" >> beam.FlatMap(refusing(_list_folder), source)
-        classes = (
-            found
-            | "FolderClassNames" >> beam.Map(lambda chunk: {e.cls for e in chunk if isinstance(e, FolderEntry)})
-            | "FolderClasses" >> beam.CombineGlobally(_union_names, source.fixed_classes)
+        found = units | "ListFolders" >> beam.ParDo(_ListFolder(source, self.config.output)).with_outputs(
+            ERRORS, NAMES, main="entries"
         )
-        labelled = found | "Label" >> beam.ParDo(_LabelFolderEntries(), pvalue.AsSingleton(classes)).with_outputs(
-            ERRORS, main="items"
-        )
-        return labelled.items, labelled[ERRORS], classes
+        classes = found[NAMES] | "FolderClasses" >> beam.CombineGlobally(_union_names, source.fixed_classes)
+        labelled = found.entries | "Label" >> beam.ParDo(
+            _LabelFolderEntries(source.prefix), pvalue.AsSingleton(classes)
+        ).with_outputs(ERRORS, main="items")
+        errors = (found[ERRORS], labelled[ERRORS]) | "FolderErrors" >> beam.Flatten()
+        return labelled.items, errors, classes
 
     def _tables(self, units: Any) -> tuple[Any, Any, Any]:
         source, output = self.source, self.config.output
@@ -119,11 +125,11 @@ class ListInputs(beam.PTransform):
             units
             | "RowGroups" >> beam.FlatMap(refusing(lambda unit: table_units(source)))
             | "SpreadRowGroups" >> beam.Reshuffle()
-            | "ReadRows" >> beam.FlatMap(refusing(lambda unit: read_table_unit(source, unit, CHUNK)))
+            | "ReadRows" >> beam.FlatMap(refusing(_read_rows), source)
         )
         names = (
             rows
-            | "TableClassNames" >> beam.Map(lambda chunk: {n for r in chunk if (n := class_name_of(r)) is not None})
+            | "TableClassNames" >> beam.Map(_row_class_names)
             | "TableClassNamesUnion" >> beam.CombineGlobally(_union_names, source.fixed_classes)
         )
         resolved = rows | "Resolve" >> beam.ParDo(
@@ -138,7 +144,7 @@ class ListInputs(beam.PTransform):
         errors = (resolved[ERRORS], settled[ERRORS]) | "ListingErrors" >> beam.Flatten()
         max_label = (
             items
-            | "MaxLabel" >> beam.Map(lambda chunk: max(i.label for i in chunk))
+            | "MaxLabel" >> beam.Map(lambda chunk, prefix: max(i.label for i in unpack(chunk, prefix)), source.prefix)
             | "MaxLabelAll" >> beam.CombineGlobally(lambda labels: max(labels, default=-1))
         )
         classes = names | "NumberedClasses" >> beam.Map(
@@ -147,8 +153,40 @@ class ListInputs(beam.PTransform):
         return items, errors, classes
 
 
-def _list_folder(unit: Any, source: Source) -> Iterator[list[FolderEntry | ErrorRow]]:
-    return chunks(list_folder_unit(source, unit))
+class _ListFolder(beam.DoFn):
+    """One folder unit -> packed entries, its listing errors, and the class names it found."""
+
+    def __init__(self, source: Source, output: str) -> None:
+        self.source = source
+        self.output = output
+
+    def setup(self) -> None:
+        mark_started(work_dir(self.output))
+
+    def process(self, unit: Unit) -> Iterator[Any]:
+        try:
+            found = list_folder_unit(self.source, unit)
+            names: set[str] = set()
+            for chunk in chunks(found):
+                entries = [e for e in chunk if isinstance(e, FolderEntry)]
+                errors = [e for e in chunk if isinstance(e, ErrorRow)]
+                names.update(e.cls for e in entries)
+                if entries:
+                    yield pack("entry", entries, self.source.prefix)
+                if errors:
+                    yield pvalue.TaggedOutput(ERRORS, errors)
+        except UserError as exc:
+            raise WorkerRefusal(str(exc)) from None
+        yield pvalue.TaggedOutput(NAMES, names)
+
+
+def _read_rows(unit: Unit, source: Source) -> Iterator[Packed]:
+    for chunk in read_table_unit(source, unit, CHUNK):
+        yield pack("table_row", chunk)
+
+
+def _row_class_names(chunk: Packed) -> set[str]:
+    return {n for r in unpack(chunk) if (n := class_name_of(r)) is not None}
 
 
 def _union_names(chunks_: Iterable[set[str] | tuple[str, ...]], fixed: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -161,31 +199,37 @@ def _union_names(chunks_: Iterable[set[str] | tuple[str, ...]], fixed: tuple[str
 class _LabelFolderEntries(beam.DoFn):
     """Entries get their labels from the class names; listing errors go out on their own."""
 
-    def process(self, chunk: list[FolderEntry | ErrorRow], classes: tuple[str, ...]) -> Iterator[Any]:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def process(self, chunk: Packed, classes: tuple[str, ...]) -> Iterator[Any]:
         items: list[InputItem] = []
         errors: list[ErrorRow] = []
-        for entry in chunk:
-            labelled = entry if isinstance(entry, ErrorRow) else label_folder_entry(entry, classes)
+        for entry in unpack(chunk, self.prefix):
+            labelled = label_folder_entry(entry, classes)
             (errors if isinstance(labelled, ErrorRow) else items).append(labelled)  # type: ignore[arg-type]
         if items:
-            yield items
+            yield pack("item", items, self.prefix)
         if errors:
             yield pvalue.TaggedOutput(ERRORS, errors)
 
 
 class _ResolveRows(beam.DoFn):
-    """Listing rows -> candidates by key bucket (to settle duplicates), or their listing errors."""
+    """Listing rows -> packed candidates by key bucket (to settle duplicates), or their listing errors."""
 
     def __init__(self, source: Source, output: str, refuse_local: bool) -> None:
         self.source = source
         self.output = output
         self.refuse_local = refuse_local
 
-    def process(self, chunk: list[TableRow], classes: tuple[str, ...]) -> Iterator[Any]:
+    def setup(self) -> None:
+        mark_started(work_dir(self.output))
+
+    def process(self, chunk: Packed, classes: tuple[str, ...]) -> Iterator[Any]:
         try:
             buckets: dict[int, list[Candidate]] = {}
             errors: list[ErrorRow] = []
-            for row in chunk:
+            for row in unpack(chunk):
                 found = resolve_row(self.source, row, classes)
                 if isinstance(found, ErrorRow):
                     errors.append(found)
@@ -200,7 +244,8 @@ class _ResolveRows(beam.DoFn):
                 buckets.setdefault(stable_hash64(found.key) % BUCKETS, []).append(found)
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
-        yield from buckets.items()
+        for bucket, candidates in buckets.items():
+            yield bucket, pack("candidate", candidates, self.source.prefix)
         if errors:
             yield pvalue.TaggedOutput(ERRORS, errors)
 
@@ -211,10 +256,10 @@ class _SettleKeys(beam.DoFn):
     def __init__(self, source: Source) -> None:
         self.source = source
 
-    def process(self, element: tuple[int, Iterable[list[Candidate]]]) -> Iterator[Any]:
+    def process(self, element: tuple[int, Iterable[Packed]]) -> Iterator[Any]:
         by_key: dict[str, list[Candidate]] = {}
         for chunk in element[1]:
-            for candidate in chunk:
+            for candidate in unpack(chunk, self.source.prefix):
                 by_key.setdefault(candidate.key, []).append(candidate)
         items: list[InputItem] = []
         errors: list[ErrorRow] = []
@@ -225,7 +270,8 @@ class _SettleKeys(beam.DoFn):
                 errors.extend(dups)
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
-        yield from chunks(items)
+        for part in chunks(items):
+            yield pack("item", part, self.source.prefix)
         if errors:
             yield pvalue.TaggedOutput(ERRORS, errors)
 
@@ -243,9 +289,9 @@ def refuse_inside_output(output: str, path: str) -> None:
         raise UserError(f"--output {output!r} holds inputs of the listing; choose a folder that holds none")
 
 
-def _item_stats(chunk: list[InputItem]) -> ListingStats:
+def _item_stats(chunk: Packed, prefix: str) -> ListingStats:
     stats = ListingStats()
-    for item in chunk:
+    for item in unpack(chunk, prefix):
         stats.add_item(item)
     return stats
 

@@ -83,6 +83,14 @@ class Source:
     def is_table(self) -> bool:
         return self.kind != "folder"
 
+    @property
+    def prefix(self) -> str:
+        """What a file's path starts with before its key (paths that do are not stored twice: see ``chunks``)."""
+        base = self.root
+        if self.is_table:
+            base = os.path.dirname(base) if fsutil.is_local(base) else posixpath.dirname(base)
+        return base if base.endswith("/") else base + "/"
+
 
 @dataclasses.dataclass(frozen=True)
 class FolderEntry:

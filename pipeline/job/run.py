@@ -89,11 +89,8 @@ def build_pipeline(config: JobConfig, source: Source, options: Any, tf_threads: 
     p = beam.Pipeline(runner=fn_api_runner(options), options=options)  # runner None: Beam picks
     items, errors, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote)
     prepared = plan | "Prepare" >> Prepare(config)
-    _ = (
-        (items, errors)
-        | "PlanRecords" >> PlanRecords(plan)
-        | "WriteShards" >> WriteShards(config, prepared, tf_threads)
-    )
+    planned = (items, errors) | "PlanRecords" >> PlanRecords(plan, source.prefix)
+    _ = planned | "WriteShards" >> WriteShards(config, prepared, source.prefix, tf_threads)
     return p
 
 

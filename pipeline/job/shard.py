@@ -80,6 +80,11 @@ def summary_path(output: str, split: str, shard: int, num_shards: int) -> str:
     return fsutil.join(output, WORK_DIR, SUMMARY_DIR, f"{split}-{shard:05d}-of-{num_shards:05d}.json")
 
 
+def work_dir(output: str) -> str:
+    """The run's work folder: its plan, the shards' summaries and progress files; gone once the run finishes."""
+    return fsutil.join(output, WORK_DIR)
+
+
 def progress_dir(output: str) -> str:
     """Where the shards' progress files go (``progress_file.ShardProgress``), inside the work folder."""
     return fsutil.join(output, WORK_DIR, PROGRESS_DIR)

@@ -60,24 +60,35 @@ def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tm
     }
 
 
-def test_duplicate_listing_rows_count_as_duplicates_not_failures():
+def test_duplicate_listing_rows_count_as_duplicates_not_failures(tmp_path):
+    """The listing runs on the workers: its refused rows are counted there, duplicates apart from failures."""
     import apache_beam as beam
 
-    from pipeline.format.manifest import ErrorRow
-    from pipeline.job.graph import CountListingErrors, counters
+    from pipeline.job.graph import PlanRecords, counters
+    from pipeline.job.list_stage import ListInputs
+    from pipeline.job.listing import open_source
+    from pipeline.job.options import JobConfig
 
-    errors = [
-        ErrorRow("a.png", None, "train", "listing", "DuplicateInput", "listed twice"),
-        ErrorRow("b.png", None, "train", "listing", "DuplicateInput", "listed twice"),
-        ErrorRow("c.png", None, "validation", "listing", "NotInClassFolder", "not in a class folder"),
-    ]
+    images = tmp_path / "img"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        (images / name).write_bytes(b"not read while listing")
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        "path,label,split\nimg/a.png,0,train\nimg/a.png,0,train\nimg/b.png,1,train\nimg/b.png,1,validation\n,0,validation\n"
+    )
+    config = JobConfig.create(input=str(listing), output=str(tmp_path / "out"), copies=2)
     with beam.Pipeline() as p:
-        _ = p | CountListingErrors(errors)
+        items, errors, plan = p | ListInputs(config, open_source(str(listing)))
+        _ = (items, errors) | PlanRecords(plan)
     assert counters(p.result) == {
         "duplicates": 2,
-        "duplicates/train": 2,
-        "failed/listing/NotInClassFolder": 1,
-        "listed": 3,
-        "listed/train": 2,
-        "listed/validation": 1,
+        "duplicates/train": 1,
+        "duplicates/validation": 1,
+        "failed/listing/MissingPath": 1,
+        "listed": 5,
+        "listed/train": 3,
+        "listed/validation": 2,
+        "planned": 4,
+        "planned/train": 4,
     }

@@ -1,5 +1,5 @@
-"""The shard worker: the sidecar as its last write, a window of records in memory, decoding inside the render
-call (the usual bytes and errors), its helper thread, read failures per copy, range errors in errors.parquet.
+"""The shard worker: the summary as its last write, a window of records in memory, decoding inside the render
+call (the usual bytes and errors), its helper thread, a file failing in one shard only, range errors in the errors.
 """
 
 from __future__ import annotations
@@ -9,20 +9,21 @@ import json
 import shutil
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline.format.manifest import record_order
+from pipeline.errors import ReconcileError
+from pipeline.format.manifest import ErrorRow, IndexRow, record_order
+from pipeline.format.tables import iter_rows
 from pipeline.job import shard as shard_worker
 from pipeline.job.options import JobConfig
 from pipeline.job.shard import PlannedRecord, ShardProcessor
-from tests.helpers import DATA, PHOTOS, run
+from tests.helpers import DATA, PHOTOS, read_errors, run, sample_plan
 from tests.helpers import Overflow as _Overflow
 from transforms.ops.base import _REGISTRY, register
 
 
-def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
-    """Finalize trusts the sidecar, then deletes the work folder: a progress write after it could recreate it."""
+def test_the_summary_is_the_shard_workers_last_write(tmp_path, monkeypatch):
+    """Finalize and --resume trust the summary, then delete the work folder: a write after it could recreate it."""
     from pipeline import fsutil
     from pipeline.job import shard as shard_worker
     from pipeline.job.options import JobConfig
@@ -40,12 +41,12 @@ def test_the_sidecar_is_the_shard_workers_last_write(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))
     processor = shard_worker.ShardProcessor(config)
     processor.setup()
-    summary = processor.process("train", 0, 1, planned)
-    assert summary.records == 2
+    summary = processor.process("train", 0, sample_plan(copies=2), planned, [])
+    assert summary.info.records == 2
     progress_file = str(Path(shard_worker.progress_dir(config.output)) / "train-00000.json")
-    sidecar = shard_worker.sidecar_path(config.output, "train", 0)
-    assert writes[-1] == sidecar and writes.count(sidecar) == 1
-    assert progress_file in writes  # its final numbers, written before the sidecar
+    path = shard_worker.summary_path(config.output, "train", 0, 1)
+    assert writes[-1] == path and writes.count(path) == 1
+    assert progress_file in writes  # its final numbers, written before the summary
     assert json.loads(Path(progress_file).read_text())["done"] == 2
 
 
@@ -67,15 +68,15 @@ def test_a_worker_holds_a_window_of_records_not_the_shard(tmp_path):
     ]
     processor = ShardProcessor(config)
     processor.setup()
-    summary = processor.process("train", 0, 1, planned)
-    assert summary.records == len(planned) > 60
+    summary = processor.process("train", 0, sample_plan(copies=6), planned, [])
+    assert summary.info.records == len(planned) > 60
     assert processor.peak_in_flight <= 4 * 2 + 1  # the window (4 x batch size), whatever the shard's length
 
 
 def _shard(
     tmp_path: Path, root: Path, decode_in_render: bool, lie_about: str | None, monkeypatch, threaded: bool = False
 ) -> dict:
-    """Writes one shard of every file under ``root`` (one copy each); returns its bytes, sidecar and errors."""
+    """Writes one shard of every file under ``root`` (one copy each); returns its bytes, rows and summary."""
     out = tmp_path / ("fused" if decode_in_render else "usual")
     (out / ".augbeam-work").mkdir(parents=True)
     config = JobConfig.create(input=str(root), output=str(out), image_size=(24, 24), batch_size=4, config="standard")
@@ -101,14 +102,15 @@ def _shard(
     if decode_in_render:
         original = shard_worker._ShardRun.plan_encoded
         monkeypatch.setattr(shard_worker._ShardRun, "plan_encoded", lambda *a: calls.append(1) or original(*a))
-    summary = processor.process("train", 0, 1, planned)
-    sidecar = json.loads(Path(shard_worker.sidecar_path(str(out), "train", 0)).read_text())
+    summary = processor.process("train", 0, sample_plan(), planned, [])
+    written = json.loads(Path(shard_worker.summary_path(str(out), "train", 0, 1)).read_text())
+    assert written == summary.to_json()
     return {
         "calls": len(calls),
-        "bytes": (out / summary.file).read_bytes(),
-        "errors": sidecar["error_rows"],
-        "index": sidecar["index"],
-        "summary": {k: v for k, v in summary.to_json().items() if k != "file"},
+        "bytes": (out / summary.info.file).read_bytes(),
+        "errors": [e.to_json() for e in iter_rows(str(out / summary.info.errors.name), ErrorRow)],
+        "index": [r.to_json() for r in iter_rows(str(out / summary.info.index.name), IndexRow)],
+        "summary": summary.to_json(),
     }
 
 
@@ -144,13 +146,12 @@ def test_close_stops_the_helper_thread(tmp_path):
     processor.close()  # twice is harmless (a DoFn's teardown may follow a failed setup)
 
 
-def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatch):
-    """Copies of a key in two shards: the first read works, the second finds the file gone."""
-    import shutil
+def test_a_file_failing_in_one_shard_only_fails_the_run_in_one_line(tmp_path, monkeypatch):
+    """Copies of a key in two shards: the first read works, the second finds the file gone.
 
-    from pipeline.job import shard as shard_worker
-    from tests.helpers import DATA
-
+    No shard sees another's rows, so finalize compares counts and key hashes of the failed copies across
+    shards: a file that changed between two shards' reads cannot be accounted for, and the run says so.
+    """
     src = tmp_path / "src" / "cls"
     src.mkdir(parents=True)
     shutil.copy(DATA / "rocket_small.jpg", src / "a.jpg")
@@ -167,14 +168,9 @@ def test_file_failing_in_one_shard_only_is_counted_per_copy(tmp_path, monkeypatc
         return original(path)
 
     monkeypatch.setattr(shard_worker.fsutil, "read_bytes", read_once)
-    manifest = run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
-    counts = manifest.splits["train"].counts
-    assert counts.decoded == 2 and counts.failed_inputs == 0
-    assert 1 <= counts.failed_records <= 2
-    assert counts.written + counts.failed_records == 6
-    errors = pq.read_table(tmp_path / "out/errors.parquet").to_pylist()
-    assert {(e["key"], e["stage"], e["error_type"]) for e in errors} == {("cls/a.jpg", "read", "FileNotFound")}
-    assert all(e["copy"] is not None for e in errors)
+    with pytest.raises(ReconcileError, match="changed or vanished while the job ran"):
+        run(tmp_path / "src", tmp_path / "out", copies=3, num_shards=3)
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 @pytest.fixture
@@ -191,7 +187,7 @@ def test_range_guard_in_the_job_lands_in_errors(tmp_path, overflow_registered):
     out = tmp_path / "o"
     manifest = run(PHOTOS, out, config=str(config), copies=4, num_shards=2)
     counts = manifest.splits["train"].counts
-    errors = [r for r in pq.read_table(out / "errors.parquet").to_pylist() if r["stage"] == "range"]
+    errors = [r for r in read_errors(out) if r["stage"] == "range"]
     assert counts.failed_records == len(errors) > 0 and counts.written > 0
     assert counts.written + counts.failed_records == counts.decoded * 4
     assert all(r["error_type"] == "RangeError" and "outside [0, 255]" in r["message"] for r in errors)

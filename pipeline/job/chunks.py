@@ -1,0 +1,86 @@
+"""Rows packed into compressed columns: what crosses a stage of the job costs a few bytes per input.
+
+On the DirectRunner every element that crosses a stage boundary (a shuffle,
+a side input) is held by the driver process until the stage that reads it
+has run. A pickled list of small dataclasses costs about 150 bytes a row
+there, and Python's objects around it several times that (measured: 2.3 KB
+per input at 200,000 inputs); a chunk of 4,096 rows packed as zlib-compressed
+JSON columns costs about 6-15 bytes a row. A file's path is not stored where
+it is the source's prefix plus its key (a folder input: every row).
+
+``Packed`` is one chunk: the row type's name, the count and the bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.job.listing import Candidate, FolderEntry, InputItem, TableRow
+
+_LEVEL = 6  # zlib level: 4,096 rows pack in about 10 ms, to 6-15 bytes a row
+
+
+def _types() -> dict[str, Any]:
+    from pipeline.job.shard import PlannedRecord
+
+    return {
+        "item": InputItem,
+        "entry": FolderEntry,
+        "candidate": Candidate,
+        "table_row": TableRow,
+        "record": PlannedRecord,
+    }
+
+
+def _fields(row_type: Any) -> tuple[str, ...]:
+    if dataclasses.is_dataclass(row_type):
+        return tuple(f.name for f in dataclasses.fields(row_type))
+    return tuple(row_type._fields)  # a NamedTuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """``count`` rows of type ``kind``, as compressed JSON columns."""
+
+    kind: str
+    count: int
+    data: bytes
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def pack(kind: str, rows: Sequence[Any], prefix: str = "") -> Packed:
+    """Packs rows of one type; a ``path`` equal to ``prefix + key`` is left out, and ``order`` is recomputed."""
+    row_type = _types()[kind]
+    columns: dict[str, list[Any]] = {}
+    for name in _fields(row_type):
+        if name == "order":
+            continue
+        values = [getattr(row, name) for row in rows]
+        if name == "path" and prefix:
+            keys = [row.key for row in rows]
+            values = [None if path == prefix + key else path for path, key in zip(values, keys, strict=True)]
+        columns[name] = values
+    data = zlib.compress(json.dumps(columns, separators=(",", ":")).encode(), _LEVEL)
+    return Packed(kind, len(rows), data)
+
+
+def unpack(packed: Packed, prefix: str = "") -> list[Any]:
+    """The rows again, exactly as packed."""
+    from pipeline.format.manifest import record_order
+
+    row_type = _types()[packed.kind]
+    columns = json.loads(zlib.decompress(packed.data))
+    if "path" in columns:
+        columns["path"] = [
+            prefix + key if path is None else path for path, key in zip(columns["path"], columns["key"], strict=True)
+        ]
+    if packed.kind == "record":
+        columns["order"] = [record_order(k, c) for k, c in zip(columns["key"], columns["copy"], strict=True)]
+    names = _fields(row_type)
+    return [row_type(*values) for values in zip(*(columns[name] for name in names), strict=True)]
