@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
 from tests.helpers import DATA, PHOTOS, read_errors, run
+from tests.worker_pool import HAS_PROC, PoolWatch, WorkerPool, started_pool
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches worker processes in /proc")
+pytestmark = pytest.mark.skipif(not HAS_PROC, reason="watches worker processes in /proc")
 
-POOL_START_TIMEOUT_S = 60.0
 # Two classes in train (one corrupt file among them) and in validation; 2 copies into 2 shards per split.
 IMAGES = (
     "train/everyday/astronaut.png",
@@ -50,134 +45,12 @@ def small_photos(tmp_path_factory) -> Path:
     return root
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of a process, None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[2])
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in a process group."""
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    return [pid for pid in pids if (st := _stat(pid)) is not None and st[1] == pgid and st[0] != "Z"]
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-@dataclass
-class PoolWatch:
-    """Samples the pool's process group while the job runs: which workers it started, and what they loaded."""
-
-    pool_pid: int
-    workers: dict[int, str] = field(default_factory=dict)
-    loaded_tensorflow: set[int] = field(default_factory=set)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.2):
-            for pid in group_members(self.pool_pid):
-                if pid == self.pool_pid:
-                    continue
-                self.workers.setdefault(pid, _read(f"/proc/{pid}/cmdline"))
-                if "libtensorflow_framework" in _read(f"/proc/{pid}/maps"):
-                    self.loaded_tensorflow.add(pid)
-
-    def __enter__(self) -> PoolWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass
-class WorkerPool:
-    process: subprocess.Popen
-    port: int
-    stderr: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def worker_pool(tmp_path) -> Iterator[WorkerPool]:
-    """Beam's worker pool on a loopback port, in its own process group; the group is killed afterwards.
-
-    It runs in its own folder, as a pool on a cluster host would: a relative path reaching a worker resolves there.
-    """
-    port = _free_port()
-    stderr = tmp_path / "pool.stderr"
-    (tmp_path / "pool-cwd").mkdir()
+    """Beam's worker pool on a loopback port, in its own process group; the group is killed afterwards."""
     # The pool starts each SDK harness as `python -c ...` from PATH: this environment's python must come first.
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    with stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-            cwd=tmp_path / "pool-cwd",
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,  # its own process group: the pool and every worker it starts
-        )
-    pool = WorkerPool(process, port, stderr)
-    try:
-        _wait_for_port(pool)
+    with started_pool(tmp_path, Path(sys.executable).parent) as pool:
         yield pool
-    finally:
-        _stop_group(process)
-    assert process.poll() is not None, "the worker pool is still running"
-    assert group_members(process.pid) == [], "worker processes outlived the pool"
-
-
-def _wait_for_port(pool: WorkerPool) -> None:
-    deadline = time.monotonic() + POOL_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if pool.process.poll() is not None:
-            pytest.fail(f"the worker pool exited with {pool.process.returncode}:\n{pool.stderr.read_text()[-4000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", pool.port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(
-        f"the worker pool did not accept connections on localhost:{pool.port} within {POOL_START_TIMEOUT_S:.0f} s:\n"
-        f"{pool.stderr.read_text()[-4000:]}"
-    )
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the pool's group, SIGKILL after 10 s; waits until no live member is left."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        deadline = time.monotonic() + grace
-        while group_members(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not group_members(process.pid):
-            return
 
 
 def all_files(folder: Path) -> dict[str, bytes]:

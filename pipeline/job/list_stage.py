@@ -24,6 +24,7 @@ from apache_beam import pvalue
 from pipeline import fsutil
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow
+from pipeline.job.chunks import Packed, pack, unpack
 from pipeline.job.listing import (
     DUPLICATE,
     Candidate,
@@ -41,7 +42,6 @@ from pipeline.job.listing import (
     table_classes,
     table_units,
 )
-from pipeline.job.chunks import Packed, pack, unpack
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import ListingStats, Plan, plan_from
 from pipeline.job.shard import work_dir
