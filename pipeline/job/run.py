@@ -121,7 +121,8 @@ def run_job(
     """
     from pipeline.job.graph import counters
     from pipeline.job.progress import ProgressMonitor
-    from pipeline.job.shard import progress_dir
+    from pipeline.job.shard import progress_dir, work_dir
+    from pipeline.runtime.watchdog import run_watched, start_bound, start_hint
 
     clock = _PhaseClock(on_phase)
     beam_args = beam_args or []
@@ -140,8 +141,7 @@ def run_job(
     threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
     try:
         with monitor:
-            result = p.run()
-            result.wait_until_finish()
+            result = run_watched(p, work_dir(config.output), start_bound(options), start_hint(options))
     except Exception as exc:
         message = refusal_in(exc)
         if message is not None:
