@@ -183,7 +183,7 @@ class _ShardState:
         self.input_rows: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.slots_expected = self.slots_found = 0
-        self.candidates: list[IndexRow] = []
+        self.candidates: list[tuple[tuple[int, str, str, int], IndexRow]] = []  # (sample order, row), at most 2K
         self.failed_keys: set[str] = set()  # inputs that failed whole (not duplicate listing rows)
         self.failed_pairs: set[tuple[str, int]] = set()  # records that failed
         self.written: set[tuple[str, int]] = set()
@@ -212,7 +212,7 @@ class _ShardState:
             checked=dict(self.checked),
             failures=tuple(self.failures),
             more_failures=self.more_failures,
-            sample=tuple(sorted(self.candidates, key=sample_order)[: self.sample]),
+            sample=tuple(row for _, row in sorted(self.candidates)[: self.sample]),
         )
 
     def run(self) -> None:
@@ -234,15 +234,13 @@ class _ShardState:
             self.guarded(entry.errors.name, self.check_errors)
         self.check_records(index_ok)
 
-    def guarded(self, name: str, step: Any) -> bool:
+    def guarded(self, name: str, step: Any) -> None:
         """Runs one reading step; a file that cannot be parsed is a failure of that file, not a crash."""
         try:
             step()
-            return True
         except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
             self.fail(f"{name}: cannot be read ({type(exc).__name__}: {exc})")
             self.complete = False
-            return False
 
     def digest_ok(self, name: str, size: int, sha256: str) -> bool:
         path = fsutil.join(self.root, name)
@@ -426,9 +424,9 @@ class _ShardState:
         if copy == 0:
             self.owns(key)
         if self.sample:
-            self.candidates.append(row)
+            self.candidates.append((sample_order(row), row))  # the orders are distinct: rows are never compared
             if len(self.candidates) >= 2 * self.sample:
-                self.candidates = sorted(self.candidates, key=sample_order)[: self.sample]
+                self.candidates = sorted(self.candidates)[: self.sample]
 
 
 class _FramingError(Exception):
