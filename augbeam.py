@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.format.manifest import ErrorRow, IndexRow, Manifest, ShardInfo, SplitInfo
-from pipeline.format.reader import ReaderError, load, read_manifest
+from pipeline.format.reader import ReaderError, iter_errors, iter_index, load, read_manifest
 
 
 def check_model(model: Any, data: Any) -> list[str]:
@@ -27,6 +27,8 @@ __all__ = [
     "SplitInfo",
     "__version__",
     "check_model",
+    "iter_errors",
+    "iter_index",
     "load",
     "read_manifest",
 ]

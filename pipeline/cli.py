@@ -23,6 +23,11 @@ EPILOG = """Beam options go after '--', for example:
   augbeam run --input gs://b/photos --output gs://b/out -- --runner=DataflowRunner --project=P --region=R"""
 
 
+VERIFY_EPILOG = """Every shard is read once with its index and error parts; memory stays that of one shard.
+For outputs too big for one machine, check the shards as a Beam job:
+  augbeam verify gs://b/out -- --runner=DataflowRunner --project=P --region=R --temp_location=gs://b/tmp"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from transforms.augment import DEVICES, RESIZE_MODES
     from transforms.config import DEFAULT_PRESET, PRESETS
@@ -153,10 +158,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("text", "json", "yaml", "markdown"), default="text", help="output format (default: text)"
     )
 
-    check = sub.add_parser("verify", help="check an output folder: counts, checksums, uniqueness, regenerate a sample")
+    check = sub.add_parser(
+        "verify",
+        help="check an output folder: counts, checksums, uniqueness, regenerate a sample",
+        epilog=VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("output", metavar="DST", help="the output folder")
-    check.add_argument("--sample", type=int, default=0, help="regenerate this many records from their sources")
-    check.add_argument("--source", help="where the inputs are now (default: the input recorded in the manifest)")
+    check.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="regenerate this many records from their sources (the same ones every time)",
+    )
+    check.add_argument(
+        "--source",
+        help="where the inputs are now (default: the input recorded in the manifest); lists them again and "
+        "compares, holding every key in memory",
+    )
+    check.add_argument(
+        "--runner",
+        help="check the shards as a Beam job on this runner (DirectRunner, DataflowRunner...), with any Beam "
+        "options after '--'; without either, they are checked here one after another",
+    )
 
     inspect = sub.add_parser("inspect", help="print an output folder's summary: config, counts, files, errors")
     inspect.add_argument("output", metavar="DST", help="the output folder")
@@ -223,14 +247,14 @@ def _main(ours: list[str], beam_args: list[str]) -> int:
     try:
         if args.command == "run":
             return _run(args, beam_args)
+        if args.command == "verify":
+            return _verify(args, beam_args)
         if beam_args:
             parser.error(f"'augbeam {args.command}' takes no Beam options")
         if args.command == "ops":
             return _ops(args)
         if args.command == "preview":
             return _preview(args)
-        if args.command == "verify":
-            return _verify(args)
         if args.command == "inspect":
             from pipeline.report.inspect import summary
 
@@ -313,13 +337,16 @@ def _absolute_if_local(path: str) -> str:
     return os.path.abspath(path) if fsutil.is_local(path) else path
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """``augbeam verify``: here, or as a Beam job when given ``--runner`` or Beam options."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from pipeline.checks.verify import verify
 
     if args.sample < 0:
         raise ConfigError(f"--sample {args.sample}: must be 0 or more")
-    report = verify(args.output, sample=args.sample, source=args.source)
+    if args.runner:
+        beam_args = [f"--runner={args.runner}", *beam_args]
+    report = verify(args.output, sample=args.sample, source=args.source, beam_args=beam_args or None)
     print(report.text(args.output))
     return 0 if report.ok else 1
 
@@ -413,7 +440,7 @@ def print_summary(manifest: Manifest, output: str, seconds: float) -> None:
         print("  failures by reason (listing, read, decode: inputs; augment, range: records):")
         for split, reasons in _failure_reasons(manifest).items():
             print(f"    {split:<12}" + ", ".join(f"{n} {reason}" for reason, n in reasons))
-        print(f"  {errors} error row(s): see {output}/errors.parquet")
+        print(f"  {errors} error row(s): see {output}/errors-*.parquet (one part per shard; augbeam.iter_errors)")
     print(f"  report:   {output}/report.html (counts, sample records, parameter histograms, errors)")
     print(f"  read it:  import augbeam; ds = augbeam.load({output!r}, split='train', batch_size=32)")
 

@@ -189,7 +189,7 @@ def sample_manifest(side: dict[str, FileInfo] | None = None) -> Manifest:
     """A small complete manifest: one split of one shard (``MANIFEST_SHARD``), side files as given."""
     counts = Counts(3, 1, {"listing": 0, "read": 0, "decode": 1}, 2, 1, 2, 2, 0)
     return Manifest(
-        format_version=1,
+        format_version=2,
         producer={"augbeam": "0.1.0"},
         config={"seed": 1, "ops": []},
         input=InputInfo("/in", "folder"),
@@ -202,6 +202,157 @@ def sample_manifest(side: dict[str, FileInfo] | None = None) -> Manifest:
         splits={"train": SplitInfo(True, (MANIFEST_SHARD,), counts, {"decode/CorruptImage": 1})},
         side_files=side,
     )
+
+
+# --- a format-version-2 folder without a job ---------------------------------------------------------------------
+
+SYNTHETIC_SHAPE = (4, 4, 3)
+
+
+def write_output(
+    out: Path,
+    inputs: dict[str, list[str]],
+    copies: int = 2,
+    num_shards: int = 3,
+    failed_inputs: dict[str, str] | None = None,
+    failed_records: dict[tuple[str, int], str] | None = None,
+    listing_errors: dict[str, str] | None = None,
+    add_records: tuple[tuple[str, str, int], ...] = (),
+    drop_records: tuple[tuple[str, str, int], ...] = (),
+) -> Manifest:
+    """A complete output folder written by the format's rules alone (no job, no TensorFlow): for readers' tests.
+
+    ``inputs``: split -> keys (label: the key's first folder, ``cat`` or ``dog``). ``failed_inputs``:
+    key -> ``stage/ErrorType`` of a whole input (no records); ``failed_records``: (key, copy) ->
+    reason; ``listing_errors``: key -> ``listing/ErrorType`` (in the first split). The counts are
+    those of that run; ``add_records`` / ``drop_records`` ((split, key, copy)) then change only the
+    written records, so a reader sees a folder whose counts still add up but whose records do not.
+    Pixels are a hash of (key, copy): uint8 ``SYNTHETIC_SHAPE``, mobilenet_v2 preprocessing by the reader.
+    """
+    import hashlib
+    import json
+
+    from pipeline.format.manifest import ErrorRow, IndexRow, errors_name, index_name, record_order, shard_name
+    from pipeline.format.records import FEATURES, FORMAT_VERSION, TFRecordWriter, example_parts, record_sha256
+    from pipeline.format.tables import write_table
+
+    failed_inputs, failed_records = failed_inputs or {}, failed_records or {}
+    listing_errors = listing_errors or {}
+    out.mkdir(parents=True, exist_ok=True)
+    classes = ("cat", "dog")
+    splits = {}
+    for n, (split, keys) in enumerate(sorted(inputs.items())):
+        errors = [
+            ErrorRow(key, None, split, *reason.split("/", 1), f"{reason} (synthetic)")
+            for key, reason in sorted(failed_inputs.items())
+            if key in keys
+        ]
+        if n == 0:
+            errors += [
+                ErrorRow(key, None, split, *reason.split("/", 1), "synthetic") for key, reason in listing_errors.items()
+            ]
+        decoded = [key for key in keys if key not in failed_inputs]
+        planned = {(split, key, copy) for key in decoded for copy in range(copies)}
+        written = sorted(
+            (planned | set(add_records)) - set(drop_records) - {(split, *pair) for pair in failed_records}
+        )
+        errors += [
+            ErrorRow(key, copy, split, *reason.split("/", 1), "synthetic")
+            for (key, copy), reason in failed_records.items()
+            if key in keys
+        ]
+        by_shard: dict[int, list[tuple[int, str, int]]] = {shard: [] for shard in range(num_shards)}
+        for order, key, copy in sorted((record_order(k, c), k, c) for s, k, c in written if s == split):
+            by_shard[order % num_shards].append((order, key, copy))
+        shards = []
+        for shard, mine in by_shard.items():
+            name = shard_name(split, shard, num_shards)
+            rows = []
+            with open(out / name, "wb") as handle:
+                writer = TFRecordWriter(handle)
+                for position, (_, key, copy) in enumerate(mine):
+                    label = classes.index(key.split("/")[0]) if key.split("/")[0] in classes else 0
+                    source = hashlib.sha256(key.encode()).hexdigest()
+                    params = json.dumps([{"op": "none", "copy": copy}])
+                    image = hashlib.sha256(f"{key}\x00{copy}".encode()).digest() * 2  # 64 bytes > 48
+                    parts = example_parts(
+                        image=image[: SYNTHETIC_SHAPE[0] * SYNTHETIC_SHAPE[1] * 3],
+                        shape=SYNTHETIC_SHAPE,
+                        dtype="uint8",
+                        encoding="uint8",
+                        label=label,
+                        key=key,
+                        copy=copy,
+                        params=params,
+                        source_sha256=source,
+                    )
+                    writer.write(parts)
+                    rows.append(IndexRow(key, copy, split, name, position, label, params, record_sha256(parts), source))
+            index = write_table(str(out), index_name(split, shard, num_shards), rows, IndexRow)
+            routed = [
+                e for e in errors if record_order(e.key, 0 if e.copy is None else e.copy) % num_shards == shard
+            ]
+            part = write_table(
+                str(out), errors_name(split, shard, num_shards), sorted(routed, key=lambda e: e.sort_key), ErrorRow
+            )
+            shards.append(ShardInfo(name, writer.records, writer.bytes, writer.sha256.hexdigest(), index, part))
+        failed = [e for e in errors if e.copy is None]
+        counts = Counts(
+            listed=len(keys) + (len(listing_errors) if n == 0 else 0),
+            failed_inputs=len(failed),
+            failed_inputs_by_stage={s: sum(e.stage == s for e in failed) for s in ("listing", "read", "decode")},
+            decoded=len(decoded),
+            copies=copies,
+            expected_records=len(decoded) * copies,
+            written=len(planned) - sum(1 for key, _ in failed_records if key in keys),
+            failed_records=sum(1 for key, _ in failed_records if key in keys),
+        )
+        reasons: dict[str, int] = {}
+        for e in errors:
+            reasons[e.reason] = reasons.get(e.reason, 0) + 1
+        splits[split] = SplitInfo(False, tuple(shards), counts, dict(sorted(reasons.items())))
+    from transforms.preprocess import get_preprocessing
+
+    preprocessing = dict(get_preprocessing("mobilenet_v2").describe(), applied="by_reader", output_dtype="float32")
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        producer={"augbeam": "0.1.0", "python": "3"},
+        config={"seed": 1, "ops": [], "config_source": "none", "copies": copies, "eval_copies": 1, "eval_ops": "none"},
+        input=InputInfo(str(out.parent / "in"), "folder"),
+        classes=classes,
+        image=ImageInfo(SYNTHETIC_SHAPE, "uint8", "uint8"),
+        preprocessing=preprocessing,
+        features=FEATURES,
+        seeding={},
+        sharding="by hash",
+        splits=splits,
+        side_files={},
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def rewrite_part(out: Path, name: str, rows: list[dict]) -> None:
+    """Rewrites an index or error part with ``rows`` and makes the manifest name its new size and checksum.
+
+    What a writer's bug (not a changed file) would leave: the folder's checksums all match.
+    """
+    import hashlib
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / name)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), out / name)
+    data = (out / name).read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    for info in manifest["splits"].values():
+        for shard in info["shards"]:
+            for kind in ("index", "errors"):
+                if shard[kind]["name"] == name:
+                    shard[kind].update(rows=len(rows), bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 # --- test images ---------------------------------------------------------------------------------------------------

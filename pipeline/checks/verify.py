@@ -1,18 +1,29 @@
 """``augbeam verify DST``: checks an output folder from its files alone, and regenerates a sample.
 
-What it checks: the manifest is readable; every file in the folder is one
-the manifest names and none is missing; shards, index.parquet and
-errors.parquet match their sizes and checksums; every shard's TFRecord
-framing and CRCs are sound and its record count matches; index rows point
-at records whose bytes they hash, no (key, copy) appears twice and each
-sits in the shard its hash names; per split, listed = decoded + failed,
-decoded x copies = written + failed records, and the error rows say the
-same. Given the source (``--source``, or with ``--sample`` the recorded
-input) it lists it again and checks every entry is a record or an error row
-and nothing else. With ``--sample N`` it re-reads N source images (from ``--source``,
-else the input recorded in the manifest), checks they are the files that
-were used (sha256), and re-renders their records from the stored params:
-the bytes must be equal (same device kind: see docs/ops-and-presets.md, Execution).
+The work is per shard (``check_shard``): one pass over the shard's records,
+its index part and its error part, holding at most one shard's keys. It
+checks the three files' sizes and checksums (and the DALI index's); the
+TFRecord framing, CRCs and record count; that index row i is record i, with
+its bytes' sha256 and the key, copy, label, params and source the record
+says; that every (key, copy) sits in the shard its hash names, in hash order,
+once; and that every error row is in the part the routing rules name, in
+order. Each shard gives a small ``ShardCheck``; ``Collected`` folds them
+(O(shards) + the sample), and ``reconcile`` checks per split, against the
+manifest: listed = decoded + failed, decoded x copies = written + failed
+records, the index and error rows' counts, and (by sums of hashes, no set of
+keys) that each decoded input has each of its copies exactly once, written
+or failed. The shards are checked here one after another, or, given Beam
+options, as a Beam job (``check_with_beam``) for outputs too big for one
+machine: the same checks, merge and report.
+
+Given the source (``--source``, or with ``--sample`` the recorded input) it
+lists it again and checks every entry is a record or an error row and
+nothing else; that comparison holds every key in memory (O(inputs)). With
+``--sample N`` it re-reads the N records with the smallest
+``stable_hash64(split NUL key NUL copy)`` (the same ones every time), checks
+their sources are the files that were used (sha256), and re-renders them
+from the stored params: the bytes must be equal (same device kind: see
+docs/ops-and-presets.md, Execution).
 """
 
 from __future__ import annotations
@@ -20,14 +31,46 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import tempfile
+import uuid
 from collections import Counter
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any
 
 from pipeline import fsutil
-from pipeline.format.manifest import ERRORS, INDEX, INPUT_STAGES, ErrorRow, IndexRow, Manifest, record_order
+from pipeline.format.manifest import (
+    DUPLICATE,
+    INPUT_STAGES,
+    ErrorRow,
+    IndexRow,
+    Manifest,
+    ShardInfo,
+    errors_name,
+    index_name,
+    record_order,
+    shard_name,
+)
 from pipeline.format.reader import ReaderError, read_manifest
-from pipeline.format.records import iter_records
+from pipeline.format.records import iter_records, parse_example, read_records
+from pipeline.format.tables import iter_rows, iter_table
 from transforms.rng import stable_hash64
+
+SHARD_FAILURES = 20  # kept per shard: one broken shard must not flood the report
+KEPT_FAILURES = 200  # kept in all (the text shows 50), the first in (split, shard) order
+SHOWN_FAILURES = 50
+_MASK = (1 << 64) - 1
+# The order the report lists what it checked (a Beam job's merge order must not change the text).
+CHECKED = (
+    "shards",
+    "file checksums",
+    "records read",
+    "index rows",
+    "error rows",
+    "count rules",
+    "splits compared with the source",
+    "records regenerated",
+)
 
 
 @dataclasses.dataclass
@@ -36,28 +79,587 @@ class Report:
 
     problems: list[str] = dataclasses.field(default_factory=list)
     checked: Counter = dataclasses.field(default_factory=Counter)
+    more_problems: int = 0  # found but not kept (the shards' caps)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.more_problems
 
     def fail(self, message: str) -> None:
         self.problems.append(message)
 
     def text(self, dst: str) -> str:
-        done = ", ".join(f"{n} {what}" for what, n in self.checked.items())
+        order = {what: i for i, what in enumerate(CHECKED)}
+        items = sorted(self.checked.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+        done = ", ".join(f"{n} {what}" for what, n in items)
         if self.ok:
             return f"augbeam verify {dst}: OK ({done})"
-        lines = [f"augbeam verify {dst}: {len(self.problems)} problem(s)"]
-        lines += [f"  - {p}" for p in self.problems[:50]]
-        if len(self.problems) > 50:
-            lines.append(f"  ... and {len(self.problems) - 50} more")
+        total = len(self.problems) + self.more_problems
+        lines = [f"augbeam verify {dst}: {total} problem(s)"]
+        lines += [f"  - {p}" for p in self.problems[:SHOWN_FAILURES]]
+        if total > SHOWN_FAILURES:
+            lines.append(f"  ... and {total - SHOWN_FAILURES} more")
         lines.append(f"  checked: {done}")
         return "\n".join(lines)
 
 
-def verify(dst: str, sample: int = 0, source: str | None = None) -> Report:
-    """Runs every check on the output folder ``dst``; never raises for what it finds."""
+# --- one shard ---------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardCheck:
+    """What checking one shard found: what it adds to its split's counts, and its failures (capped).
+
+    Small whatever the shard holds, so a Beam job can collect one per shard.
+    """
+
+    split: str
+    shard: int
+    complete: bool  # its files were all there, unchanged and readable: its counts mean something
+    records: int
+    index_rows: int
+    decoded_inputs: int  # inputs whose copy 0 is here (written, or failed as a record)
+    input_rows_by_stage: Mapping[str, int]  # error rows of whole inputs (copy None), by stage
+    record_error_rows: int  # error rows of one copy
+    error_rows_by_reason: Mapping[str, int]
+    slots_expected: int  # sum mod 2**64 of record_order(key, c), c < copies, over the inputs decoded here
+    slots_found: int  # the same sum over this shard's index rows and record error rows
+    checked: Mapping[str, int]
+    failures: tuple[str, ...]
+    more_failures: int = 0
+    sample: tuple[IndexRow, ...] = ()  # up to K rows with the smallest sample order (``--sample K``)
+
+
+def sample_order(row: IndexRow) -> tuple[int, str, str, int]:
+    """How ``--sample`` picks records: the smallest ``stable_hash64(split NUL key NUL copy)`` first."""
+    return (stable_hash64(f"{row.split}\x00{row.key}\x00{row.copy}"), row.split, row.key, row.copy)
+
+
+def check_shard(root: str, manifest: Manifest, split: str, shard: int, sample: int = 0) -> ShardCheck:
+    """Checks shard number ``shard`` of ``split`` with its index and error parts; never raises for what it finds.
+
+    Reads the shard once (hashing and parsing as the bytes pass) and its parts once, a batch at a
+    time; holds one shard's (key, copy) pairs, the failed keys of its error part and ``sample`` rows.
+    """
+    state = _ShardState(fsutil.normalize(root), manifest, split, shard, sample)
+    try:
+        state.run()
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError) as exc:
+        state.fail(f"{state.entry.file}: could not be checked ({type(exc).__name__}: {exc})")
+        state.complete = False
+    return state.result()
+
+
+class _HashingReader:
+    """A read-only stream that hashes and counts what is read through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 22):
+            pass
+
+
+class _ShardState:
+    """The running state of ``check_shard``."""
+
+    def __init__(self, root: str, manifest: Manifest, split: str, shard: int, sample: int) -> None:
+        info = manifest.splits[split]
+        self.root, self.split, self.shard, self.sample = root, split, shard, sample
+        self.num_shards, self.copies = info.num_shards, info.counts.copies
+        self.entry: ShardInfo = info.shards[shard]
+        self.complete = True
+        self.failures: list[str] = []
+        self.more_failures = 0
+        self.checked: Counter[str] = Counter()
+        self.records = self.index_rows = self.decoded = self.record_error_rows = 0
+        self.input_rows: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.slots_expected = self.slots_found = 0
+        self.candidates: list[tuple[tuple[int, str, str, int], IndexRow]] = []  # (sample order, row), at most 2K
+        self.failed_keys: set[str] = set()  # inputs that failed whole (not duplicate listing rows)
+        self.failed_pairs: set[tuple[str, int]] = set()  # records that failed
+        self.written: set[tuple[str, int]] = set()
+        self.previous_order: int | None = None
+        self.content_dropped = 0  # what the records say against the index, past the cap
+
+    def fail(self, message: str) -> None:
+        if len(self.failures) < SHARD_FAILURES:
+            self.failures.append(message)
+        else:
+            self.more_failures += 1
+
+    def result(self) -> ShardCheck:
+        return ShardCheck(
+            split=self.split,
+            shard=self.shard,
+            complete=self.complete,
+            records=self.records,
+            index_rows=self.index_rows,
+            decoded_inputs=self.decoded,
+            input_rows_by_stage=dict(sorted(self.input_rows.items())),
+            record_error_rows=self.record_error_rows,
+            error_rows_by_reason=dict(sorted(self.reasons.items())),
+            slots_expected=self.slots_expected,
+            slots_found=self.slots_found,
+            checked=dict(self.checked),
+            failures=tuple(self.failures),
+            more_failures=self.more_failures,
+            sample=tuple(row for _, row in sorted(self.candidates)[: self.sample]),
+        )
+
+    def run(self) -> None:
+        entry, split, shard, n = self.entry, self.split, self.shard, self.num_shards
+        self.checked["shards"] += 1
+        for got, want in (
+            (entry.file, shard_name(split, shard, n)),
+            (entry.index.name, index_name(split, shard, n)),
+            (entry.errors.name, errors_name(split, shard, n)),
+        ):
+            if got != want:
+                self.fail(f"{got}: the manifest names it as {split!r} shard {shard}'s file, which is {want}")
+                self.complete = False
+        if entry.dali_index is not None:
+            self.digest_ok(entry.dali_index.file, entry.dali_index.bytes, entry.dali_index.sha256)
+        index_ok = self.digest_ok(entry.index.name, entry.index.bytes, entry.index.sha256)
+        errors_ok = self.digest_ok(entry.errors.name, entry.errors.bytes, entry.errors.sha256)
+        if errors_ok:
+            self.guarded(entry.errors.name, self.check_errors)
+        self.check_records(index_ok)
+
+    def guarded(self, name: str, step: Any) -> None:
+        """Runs one reading step; a file that cannot be parsed is a failure of that file, not a crash."""
+        try:
+            step()
+        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+            self.fail(f"{name}: cannot be read ({type(exc).__name__}: {exc})")
+            self.complete = False
+
+    def digest_ok(self, name: str, size: int, sha256: str) -> bool:
+        path = fsutil.join(self.root, name)
+        try:
+            with fsutil.open_read(path) as raw:
+                handle = _HashingReader(raw)
+                handle.drain()
+        except FileNotFoundError:
+            self.fail(f"{name}: named by the manifest but missing")
+            self.complete = False
+            return False
+        except OSError as exc:
+            self.fail(f"{name}: cannot be read ({exc})")
+            self.complete = False
+            return False
+        self.checked["file checksums"] += 1
+        return self.same(name, handle, size, sha256)
+
+    def same(self, name: str, handle: _HashingReader, size: int, sha256: str) -> bool:
+        digest = handle.digest.hexdigest()
+        if handle.size != size or digest != sha256:
+            self.fail(
+                f"{name}: {handle.size} bytes, sha256 {digest[:12]}..., but the manifest says "
+                f"{size} bytes, {sha256[:12]}...: changed or corrupt"
+            )
+            self.complete = False
+            return False
+        return True
+
+    def target(self, key: str, copy: int) -> int:
+        return record_order(key, copy) % self.num_shards
+
+    def owns(self, key: str) -> None:
+        """A decoded input whose copy 0 is here: each of its copies must be somewhere in the split, once."""
+        self.decoded += 1
+        for copy in range(self.copies):
+            self.slots_expected = (self.slots_expected + record_order(key, copy)) & _MASK
+
+    def check_errors(self) -> None:
+        name = self.entry.errors.name
+        previous: tuple[str, int, str] | None = None
+        rows = 0
+        for row in iter_rows(fsutil.join(self.root, name), ErrorRow):
+            rows += 1
+            where = f"{name}: error row ({row.key!r}, {'input' if row.copy is None else f'copy {row.copy}'})"
+            if row.split != self.split:
+                self.fail(f"{where} names split {row.split!r}, but is in a part of split {self.split!r}")
+            target = self.target(row.key, 0 if row.copy is None else row.copy)
+            if target != self.shard:
+                self.fail(f"{where}: the routing rules put it in shard {target}, not {self.shard}")
+            if previous is not None and row.sort_key < previous:
+                self.fail(f"{where}: out of order (rows are sorted by key, copy, stage)")
+            previous = row.sort_key
+            self.reasons[row.reason] += 1
+            if row.copy is None:
+                if row.stage not in INPUT_STAGES:
+                    self.fail(f"{where}: a whole input's row at stage {row.stage!r} (only {INPUT_STAGES})")
+                self.input_rows[row.stage] += 1
+                if row.reason != DUPLICATE:  # a duplicate listing row names the entry that was kept
+                    self.failed_keys.add(row.key)
+                continue
+            self.record_error_rows += 1
+            if not 0 <= row.copy < self.copies:
+                self.fail(f"{where}: copy out of range (the split has {self.copies} copies)")
+            pair = (row.key, row.copy)
+            if pair in self.failed_pairs:
+                self.fail(f"{where}: appears twice")
+            self.failed_pairs.add(pair)
+            self.slots_found = (self.slots_found + record_order(*pair)) & _MASK
+            if row.copy == 0:
+                self.owns(row.key)
+        self.checked["error rows"] += rows
+        if rows != self.entry.errors.rows:
+            self.fail(f"{name}: {rows} rows, the manifest says {self.entry.errors.rows}")
+        for key in sorted(self.failed_keys & {k for k, _ in self.failed_pairs}):
+            self.fail(f"{name}: input {key!r} failed whole and has a failed copy too")
+
+    def check_records(self, with_index: bool) -> None:
+        """The shard's bytes, framing and records, with the index part in lockstep when it can be trusted."""
+        entry = self.entry
+        path = fsutil.join(self.root, entry.file)
+        try:
+            raw = fsutil.open_read(path)
+        except FileNotFoundError:
+            self.fail(f"{entry.file}: named by the manifest but missing")
+            self.complete = False
+            return
+        except OSError as exc:
+            self.fail(f"{entry.file}: cannot be read ({exc})")
+            self.complete = False
+            return
+        content: list[str] = []  # what the records say against the index: dropped if the shard's bytes changed
+        with raw:
+            handle = _HashingReader(raw)
+            rows: Iterator[IndexRow] | None = None
+            if with_index:
+                rows = iter_rows(fsutil.join(self.root, entry.index.name), IndexRow)
+            try:
+                for position, record in enumerate(_framed(handle)):
+                    self.records += 1
+                    if rows is not None:
+                        row = next(rows, None)
+                        if row is None:
+                            content.append(f"{entry.index.name}: no row for record {position} of {entry.file}")
+                            rows = None
+                        else:
+                            self.check_row(position, record, row, content)
+                if rows is not None:
+                    extra = sum(1 for _ in rows)
+                    if extra:
+                        content.append(f"{entry.index.name}: {extra} row(s) past the last record of {entry.file}")
+                        self.index_rows += extra
+            except _FramingError as exc:  # a length or CRC that does not match
+                self.fail(f"{entry.file}: {exc}")
+                self.complete = False
+            except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:  # the index part's rows
+                self.fail(f"{entry.index.name}: cannot be read ({type(exc).__name__}: {exc})")
+                self.complete = False
+            handle.drain()
+        self.checked["file checksums"] += 1
+        self.checked["records read"] += self.records
+        if not self.same(entry.file, handle, entry.bytes, entry.sha256):
+            return  # its records say whatever the change made them say: the change is the finding
+        for message in content:
+            self.fail(message)
+        self.more_failures += self.content_dropped
+        if self.records != entry.records:
+            self.fail(f"{entry.file}: {self.records} records, the manifest says {entry.records}")
+        if with_index and self.index_rows != entry.index.rows:
+            self.fail(f"{entry.index.name}: {self.index_rows} rows, the manifest says {entry.index.rows}")
+        if not with_index:
+            self.complete = False
+
+    def check_row(self, position: int, record: bytes, row: IndexRow, content: list[str]) -> None:
+        self.index_rows += 1
+        self.checked["index rows"] += 1
+
+        def problem(message: str) -> None:
+            if len(content) < SHARD_FAILURES:
+                content.append(message)
+            else:
+                self.content_dropped += 1
+
+        key, copy = row.key, row.copy
+        where = f"index row ({key!r}, copy {copy})"
+        if (row.split, row.shard, row.position) != (self.split, self.entry.file, position):
+            problem(
+                f"{where}: says {row.split!r} {row.shard}[{row.position}], "
+                f"but is row {position} of {self.entry.index.name}"
+            )
+        if hashlib.sha256(record).hexdigest() != row.record_sha256:
+            problem(f"{where}: the record at {self.entry.file}[{position}] does not have the bytes the index hashes")
+        else:
+            try:
+                said = _record_fields(record)
+            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, a missing feature: the record's fault
+                problem(f"{where}: the record at {self.entry.file}[{position}] is not a valid Example ({exc})")
+            else:
+                if said != (key, copy, row.label, row.params, row.source_sha256):
+                    problem(
+                        f"{where}: the record at {self.entry.file}[{position}] says otherwise "
+                        "(key, copy, label, params or source)"
+                    )
+        order = record_order(key, copy)
+        if order % self.num_shards != self.shard:
+            problem(f"{where}: in {self.entry.file}, but its hash names another shard")
+        if self.previous_order is not None and order < self.previous_order:
+            problem(f"{where}: out of hash order in {self.entry.file}")
+        self.previous_order = order
+        if not 0 <= copy < self.copies:
+            problem(f"{where}: copy out of range (the split has {self.copies} copies)")
+        pair = (key, copy)
+        if pair in self.written:
+            problem(f"{where}: appears twice in split {self.split!r}")
+        self.written.add(pair)
+        if pair in self.failed_pairs:
+            problem(f"record ({key!r}, copy {copy}) is both failed and written")
+        if key in self.failed_keys:
+            problem(f"input {key!r} is both failed and written")
+        self.slots_found = (self.slots_found + order) & _MASK
+        if copy == 0:
+            self.owns(key)
+        if self.sample:
+            self.candidates.append((sample_order(row), row))  # the orders are distinct: rows are never compared
+            if len(self.candidates) >= 2 * self.sample:
+                self.candidates = sorted(self.candidates)[: self.sample]
+
+
+class _FramingError(Exception):
+    """The shard's TFRecord framing is broken (``read_records``' ValueError, kept apart from the index's)."""
+
+
+def _framed(handle: _HashingReader) -> Iterator[bytes]:
+    try:
+        yield from read_records(handle)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _FramingError(str(exc)) from None
+
+
+def _record_fields(record: bytes) -> tuple[str, int, int, str, str]:
+    """(key, copy, label, params, source sha256) as the record itself says."""
+    f = parse_example(record)
+    return (
+        bytes(f["key"][0]).decode(),  # type: ignore[arg-type]
+        int(f["copy"][0]),
+        int(f["label"][0]),
+        bytes(f["params"][0]).decode(),  # type: ignore[arg-type]
+        bytes(f["source_sha256"][0]).decode(),  # type: ignore[arg-type]
+    )
+
+
+# --- every shard, folded -------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SplitTotals:
+    """One split's sums over its shards' checks."""
+
+    shards: set[int] = dataclasses.field(default_factory=set)
+    complete: bool = True
+    records: int = 0
+    index_rows: int = 0
+    decoded_inputs: int = 0
+    record_error_rows: int = 0
+    input_rows_by_stage: Counter = dataclasses.field(default_factory=Counter)
+    error_rows_by_reason: Counter = dataclasses.field(default_factory=Counter)
+    slots_expected: int = 0
+    slots_found: int = 0
+
+    def merge(self, other: SplitTotals) -> None:
+        self.complete = self.complete and other.complete and not (self.shards & other.shards)
+        self.shards |= other.shards
+        for name in ("records", "index_rows", "decoded_inputs", "record_error_rows"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.input_rows_by_stage.update(other.input_rows_by_stage)
+        self.error_rows_by_reason.update(other.error_rows_by_reason)
+        self.slots_expected = (self.slots_expected + other.slots_expected) & _MASK
+        self.slots_found = (self.slots_found + other.slots_found) & _MASK
+
+    @classmethod
+    def of(cls, check: ShardCheck) -> SplitTotals:
+        return cls(
+            {check.shard},
+            check.complete,
+            check.records,
+            check.index_rows,
+            check.decoded_inputs,
+            check.record_error_rows,
+            Counter(check.input_rows_by_stage),
+            Counter(check.error_rows_by_reason),
+            check.slots_expected,
+            check.slots_found,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["shards"] = sorted(self.shards)
+        out["input_rows_by_stage"] = dict(self.input_rows_by_stage)
+        out["error_rows_by_reason"] = dict(self.error_rows_by_reason)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SplitTotals:
+        values = dict(data)
+        values["shards"] = set(values["shards"])
+        values["input_rows_by_stage"] = Counter(values["input_rows_by_stage"])
+        values["error_rows_by_reason"] = Counter(values["error_rows_by_reason"])
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class Collected:
+    """``ShardCheck``s folded together, in any order, to the same result; O(shards) plus the sample.
+
+    What ``reconcile`` needs: per-split sums, what was checked, the first failures in (split, shard)
+    order, and the ``sample`` index rows with the smallest ``sample_order``.
+    """
+
+    sample: int = 0
+    splits: dict[str, SplitTotals] = dataclasses.field(default_factory=dict)
+    checked: Counter = dataclasses.field(default_factory=Counter)
+    failures: list[tuple[str, int, int, str]] = dataclasses.field(default_factory=list)  # (split, shard, n, text)
+    more_failures: int = 0
+    candidates: list[IndexRow] = dataclasses.field(default_factory=list)
+
+    def add(self, check: ShardCheck) -> Collected:
+        one = Collected(
+            self.sample,
+            {check.split: SplitTotals.of(check)},
+            Counter(check.checked),
+            [(check.split, check.shard, i, text) for i, text in enumerate(check.failures)],
+            check.more_failures,
+            list(check.sample),
+        )
+        return self.merge(one)
+
+    def merge(self, other: Collected) -> Collected:
+        for split, totals in other.splits.items():
+            if split in self.splits:
+                self.splits[split].merge(totals)
+            else:
+                self.splits[split] = SplitTotals.from_json(totals.to_json())
+        self.checked.update(other.checked)
+        self.failures += other.failures
+        self.more_failures += other.more_failures
+        self.candidates += other.candidates
+        if len(self.failures) > 2 * KEPT_FAILURES:
+            self.failures.sort()
+            self.more_failures += len(self.failures) - KEPT_FAILURES
+            del self.failures[KEPT_FAILURES:]
+        if len(self.candidates) > 2 * self.sample:
+            self.candidates = self.chosen()
+        return self
+
+    def chosen(self) -> list[IndexRow]:
+        """The sample: the ``sample`` rows with the smallest ``sample_order``, in that order."""
+        return sorted(self.candidates, key=sample_order)[: self.sample]
+
+    def kept_failures(self) -> tuple[list[str], int]:
+        """The first ``KEPT_FAILURES`` failures in (split, shard) order, and how many more there were."""
+        ordered = sorted(self.failures)
+        return [text for *_, text in ordered[:KEPT_FAILURES]], self.more_failures + max(
+            0, len(ordered) - KEPT_FAILURES
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sample": self.sample,
+            "splits": {name: totals.to_json() for name, totals in self.splits.items()},
+            "checked": dict(self.checked),
+            "failures": [list(f) for f in self.failures],
+            "more_failures": self.more_failures,
+            "candidates": [row.to_json() for row in self.candidates],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Collected:
+        return cls(
+            data["sample"],
+            {name: SplitTotals.from_json(t) for name, t in data["splits"].items()},
+            Counter(data["checked"]),
+            [(f[0], f[1], f[2], f[3]) for f in data["failures"]],
+            data["more_failures"],
+            [IndexRow.from_json(row) for row in data["candidates"]],
+        )
+
+
+def check_locally(root: str, manifest: Manifest, sample: int = 0) -> Collected:
+    """Every shard checked here, one after another: memory stays that of one shard."""
+    collected = Collected(sample)
+    for split, info in sorted(manifest.splits.items()):
+        for shard in range(info.num_shards):
+            collected.add(check_shard(root, manifest, split, shard, sample))
+    return collected
+
+
+def reconcile(manifest: Manifest, collected: Collected, report: Report) -> None:
+    """The shards' failures into ``report``, then each split's sums against its manifest counts."""
+    failures, more = collected.kept_failures()
+    report.problems += failures
+    report.more_problems += more
+    report.checked.update(collected.checked)
+    for split, info in sorted(manifest.splits.items()):
+        totals = collected.splits.get(split, SplitTotals())
+        missing = sorted(set(range(info.num_shards)) - totals.shards)
+        if missing:
+            first = info.shards[missing[0]].file
+            report.fail(f"split {split!r}: {len(missing)} shard(s) were not checked, e.g. {first}")
+            continue
+        if not totals.complete:
+            continue  # a file changed, missing or unreadable: its counts would only repeat that
+        c = info.counts
+        found_reasons = {k: v for k, v in totals.error_rows_by_reason.items() if v}
+        checks = [
+            (c.listed == c.decoded + c.failed_inputs, "listed = decoded + failed inputs"),
+            (c.decoded * c.copies == c.written + c.failed_records, "decoded x copies = written + failed"),
+            (sum(s.records for s in info.shards) == c.written, "shard records sum to written"),
+            (totals.index_rows == c.written, f"index rows ({totals.index_rows}) = written"),
+            (
+                sum(totals.input_rows_by_stage.values()) == c.failed_inputs,
+                f"input error rows ({sum(totals.input_rows_by_stage.values())}) = failed inputs",
+            ),
+            (
+                totals.record_error_rows == c.failed_records,
+                f"record error rows ({totals.record_error_rows}) = failed records",
+            ),
+            (
+                totals.decoded_inputs == c.decoded,
+                f"inputs with a copy 0 written or failed ({totals.decoded_inputs}) = decoded",
+            ),
+            (
+                found_reasons == {k: v for k, v in info.error_rows_by_reason.items() if v},
+                "error rows by reason match the manifest",
+            ),
+            (
+                totals.slots_expected == totals.slots_found,
+                "each decoded input has each copy exactly once, written or failed (a copy is missing or extra, "
+                "or an input that failed has records)",
+            ),
+        ]
+        for stage in INPUT_STAGES:
+            got = totals.input_rows_by_stage.get(stage, 0)
+            want = c.failed_inputs_by_stage.get(stage, 0)
+            checks.append((got == want, f"{stage} error rows ({got}) = failed at {stage} ({want})"))
+        for ok, what in checks:
+            report.checked["count rules"] += 1
+            if not ok:
+                report.fail(f"split {split!r}: counts do not reconcile: {what} ({c})")
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+
+
+def verify(dst: str, sample: int = 0, source: str | None = None, beam_args: list[str] | None = None) -> Report:
+    """Runs every check on the output folder ``dst``; never raises for what it finds.
+
+    ``beam_args`` (a list, even empty): check the shards as a Beam job with these options
+    (``check_with_beam``) instead of here; the report is the same.
+    """
     report = Report()
     root = fsutil.normalize(dst)
     try:
@@ -65,35 +667,169 @@ def verify(dst: str, sample: int = 0, source: str | None = None) -> Report:
     except ReaderError as exc:
         report.fail(str(exc))
         return report
-    try:
-        _check_files(root, manifest, report)
-        if not report.ok:
-            return report  # missing or changed files: the rest would only repeat it
-        import pyarrow.parquet as pq
-
-        index = [IndexRow.from_json(row) for row in pq.read_table(fsutil.join(root, INDEX)).to_pylist()]
-        errors = [ErrorRow.from_json(row) for row in pq.read_table(fsutil.join(root, ERRORS)).to_pylist()]
-        records = _check_shards(root, manifest, report)
-        _check_index(manifest, index, records, report)
-        _check_counts(manifest, index, errors, report)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        report.fail(f"the manifest or an index file is malformed ({type(exc).__name__}: {exc})")
-        return report
+    _check_folder(root, manifest, report)
+    if beam_args is None:
+        collected = check_locally(root, manifest, sample)
+    else:
+        collected = check_with_beam(root, manifest, sample, beam_args)
+    reconcile(manifest, collected, report)
     if (sample > 0 or source) and report.ok:
-        _check_against_listing(manifest, index, errors, source, report)
+        _check_against_listing(root, manifest, source, report)
     if sample > 0 and report.ok:
-        _regenerate(root, manifest, index, sample, source, report)
+        _regenerate(root, manifest, collected.chosen(), source, report)
     return report
 
 
-def _check_against_listing(
-    manifest: Manifest,
-    index: list[IndexRow],
-    errors: list[ErrorRow],
-    source: str | None,
-    report: Report,
-) -> None:
-    """Lists the input again: every entry must be a record or an error row, and nothing else (per split)."""
+def _check_folder(root: str, manifest: Manifest, report: Report) -> None:
+    """No file the manifest does not name; the side files' checksums (the shards' files are ``check_shard``'s)."""
+    expected = manifest.expected_files()
+    present = {_relative(root, p) for p, _ in fsutil.list_files(root)}
+    for name in sorted(present - set(expected)):
+        report.fail(f"{name}: in the folder but not in the manifest (left over, or written by something else)")
+    for name, info in sorted((manifest.side_files or {}).items()):
+        if name not in present:
+            report.fail(f"{name}: named by the manifest but missing")
+            continue
+        data_sha, size = _digest(fsutil.join(root, name))
+        if size != info.bytes or data_sha != info.sha256:
+            report.fail(
+                f"{name}: {size} bytes, sha256 {data_sha[:12]}..., but the manifest says "
+                f"{info.bytes} bytes, {info.sha256[:12]}...: changed or corrupt"
+            )
+        report.checked["file checksums"] += 1
+
+
+# --- as a Beam job -------------------------------------------------------------------------------------------------
+
+
+def check_with_beam(root: str, manifest: Manifest, sample: int, beam_args: list[str]) -> Collected:
+    """The shards checked as a Beam job: shard numbers, ``check_shard`` on each, one ``Collected`` back.
+
+    The graph holds only the splits' names and shard counts (never the manifest's entries: workers read
+    the manifest themselves); the merged result (O(shards) + the sample) comes back through one JSON
+    file in a temporary folder here, or under ``--temp_location`` for a remote runner.
+    """
+    import apache_beam as beam
+
+    from pipeline.errors import UserError
+    from pipeline.job.run import pipeline_options
+    from pipeline.runtime.runners import fn_api_runner, runs_remotely
+
+    options = pipeline_options(beam_args)
+    remote = runs_remotely(beam_args)
+    if remote and fsutil.is_local(root):
+        raise UserError(
+            f"{root!r} is a local folder, which a remote runner's workers cannot read; "
+            "verify it without Beam options, or give its shared URL (gs://, s3://...)"
+        )
+    folder, made = _result_folder(options, remote)
+    result = fsutil.join(folder, f"augbeam-verify-{uuid.uuid4().hex}.json")
+    splits = [(split, info.num_shards) for split, info in sorted(manifest.splits.items())]
+    try:
+        with beam.Pipeline(runner=fn_api_runner(options), options=options) as p:
+            _ = (
+                p
+                | "Splits" >> beam.Create(splits)
+                | "Shards" >> beam.FlatMap(_shard_numbers)
+                | "Spread" >> beam.Reshuffle()
+                | "CheckShards" >> beam.ParDo(_CheckShardFn(root, sample))
+                | "Collect" >> beam.CombineGlobally(_CollectFn(sample))
+                | "Write" >> beam.Map(_write_collected, result)
+            )
+        return Collected.from_json(json.loads(fsutil.read_bytes(result)))
+    finally:
+        if fsutil.exists(result):
+            fsutil.delete(result)
+        if made:
+            os.rmdir(folder)
+
+
+def _result_folder(options: Any, remote: bool) -> tuple[str, bool]:
+    """Where the job leaves its result: a new local temporary folder (True: remove it), or ``--temp_location``."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    from pipeline.errors import UserError
+
+    temp = options.view_as(GoogleCloudOptions).temp_location
+    if temp:
+        return temp, False
+    if remote:
+        raise UserError(
+            "a remote runner's workers need a folder to leave verify's result in: "
+            "add --temp_location=URL (gs://, s3://...) after '--'"
+        )
+    return tempfile.mkdtemp(prefix="augbeam-verify-"), True
+
+
+def _shard_numbers(split_shards: tuple[str, int]) -> Iterator[tuple[str, int]]:
+    split, num_shards = split_shards
+    for shard in range(num_shards):
+        yield split, shard
+
+
+def _write_collected(collected: Collected, path: str) -> None:
+    fsutil.write_atomic(path, json.dumps(collected.to_json()).encode())
+
+
+def _beam_classes() -> tuple[type, type]:
+    """The DoFn and CombineFn, defined when Beam is imported (the local check never imports it)."""
+    import apache_beam as beam
+
+    class CheckShardFn(beam.DoFn):
+        """``check_shard`` on a worker; the manifest is read once per worker, not shipped in the graph."""
+
+        def __init__(self, root: str, sample: int) -> None:
+            self.root, self.sample = root, sample
+            self.manifest: Manifest | None = None
+
+        def setup(self) -> None:
+            self.manifest = read_manifest(self.root)
+
+        def process(self, element: tuple[str, int]) -> Iterator[ShardCheck]:
+            assert self.manifest is not None
+            split, shard = element
+            yield check_shard(self.root, self.manifest, split, shard, self.sample)
+
+    class CollectFn(beam.CombineFn):
+        """Folds ``ShardCheck``s into one ``Collected``."""
+
+        def __init__(self, sample: int) -> None:
+            self.sample = sample
+
+        def create_accumulator(self) -> Collected:
+            return Collected(self.sample)
+
+        def add_input(self, accumulator: Collected, check: ShardCheck) -> Collected:
+            return accumulator.add(check)
+
+        def merge_accumulators(self, accumulators: Iterable[Collected]) -> Collected:
+            merged = Collected(self.sample)
+            for accumulator in accumulators:
+                merged.merge(accumulator)
+            return merged
+
+        def extract_output(self, accumulator: Collected) -> Collected:
+            return accumulator
+
+    return CheckShardFn, CollectFn
+
+
+def _CheckShardFn(root: str, sample: int) -> Any:  # noqa: N802 - builds the DoFn
+    return _beam_classes()[0](root, sample)
+
+
+def _CollectFn(sample: int) -> Any:  # noqa: N802 - builds the CombineFn
+    return _beam_classes()[1](sample)
+
+
+# --- against the source --------------------------------------------------------------------------------------------
+
+
+def _check_against_listing(root: str, manifest: Manifest, source: str | None, report: Report) -> None:
+    """Lists the input again: every entry must be a record or an error row, and nothing else (per split).
+
+    Holds every listed key (the listing itself does): the one check here that is O(inputs) in memory.
+    """
     from pipeline.errors import UserError
     from pipeline.job.listing import list_inputs
 
@@ -107,23 +843,34 @@ def _check_against_listing(
     except UserError as exc:
         report.fail(f"cannot list the source again to compare ({exc}); give --source")
         return
-    listed: dict[str, set[str]] = {}
+    accounted: dict[str, dict[str, bool]] = {}  # split -> listed key -> has a record or an error row
     for item in listing.items:
-        listed.setdefault(item.split, set()).add(item.key)
+        accounted.setdefault(item.split, {})[item.key] = False
     for error in listing.errors:
-        listed.setdefault(error.split, set()).add(error.key)
-    accounted: dict[str, set[str]] = {}
-    for split, key in [(r.split, r.key) for r in index] + [(e.split, e.key) for e in errors]:
-        accounted.setdefault(split, set()).add(key)
-    for split in sorted(set(listed) | set(accounted)):
-        missing = sorted(listed.get(split, set()) - accounted.get(split, set()))
-        extra = sorted(accounted.get(split, set()) - listed.get(split, set()))
+        accounted.setdefault(error.split, {})[error.key] = False
+    extra: dict[str, set[str]] = {}
+    tables: tuple[Iterable[IndexRow | ErrorRow], ...] = (
+        iter_table(root, manifest.index_tables(), IndexRow),
+        iter_table(root, manifest.error_tables(), ErrorRow),
+    )
+    for rows in tables:
+        for row in rows:
+            keys = accounted.get(row.split)
+            if keys is not None and row.key in keys:
+                keys[row.key] = True
+            else:
+                extra.setdefault(row.split, set()).add(row.key)
+    for split in sorted(set(accounted) | set(extra)):
+        missing = sorted(key for key, seen in accounted.get(split, {}).items() if not seen)
         if missing:
             report.fail(
                 f"split {split!r}: {len(missing)} listed input(s) have no record and no error row, e.g. {missing[0]!r}"
             )
-        if extra:
-            report.fail(f"split {split!r}: {len(extra)} key(s) are not in the source listing, e.g. {extra[0]!r}")
+        if extra.get(split):
+            report.fail(
+                f"split {split!r}: {len(extra[split])} key(s) are not in the source listing, "
+                f"e.g. {min(extra[split])!r}"
+            )
         info = manifest.splits.get(split)
         count = info.counts.listed if info is not None else None
         if count is not None and count != listing.listed.get(split, 0):
@@ -134,139 +881,10 @@ def _check_against_listing(
         report.checked["splits compared with the source"] += 1
 
 
-def _check_files(root: str, manifest: Manifest, report: Report) -> None:
-    expected = manifest.expected_files()
-    present = {_relative(root, p) for p, _ in fsutil.list_files(root)}
-    for name in sorted(present - set(expected)):
-        report.fail(f"{name}: in the folder but not in the manifest (left over, or written by something else)")
-    for name in sorted(set(expected) - present):
-        report.fail(f"{name}: named by the manifest but missing")
-    for name, info in expected.items():
-        if info is None or name not in present:
-            continue
-        data_sha, size = _digest(fsutil.join(root, name))
-        if size != info.bytes or data_sha != info.sha256:
-            report.fail(
-                f"{name}: {size} bytes, sha256 {data_sha[:12]}..., but the manifest says "
-                f"{info.bytes} bytes, {info.sha256[:12]}...: changed or corrupt"
-            )
-        report.checked["file checksums"] += 1
-
-
-def _check_shards(root: str, manifest: Manifest, report: Report) -> dict[tuple[str, str], list[tuple]]:
-    """Per (split, shard file): each record's (sha256, key, copy, label, params, source sha256).
-
-    Reads each shard's framing and CRCs, and each record's own fields, so the
-    index can be checked against what the records say, not only their hashes.
-    """
-    import tensorflow as tf
-
-    out: dict[tuple[str, str], list[tuple]] = {}
-    for split, info in sorted(manifest.splits.items()):
-        for shard in info.shards:
-            hashes = []
-            try:
-                for record in iter_records(fsutil.join(root, shard.file)):
-                    f = tf.train.Example.FromString(record).features.feature
-                    hashes.append(
-                        (
-                            hashlib.sha256(record).hexdigest(),
-                            f["key"].bytes_list.value[0].decode(),
-                            int(f["copy"].int64_list.value[0]),
-                            int(f["label"].int64_list.value[0]),
-                            f["params"].bytes_list.value[0].decode(),
-                            f["source_sha256"].bytes_list.value[0].decode(),
-                        )
-                    )
-            except ValueError as exc:
-                report.fail(f"{shard.file}: {exc}")
-            if len(hashes) != shard.records:
-                report.fail(f"{shard.file}: {len(hashes)} records, the manifest says {shard.records}")
-            out[(split, shard.file)] = hashes
-            report.checked["records read"] += len(hashes)
-    return out
-
-
-def _check_index(
-    manifest: Manifest, index: list[IndexRow], records: dict[tuple[str, str], list[tuple]], report: Report
-) -> None:
-    seen: set[tuple[str, str, int]] = set()
-    positions: dict[tuple[str, str], set[int]] = {}
-    shard_number = {
-        (split, s.file): i for split, info in manifest.splits.items() for i, s in enumerate(info.shards)
-    }
-    for row in index:
-        split, name, key, copy = row.split, row.shard, row.key, row.copy
-        where = f"index row ({key!r}, copy {copy})"
-        if (split, key, copy) in seen:
-            report.fail(f"{where}: appears twice in split {split!r}")
-        seen.add((split, key, copy))
-        hashes = records.get((split, name))
-        if hashes is None:
-            report.fail(f"{where}: points at {name}, not a shard of split {split!r}")
-            continue
-        num_shards = manifest.splits[split].num_shards
-        if record_order(key, copy) % num_shards != shard_number[(split, name)]:
-            report.fail(f"{where}: in {name}, but its hash names another shard")
-        pos = row.position
-        fields = (row.record_sha256, key, copy, row.label, row.params, row.source_sha256)
-        if not 0 <= pos < len(hashes) or hashes[pos][0] != row.record_sha256:
-            report.fail(f"{where}: the record at {name}[{pos}] does not have the bytes the index hashes")
-        elif hashes[pos] != fields:
-            report.fail(f"{where}: the record at {name}[{pos}] says otherwise (key, copy, label, params or source)")
-        positions.setdefault((split, name), set()).add(pos)
-        report.checked["index rows"] += 1
-    for (split, name), hashes in records.items():
-        if positions.get((split, name), set()) != set(range(len(hashes))):
-            report.fail(f"{name}: some records have no index row, or two rows share one")
-
-
-def _check_counts(
-    manifest: Manifest, index: list[IndexRow], errors: list[ErrorRow], report: Report
-) -> None:
-    written_rows = Counter(row.split for row in index)
-    input_rows = Counter((e.split, e.stage) for e in errors if e.copy is None)
-    record_rows = Counter(e.split for e in errors if e.copy is not None)
-    # A duplicate listing row is reported under the key of the entry that was kept: not a failed input.
-    failed_keys = {(e.split, e.key) for e in errors if e.copy is None and e.error_type != "DuplicateInput"}
-    written_keys = {(row.split, row.key) for row in index}
-    written_pairs = {(row.split, row.key, row.copy) for row in index}
-    for e in errors:
-        if e.split not in manifest.splits:
-            report.fail(f"error row for {e.key!r} names split {e.split!r}, which the manifest does not have")
-        elif e.copy is not None and (e.split, e.key, e.copy) in written_pairs:
-            report.fail(f"record ({e.key!r}, copy {e.copy}) is both failed and written")
-    for split in sorted(set(written_rows) - set(manifest.splits)):
-        report.fail(f"index rows name split {split!r}, which the manifest does not have")
-    for split, info in sorted(manifest.splits.items()):
-        c = info.counts
-        checks = [
-            (c.listed == c.decoded + c.failed_inputs, "listed = decoded + failed inputs"),
-            (c.decoded * c.copies == c.written + c.failed_records, "decoded x copies = written + failed"),
-            (sum(s.records for s in info.shards) == c.written, "shard records sum to written"),
-            (written_rows[split] == c.written, "index rows = written"),
-            (sum(n for (s, _), n in input_rows.items() if s == split) == c.failed_inputs, "input error rows"),
-            (record_rows[split] == c.failed_records, "record error rows = failed records"),
-        ]
-        reasons = Counter(e.reason for e in errors if e.split == split)
-        checks.append((dict(reasons) == info.error_rows_by_reason, "error rows by reason match the manifest"))
-        for stage in INPUT_STAGES:
-            got = input_rows[(split, stage)]
-            want = c.failed_inputs_by_stage.get(stage, 0)
-            checks.append((got == want, f"{stage} error rows ({got}) = failed at {stage} ({want})"))
-        for ok, what in checks:
-            report.checked["count rules"] += 1
-            if not ok:
-                report.fail(f"split {split!r}: counts do not reconcile: {what} ({c})")
-    both = sorted(failed_keys & written_keys)
-    if both:
-        report.fail(f"{len(both)} input(s) are both failed and written, e.g. {both[0][1]!r}")
-
-
 def _regenerate(
-    root: str, manifest: Manifest, index: list[IndexRow], sample: int, source: str | None, report: Report
+    root: str, manifest: Manifest, chosen: list[IndexRow], source: str | None, report: Report
 ) -> None:
-    """Re-renders ``sample`` records (chosen by a hash of key and copy, so the same ones every time)."""
+    """Re-renders the chosen records (the smallest ``sample_order``: the same ones every time)."""
     from transforms.augment import Renderer
     from transforms.decode import DecodeError, Decoder
 
@@ -276,7 +894,6 @@ def _regenerate(
     base = source or (recorded if manifest.input.kind == "folder" else recorded.rsplit("/", 1)[0])
     decoder = Decoder(alpha_fill=config.alpha_fill, max_pixels=config.max_pixels, depth=config.high_bit_depth)
     renderers: dict[str, Renderer] = {}
-    chosen = sorted(index, key=lambda r: stable_hash64(f"{r.split}\x00{r.key}\x00{r.copy}"))[:sample]
     for row in chosen:
         where = f"record ({row.key!r}, copy {row.copy})"
         path = row.key if "://" in row.key or row.key.startswith("/") else fsutil.join(base, row.key)
@@ -326,22 +943,17 @@ def config_from_manifest(manifest: Manifest, output: str) -> Any:
 
 
 def _record_image(shard: str, position: int) -> bytes:
-    import tensorflow as tf
-
     for i, record in enumerate(iter_records(shard)):
         if i == position:
-            return tf.train.Example.FromString(record).features.feature["image"].bytes_list.value[0]
+            return bytes(parse_example(record)["image"][0])  # type: ignore[arg-type]
     raise ValueError(f"{shard} has no record {position}")
 
 
 def _digest(path: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") if fsutil.is_local(path) else fsutil.FileSystems.open(path) as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+    with fsutil.open_read(path) as raw:
+        handle = _HashingReader(raw)
+        handle.drain()
+    return handle.digest.hexdigest(), handle.size
 
 
 def _relative(root: str, path: str) -> str:

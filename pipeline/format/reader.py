@@ -4,8 +4,11 @@
 ``[H, W, 3]`` with a static shape, ready for ``model.fit``. When the records
 hold raw or compressed pixels the reader applies the preprocessing the
 manifest names; when they hold the preprocessed tensor it only decodes. It
-refuses a folder without a manifest (an unfinished run) and shards whose
-checksum or size does not match it.
+refuses a folder without a manifest (an unfinished run) and shards whose size
+(or, asked, checksum) does not match it. Starting costs O(shards), never
+O(records): nothing is read before the first batch but the manifest and a
+stat per file. ``iter_index`` / ``iter_errors`` stream the per-shard parts of
+the index and the error table.
 """
 
 from __future__ import annotations
@@ -13,14 +16,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError
-from pipeline.format.manifest import FORMAT_NAME, MANIFEST, Manifest, SchemaError, ShardInfo
+from pipeline.format.manifest import (
+    FORMAT_NAME,
+    MANIFEST,
+    ErrorRow,
+    IndexRow,
+    Manifest,
+    SchemaError,
+    ShardInfo,
+    TableInfo,
+)
 from pipeline.format.records import FORMAT_VERSION
+from pipeline.format.tables import iter_table
 
-VERIFY_MODES = ("full", "size", "none")
+VERIFY_MODES = ("size", "full", "none")
+DEFAULT_VERIFY = "size"  # O(shards) at load(); "full" reads every byte first
 
 
 class ReaderError(UserError):
@@ -52,37 +67,85 @@ def read_manifest(path: str) -> Manifest:
         raise ReaderError(f"{manifest_path!r} is not a complete augbeam manifest ({exc}): it was changed") from None
 
 
-def shard_paths(path: str, manifest: Manifest, split: str, verify: str = "full") -> list[str]:
-    """The split's shard files, checked against the manifest (``full``: sha256, ``size``: bytes)."""
+def shard_paths(path: str, manifest: Manifest, split: str, verify: str = DEFAULT_VERIFY) -> list[str]:
+    """The split's shard files, checked against the manifest as ``verify`` says, before any record is read.
+
+    ``size`` (the default): each shard and its index and error parts exist with the size the manifest
+    names; a stat per file (one listing of the folder for a URL), no file's bytes, so it costs the same
+    for a gigabyte and for terabytes; ``tf.data`` then checks each record's CRC as it reads it. ``full``:
+    also the sha256 of each, which reads the whole split before the first batch (``augbeam verify``
+    does that and more, once, for everyone). ``none``: nothing; a missing shard fails when reached.
+    """
     if verify not in VERIFY_MODES:
         raise ReaderError(f"verify={verify!r}: choose one of {', '.join(VERIFY_MODES)}")
     splits = manifest.splits
     if split not in splits:
         raise ReaderError(f"{path!r} has no split {split!r}; it has: {', '.join(sorted(splits))}")
     root = fsutil.normalize(path)
-    paths = []
-    for shard in splits[split].shards:
-        full = fsutil.join(root, shard.file)
-        if not fsutil.exists(full):
-            raise ReaderError(f"shard {shard.file} listed in the manifest is missing from {path!r}")
-        if verify != "none":
-            _check_shard(full, shard, verify)
-        paths.append(full)
-    return paths
+    shards = splits[split].shards
+    if verify != "none":
+        files = [(what, info) for shard in shards for what, info in _files_of(shard)]
+        sizes = _sizes(root, [info.name for _, info in files])
+        for what, info in files:
+            _check_file(path, fsutil.join(root, info.name), what, info, sizes[info.name], verify)
+    return [fsutil.join(root, shard.file) for shard in shards]
 
 
-def _check_shard(full: str, shard: ShardInfo, verify: str) -> None:
-    if verify == "size" and fsutil.is_local(full):
-        size = os.path.getsize(full)
-        if size != shard.bytes:
-            raise ReaderError(f"shard {full} has {size} bytes, the manifest says {shard.bytes}: it was changed")
+def _files_of(shard: ShardInfo) -> list[tuple[str, TableInfo]]:
+    """The shard and its two parts, each as (what it is, name/size/checksum)."""
+    return [
+        ("shard", TableInfo(shard.file, shard.records, shard.bytes, shard.sha256)),
+        ("index part", shard.index),
+        ("error part", shard.errors),
+    ]
+
+
+def _sizes(root: str, names: list[str]) -> dict[str, int | None]:
+    """Each file's size (None: missing): a stat each for a local folder, one listing for a URL."""
+    if fsutil.is_local(root):
+        out: dict[str, int | None] = {}
+        for name in names:
+            try:
+                out[name] = os.path.getsize(os.path.join(root, name))
+            except OSError:
+                out[name] = None
+        return out
+    prefix = root.rstrip("/") + "/"
+    listed = {p[len(prefix) :]: size for p, size in fsutil.list_files(root) if p.startswith(prefix)}
+    return {name: listed.get(name) for name in names}
+
+
+def _check_file(path: str, full: str, what: str, info: TableInfo, size: int | None, verify: str) -> None:
+    if size is None:
+        raise ReaderError(f"{what} {info.name} listed in the manifest is missing from {path!r}")
+    if size != info.bytes:
+        raise ReaderError(f"{what} {full} has {size} bytes, the manifest says {info.bytes}: it was changed")
+    if verify != "full":
         return
     digest = hashlib.sha256()
-    with open(full, "rb") if fsutil.is_local(full) else fsutil.FileSystems.open(full) as handle:
+    with fsutil.open_read(full) as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
-    if digest.hexdigest() != shard.sha256:
-        raise ReaderError(f"shard {full} does not match its checksum in the manifest: it is corrupt or was changed")
+    if digest.hexdigest() != info.sha256:
+        raise ReaderError(f"{what} {full} does not match its checksum in the manifest: it is corrupt or was changed")
+
+
+def iter_index(path: str, split: str | None = None) -> Iterator[IndexRow]:
+    """Every written record's index row (of ``split``, or all), streamed part by part in shard order."""
+    manifest = read_manifest(path)
+    return iter_table(fsutil.normalize(path), manifest.index_tables(_known(path, manifest, split)), IndexRow)
+
+
+def iter_errors(path: str, split: str | None = None) -> Iterator[ErrorRow]:
+    """Every error row (of ``split``, or all), streamed part by part in shard order."""
+    manifest = read_manifest(path)
+    return iter_table(fsutil.normalize(path), manifest.error_tables(_known(path, manifest, split)), ErrorRow)
+
+
+def _known(path: str, manifest: Manifest, split: str | None) -> str | None:
+    if split is not None and split not in manifest.splits:
+        raise ReaderError(f"{path!r} has no split {split!r}; it has: {', '.join(sorted(manifest.splits))}")
+    return split
 
 
 def check_expected_model(path: str, made: Any, expect_model: str) -> None:
@@ -109,14 +172,18 @@ def load(
     batch_size: int | None = None,
     with_metadata: bool = False,
     expect_model: str | None = None,
-    verify: str = "full",
+    verify: str = DEFAULT_VERIFY,
     shuffle_files: bool = False,
     seed: int | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(image, label)`` (plus a metadata dict if ``with_metadata``).
 
     ``expect_model`` refuses data made for another preprocessing. ``verify``
-    checks shard checksums (``full``), sizes only (``size``) or nothing.
+    (see ``shard_paths``): ``size``, the default, stats each shard and part
+    against the manifest and leaves the records' CRCs to ``tf.data`` as it
+    reads (a flipped bit fails that read with ``DataLossError``); ``full``
+    also checks every file's sha256 first, reading the whole split before the
+    first batch; ``none`` checks nothing. ``augbeam verify`` is the full check.
     """
     import tensorflow as tf
 

@@ -272,16 +272,21 @@ def iter_records(path: str) -> Generator[bytes, None, None]:
     from pipeline import fsutil  # Beam's filesystems: only when a file is read
 
     with open(path, "rb") if fsutil.is_local(path) else fsutil.FileSystems.open(path) as handle:
-        position = 0
-        while True:
-            head = handle.read(12)
-            if not head:
-                return
-            if len(head) < 12 or _masked_crc(head[:8]) != head[8:12]:
-                raise ValueError(f"bad record header at byte {position}")
-            (length,) = struct.unpack("<Q", head[:8])
-            body = handle.read(length + 4)
-            if len(body) < length + 4 or _masked_crc(body[:length]) != body[length:]:
-                raise ValueError(f"bad record data at byte {position} (truncated or corrupt)")
-            position += 12 + length + 4
-            yield body[:length]
+        yield from read_records(handle)
+
+
+def read_records(handle: IO[bytes]) -> Generator[bytes, None, None]:
+    """``iter_records`` on an open stream (``augbeam verify`` hashes the bytes as they pass: one read)."""
+    position = 0
+    while True:
+        head = handle.read(12)
+        if not head:
+            return
+        if len(head) < 12 or _masked_crc(head[:8]) != head[8:12]:
+            raise ValueError(f"bad record header at byte {position}")
+        (length,) = struct.unpack("<Q", head[:8])
+        body = handle.read(length + 4)
+        if len(body) < length + 4 or _masked_crc(body[:length]) != body[length:]:
+            raise ValueError(f"bad record data at byte {position} (truncated or corrupt)")
+        position += 12 + length + 4
+        yield body[:length]

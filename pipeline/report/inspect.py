@@ -3,10 +3,10 @@
 For a quick look without a browser (``report.html`` has the pictures): the
 producer, input, preprocessing and where it is applied, encoding and size,
 the augmentation config, seed, the per-split counts, the files with their
-sizes, and the error rows by type. It reads the manifest and the two
-columns of ``errors.parquet`` that it counts, never the shards, so it is
-instant on any run. A folder without a manifest is refused with the
-reader's one-line reason.
+sizes, and the error rows by type. It reads the manifest alone (sizes, rows
+and error counts by reason are all in it), never a shard or a part of the
+index or error table, so it is instant on any run. A folder without a
+manifest is refused with the reader's one-line reason.
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def _files(root: str, manifest: Manifest) -> list[str]:
     dali = [s.dali_index for s in shards if s.dali_index is not None]
     if dali:
         entries.append((f"{len(dali)} DALI indexes (*.idx)", sum(d.bytes for d in dali), ""))
-    for table in (manifest.index, manifest.errors):
-        entries.append((table.name, table.bytes, f"{table.rows:,} rows"))
+    for what, tables in (("index", manifest.index_tables()), ("error", manifest.error_tables())):
+        name = f"{len(tables)} {what} parts ({'index' if what == 'index' else 'errors'}-*.parquet)"
+        entries.append((name, sum(t.bytes for t in tables), f"{sum(t.rows for t in tables):,} rows"))
     for name, info in sorted((manifest.side_files or {}).items()):
         entries.append((name, info.bytes, ""))
     entries.append(("manifest.json", len(fsutil.read_bytes(fsutil.join(root, "manifest.json"))), ""))
@@ -110,11 +111,11 @@ def _files(root: str, manifest: Manifest) -> list[str]:
 
 def _errors(root: str, manifest: Manifest) -> str:
     """Error rows by stage and type, as finalize counted them into the manifest."""
-    total = manifest.errors.rows
+    total = manifest.error_rows
     if not total:
         return "  errors:        none"
     counts: Counter = Counter()
     for info in manifest.splits.values():
         counts.update(info.error_rows_by_reason)
     by_type = ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"  errors:        {total:,} rows in errors.parquet: {by_type}"
+    return f"  errors:        {total:,} rows in errors-*.parquet: {by_type}"

@@ -1,20 +1,22 @@
 """``report.html``: one self-contained page a person reads to see what a run wrote.
 
 Made at finalize (a ``side_files`` maker) from the finished manifest draft,
-the shards, ``index.parquet`` and ``errors.parquet``: the counts, contact
+the shards and the index and error parts: the counts, contact
 sheets decoded back from the shard bytes (what training reads), histograms
 of the sampled params, the errors and the resolved config. Everything is
 inline (CSS, PNG data URIs, SVG; no script, no external URL) so it opens
 anywhere, offline. It is checksummed in the manifest, so it holds no times,
 host names or output path, and every list is in a fixed order: the same run
 gives the same bytes on any runner. Reads are bounded (a few records per
-split, the first rows of the parquet files), so a huge run costs the same.
+split, the first rows of the first non-empty parts; every count is the
+manifest's), so a huge run costs the same.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 from collections import Counter
 from typing import Any
@@ -54,10 +56,6 @@ def make_files(out: str, manifest: Manifest) -> dict[str, bytes]:
     return {NAME: render(fsutil.normalize(out), manifest).encode("utf-8")}
 
 
-def _open(path: str) -> Any:
-    return open(path, "rb") if fsutil.is_local(path) else fsutil.FileSystems.open(path)
-
-
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -66,21 +64,8 @@ def render(root: str, manifest: Manifest) -> str:
     """The whole page as text."""
     from pipeline.report import params as report_params
     augmented = [s for s in sorted(manifest.splits) if manifest.splits[s].augmented]
-    # index.parquet holds the splits in sorted order: rows of the splits before the first augmented one are skipped.
-    skip = 0
-    for split in sorted(manifest.splits):
-        if split in augmented:
-            break
-        skip += manifest.splits[split].counts.written
-    records: list = []
-    truncated = False
-    for table in [t for split in sorted(augmented) for t in manifest.index_tables(split)]:  # TEMP until readside
-        with _open(fsutil.join(root, table.name)) as handle:
-            part, truncated = report_params.read_params(handle, set(augmented), 0)
-        records += part[: report_params.MAX_ROWS - len(records)]
-        if len(records) >= report_params.MAX_ROWS:
-            truncated = True
-            break
+    parts = [table for split in augmented for table in manifest.index_tables(split)]
+    records, truncated = report_params.read_params(root, parts)
     body = [
         _header(manifest),
         '<nav><a href="#counts">Counts</a><a href="#samples">Samples</a><a href="#params">Parameters</a>'
@@ -147,7 +132,7 @@ def _header(manifest: Manifest) -> str:
     return (
         "<h1>augbeam run report</h1>"
         '<p class="sub">Everything here comes from the files beside this page: manifest.json, the shards, '
-        "index.parquet and errors.parquet.</p>"
+        "their index parts (index-*.parquet) and error parts (errors-*.parquet).</p>"
         f'<dl class="facts">{rows}</dl>'
     )
 
@@ -237,24 +222,16 @@ def _samples(root: str, manifest: Manifest) -> str:
 
 
 def _errors(root: str, manifest: Manifest) -> str:
-    import pyarrow.parquet as pq
+    from pipeline.format.tables import iter_table
 
     total = manifest.error_rows
     if not total:
         return '<p class="ok">No errors: every listed input became records.</p>'
     counts: Counter = Counter()
-    for info in manifest.splits.values():  # counted at finalize: errors.parquet is not scanned
+    for info in manifest.splits.values():  # counted at finalize: no part is scanned
         counts.update({tuple(reason.split("/", 1)): n for reason, n in info.error_rows_by_reason.items()})
-    first: list[ErrorRow] = []
-    for table in manifest.error_tables():  # TEMP until readside
-        if len(first) == MAX_ERROR_ROWS:
-            break
-        with _open(fsutil.join(root, table.name)) as handle:
-            parquet = pq.ParquetFile(handle)
-            for batch in parquet.iter_batches(batch_size=MAX_ERROR_ROWS):
-                first += [ErrorRow.from_json(row) for row in batch.to_pylist()[: MAX_ERROR_ROWS - len(first)]]
-                if len(first) == MAX_ERROR_ROWS:
-                    break
+    parts = [table for table in manifest.error_tables() if table.rows]  # empty parts are not opened
+    first = list(itertools.islice(iter_table(root, parts, ErrorRow), MAX_ERROR_ROWS))
     summary = "".join(
         f'<tr><td>{_e(stage)}</td><td>{_e(kind)}</td><td class="n">{n:,}</td></tr>'
         for (stage, kind), n in sorted(counts.items())
@@ -267,9 +244,9 @@ def _errors(root: str, manifest: Manifest) -> str:
     )
     shown = f"the first {len(first)} of {total:,}" if total > len(first) else f"all {total:,}"
     return (
-        f'<p class="bad">{total:,} error row(s) in errors.parquet.</p>'
+        f'<p class="bad">{total:,} error row(s) in the error parts (errors-*.parquet).</p>'
         f'<table><tr><th>stage</th><th>type</th><th class="n">rows</th></tr>{summary}</table>'
-        f"<h3>Rows ({shown}, in errors.parquet's order)</h3>"
+        f"<h3>Rows ({shown}, in the parts' order: split, shard, key)</h3>"
         "<table><tr><th>key</th><th>copy</th><th>split</th><th>stage</th><th>type</th><th>message</th></tr>"
         f"{rows}</table>"
     )

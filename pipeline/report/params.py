@@ -1,7 +1,8 @@
 """The run report's parameter section: every sampled param flattened to a readable name, drawn as SVG bars.
 
-Params come from ``index.parquet``'s ``params`` column, read in batches and
-stopped after ``MAX_ROWS`` rows of augmented splits, so a run of any size
+Params come from the ``params`` column of the augmented splits' index parts
+(``index-*.parquet``), read in batches, part after part, and stopped after
+``MAX_ROWS`` rows: the parts after are never opened, so a run of any size
 costs the same. Names read like the config: ``rotation.angle``,
 ``randaugment/rotate.angle`` (an op that ran inside a composite or policy,
 named by the policy's kind when it has one: ``shear_x``, ``color``). An op
@@ -13,43 +14,31 @@ checksummed, so the same run must draw the same bytes.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
+
+from pipeline.format.manifest import TableInfo
 
 MAX_ROWS = 20_000
 BINS = 20
-_BATCH = 4096
 
 
-def read_params(handle: Any, augmented: set[str], skip: int = 0) -> tuple[list[list[dict[str, Any]]], bool]:
-    """Parsed params of the first ``MAX_ROWS`` records of augmented splits, and whether more were left.
+def read_params(root: str, tables: Sequence[TableInfo]) -> tuple[list[list[dict[str, Any]]], bool]:
+    """Parsed params of the first ``MAX_ROWS`` rows of these index parts, in order, and whether more were left.
 
-    ``skip``: rows known to come before any augmented split; whole row groups among them are not read.
+    Empty parts are not opened, nor any after the ``MAX_ROWS``-th row; how many rows there are in all
+    is the manifest's count.
     """
-    import pyarrow.parquet as pq
+    from pipeline.format.manifest import IndexRow
+    from pipeline.format.tables import iter_table
 
-    rows: list[list[dict[str, Any]]] = []
-    if not augmented:
-        return rows, False
-    parquet = pq.ParquetFile(handle)
-    first = 0
-    for group in range(parquet.num_row_groups):
-        size = parquet.metadata.row_group(group).num_rows
-        if skip < size:
-            break
-        skip -= size
-        first += 1
-    groups = list(range(first, parquet.num_row_groups))
-    for batch in parquet.iter_batches(batch_size=_BATCH, columns=["split", "params"], row_groups=groups):
-        for split, params in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-            if split not in augmented:
-                continue
-            if len(rows) == MAX_ROWS:
-                return rows, True
-            rows.append(json.loads(params))
-    return rows, False
+    parts = [t for t in tables if t.rows]
+    rows = [json.loads(row.params) for row in itertools.islice(iter_table(root, parts, IndexRow), MAX_ROWS)]
+    return rows, sum(t.rows for t in parts) > len(rows)
 
 
 def flatten(records: list[list[dict[str, Any]]]) -> tuple[dict[str, list[Any]], dict[str, int]]:
@@ -183,7 +172,7 @@ def section(records: list[list[dict[str, Any]]], truncated: bool, augmented: lis
     scope = f"the first {len(records):,} records" if truncated else f"all {len(records):,} records"
     out = [
         f"<p>Over {scope} of the augmented split(s) {html.escape(', '.join(augmented))}, "
-        f"from <code>index.parquet</code>{' (a sample: the run has more)' if truncated else ''}.</p>"
+        f"from the index (<code>index-*.parquet</code>){' (a sample: the run has more)' if truncated else ''}.</p>"
     ]
     if not records:
         return out[0] + "<p>No records.</p>"

@@ -13,9 +13,9 @@ from pipeline.format.manifest import (
     IndexRow,
     Manifest,
     SchemaError,
-    ShardInfo,
     ShardSummary,
-    Sidecar,
+    errors_name,
+    index_name,
     record_order,
     shard_name,
 )
@@ -30,7 +30,10 @@ def test_manifest_json_round_trip_and_the_keys_readers_have_always_used():
     assert data["format"] == "augbeam" and data["num_classes"] == 2
     assert data["splits"]["train"]["num_shards"] == 1
     assert data["splits"]["train"]["shards"][0]["dali_index"]["file"] == "x.idx"
-    assert data["files"]["index"] == {"name": "index.parquet", "rows": 2, "bytes": 100, "sha256": "c" * 64}
+    shard = data["splits"]["train"]["shards"][0]
+    assert shard["index"] == {"name": "index-train-00000-of-00001.parquet", "rows": 2, "bytes": 100, "sha256": "c" * 64}
+    assert shard["errors"]["rows"] == 1 and set(data["files"]) == {"side"}
+    assert (manifest.index_rows, manifest.error_rows) == (2, 1)
     assert data["files"]["side"] == {"report.html": {"bytes": 10, "sha256": "e" * 64}}
     assert "side" not in _manifest().to_json()["files"]  # the draft the side-file makers see
 
@@ -39,19 +42,20 @@ def test_expected_files_names_every_file_with_its_checksum():
     files = _manifest({"report.html": FileInfo(10, "e" * 64)}).expected_files()
     assert files["manifest.json"] is None
     assert files[SHARD.file] == FileInfo(300, "a" * 64) and files["x.idx"] == FileInfo(9, "b" * 64)
-    assert set(files) == {"manifest.json", "index.parquet", "errors.parquet", SHARD.file, "x.idx", "report.html"}
+    assert files[SHARD.index.name] == FileInfo(100, "c" * 64) and files[SHARD.errors.name] == FileInfo(50, "d" * 64)
+    assert set(files) == {"manifest.json", SHARD.index.name, SHARD.errors.name, SHARD.file, "x.idx", "report.html"}
 
 
-def test_sidecar_round_trip_keeps_the_summary_outcomes():
-    summary = ShardSummary("train", 0, 1, SHARD.file, 2, 300, "a" * 64, 1, 2, {"decode/CorruptImage": 1})
-    index = (IndexRow("k", 0, "train", SHARD.file, 0, 1, "[]", "f" * 64, "0" * 64),)
-    errors = (ErrorRow("bad.jpg", None, "train", "decode", "CorruptImage", "truncated"),)
-    data = json.loads(json.dumps(Sidecar(summary, index, errors).to_json()))
-    assert data["decoded_inputs"] == 2 and data["error_rows"][0]["copy"] is None
-    back = Sidecar.from_json(data)
-    assert back == Sidecar(summary, index, errors)
-    assert back.summary.info == ShardInfo(SHARD.file, 2, 300, "a" * 64)
-    assert errors[0].reason == "decode/CorruptImage" and errors[0].sort_key == ("bad.jpg", -1, "decode")
+def test_shard_summary_round_trip_keeps_the_outcomes():
+    summary = ShardSummary("train", 0, 1, "run", SHARD, 3, 2, failed_inputs_by_reason={"decode/CorruptImage": 1})
+    data = json.loads(json.dumps(summary.to_json()))
+    assert data["info"]["index"]["name"] == SHARD.index.name and data["info"]["dali_index"]["file"] == "x.idx"
+    back = ShardSummary.from_json(data)
+    assert back == summary and back.decoded_inputs == 1
+    row = ErrorRow("bad.jpg", None, "train", "decode", "CorruptImage", "truncated")
+    assert row.reason == "decode/CorruptImage" and row.sort_key == ("bad.jpg", -1, "decode")
+    index_row = IndexRow("k", 0, "train", SHARD.file, 0, 1, "[]", "f" * 64, "0" * 64)
+    assert IndexRow.from_json(index_row.to_json()) == index_row
 
 
 @pytest.mark.parametrize(
@@ -59,7 +63,7 @@ def test_sidecar_round_trip_keeps_the_summary_outcomes():
     [
         (("splits",), "the manifest has no 'splits'"),
         (("splits", "train", "counts"), "a split has no 'counts'"),
-        (("files", "index"), "the manifest's files has no 'index'"),
+        (("splits", "train", "shards", 0, "index"), "a shard entry has no 'index'"),
     ],
 )
 def test_a_missing_field_is_named(drop, message):
@@ -74,6 +78,8 @@ def test_a_missing_field_is_named(drop, message):
 
 def test_record_order_and_shard_names_are_the_format_s():
     assert shard_name("train", 3, 12) == "train-00003-of-00012.tfrecord"
+    assert index_name("train", 3, 12) == "index-train-00003-of-00012.parquet"
+    assert errors_name("train", 3, 12) == "errors-train-00003-of-00012.parquet"
     assert record_order("a.jpg", 0) != record_order("a.jpg", 1)
     assert record_order("a.jpg", 0) == record_order("a.jpg", 0) < 2**64
 

@@ -193,14 +193,15 @@ def test_class_names_the_labels_file_cannot_hold(tmp_path):
 
 def test_shard_names_follow_the_tfds_template(outputs):
     """Our shard names are what TFDS formats from {SPLIT}-{SHARD_X_OF_Y}.tfrecord."""
-    from pipeline.format.manifest import Counts, ShardInfo, SplitInfo, shard_name
+    from pipeline.format.manifest import Counts, ShardInfo, SplitInfo, TableInfo, shard_name
 
     for num_shards in (1, 3, 12, 99999):
         for shard in {0, num_shards // 2, num_shards - 1}:
             assert tfds_info.tfds_shard_name("train", shard, num_shards) == shard_name("train", shard, num_shards)
     # From 100000 shards TFDS pads the index to 6 digits and ours stays at 5: no TFDS files then, no failed run.
     assert tfds_info.tfds_shard_name("train", 7, 100000) != shard_name("train", 7, 100000)
-    shards = tuple(ShardInfo(shard_name("train", i, 100000), 1, 1, "") for i in range(100000))
+    part = TableInfo("", 1, 1, "")
+    shards = tuple(ShardInfo(shard_name("train", i, 100000), 1, 1, "", part, part) for i in range(100000))
     counts = Counts(100000, 0, {}, 100000, 1, 100000, 100000, 0)
     manifest = dataclasses.replace(
         Manifest.from_json(manifest_of(outputs["uint8"])), splits={"train": SplitInfo(False, shards, counts, {})}

@@ -14,7 +14,7 @@ def test_inspect_prints_the_summary(report_job, capsys):
     out = capsys.readouterr().out
     manifest = json.loads((report_job / "manifest.json").read_text())
     assert f"augbeam inspect {report_job}" in out
-    assert f"augbeam v1, written by augbeam {manifest['producer']['augbeam']}" in out
+    assert f"augbeam v2, written by augbeam {manifest['producer']['augbeam']}" in out
     assert f"input:         {manifest['input']['root']} (folder)" in out
     assert "classes:       3: everyday, microscopy, textures" in out
     assert "preprocessing: mobilenet_v2 (mode tf, RGB, values in [-1, 1]), applied by the reader" in out
@@ -30,9 +30,10 @@ def test_inspect_prints_the_summary(report_job, capsys):
     assert re.search(r"\n  total\s+17\s+2\s+15\s+26\s+26\s+0\s+4\s+[\d,]+\n", out), out
     report_size = manifest["files"]["side"]["report.html"]["bytes"]
     assert re.search(rf"\n    report\.html\s+{report_size:,} bytes\n", out), out
-    assert re.search(r"\n    index\.parquet\s+[\d,]+ bytes  26 rows\n", out), out
+    assert re.search(r"\n    4 index parts \(index-\*\.parquet\)\s+[\d,]+ bytes  26 rows\n", out), out
+    assert re.search(r"\n    4 error parts \(errors-\*\.parquet\)\s+[\d,]+ bytes  2 rows\n", out), out
     assert re.search(r"\n    4 shards \(\*\.tfrecord\)\s+[\d,]+ bytes\n", out), out
-    assert "errors:        2 rows in errors.parquet: 1 decode/CorruptImage, 1 decode/UnknownFormat" in out
+    assert "errors:        2 rows in errors-*.parquet: 1 decode/CorruptImage, 1 decode/UnknownFormat" in out
     assert f"report:        {report_job / 'report.html'} (open it in a browser)" in out
 
 

@@ -15,10 +15,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.format.manifest import Manifest
+from pipeline.format.reader import iter_errors
 from tests.helpers import report_page as _page
 from tests.helpers import report_run as _job
 
@@ -52,11 +52,11 @@ def test_report_holds_counts_errors_and_config(report_job):
         expected = [c["listed"], *stages, c["decoded"], c["copies"], c["expected_records"], c["written"]]
         size = sum(s["bytes"] for s in info["shards"])
         assert cells == expected + [c["failed_records"], info["num_shards"], size]
-    errors = pq.read_table(report_job / "errors.parquet").to_pylist()
-    assert {e["error_type"] for e in errors} == {"CorruptImage", "UnknownFormat"}
+    errors = list(iter_errors(str(report_job)))
+    assert {e.error_type for e in errors} == {"CorruptImage", "UnknownFormat"}
     for e in errors:
-        assert f"<td>{html.escape(e['key'])}</td>" in page
-        assert html.escape(e["message"]) in page
+        assert f"<td>{html.escape(e.key)}</td>" in page
+        assert html.escape(e.message) in page
     assert "&lt;b&gt;notes &amp; co.jpg" in page and "<b>notes" not in page
     assert html.escape(json.dumps(manifest["config"], indent=2, sort_keys=True)) in page
     assert "mobilenet_v2 (mode tf, RGB, values in [-1, 1]), applied by the reader" in page

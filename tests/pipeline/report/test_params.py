@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pyarrow.parquet as pq
-import pytest
-
 from pipeline.format.manifest import Manifest
 from tests.helpers import report_page as _page
 
@@ -35,29 +32,28 @@ def test_no_errors_and_bounded_param_sample(report_job, monkeypatch):
     from pipeline.report import page as report
     from pipeline.report import params as report_params
     manifest = json.loads((report_job / "manifest.json").read_text())
-    manifest["files"]["errors"]["rows"] = 0
+    for info in manifest["splits"].values():
+        for shard in info["shards"]:
+            shard["errors"]["rows"] = 0
     manifest = Manifest.from_json(manifest)
     assert "No errors: every listed input became records." in report._errors(str(report_job), manifest)
     monkeypatch.setattr(report_params, "MAX_ROWS", 5)
-    with open(report_job / "index.parquet", "rb") as handle:
-        rows, more = report_params.read_params(handle, {"train"})
+    rows, more = report_params.read_params(str(report_job), manifest.index_tables("train"))
     assert len(rows) == 5 and more
     assert "the first 5 records" in report_params.section(rows, more, ["train"])
     assert "a sample" in report_params.section(rows, more, ["train"])
 
 
-def test_params_skip_whole_row_groups_before_the_augmented_split(tmp_path):
-    """Rows of splits sorted before the augmented one are skipped by row group, never parsed."""
-    import pyarrow as pa
-
+def test_params_read_only_the_parts_they_need(tmp_path, monkeypatch):
+    """Empty parts and the parts after the first ``MAX_ROWS`` rows are never opened (these do not exist)."""
+    from pipeline.format.manifest import IndexRow, TableInfo
+    from pipeline.format.tables import write_table
     from pipeline.report import params as report_params
 
-    # Rows that would fail to parse sit in the first two row groups: read, they would raise.
-    rows = [{"split": "train", "params": "not json"}] * 20 + [{"split": "train", "params": "[]"}] * 3
-    path = tmp_path / "index.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=10)
-    with open(path, "rb") as handle:
-        got, more = report_params.read_params(handle, {"train"}, skip=20)
-    assert got == [[], [], []] and not more
-    with open(path, "rb") as handle, pytest.raises(json.JSONDecodeError):
-        report_params.read_params(handle, {"train"}, skip=0)
+    row = IndexRow("k", 0, "train", "s", 0, 0, "[]", "0" * 64, "0" * 64)
+    part = write_table(str(tmp_path), "index-train-00001-of-00003.parquet", [row] * 3, IndexRow)
+    absent = [TableInfo(f"index-train-0000{i}-of-00003.parquet", rows, 1, "x") for i, rows in ((0, 0), (2, 4))]
+    monkeypatch.setattr(report_params, "MAX_ROWS", 3)
+    assert report_params.read_params(str(tmp_path), [absent[0], part, absent[1]]) == ([[], [], []], True)
+    monkeypatch.setattr(report_params, "MAX_ROWS", 10)
+    assert report_params.read_params(str(tmp_path), [absent[0], part]) == ([[], [], []], False)
