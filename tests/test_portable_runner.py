@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from tests.helpers import DATA, PHOTOS, run
+from tests.helpers import DATA, PHOTOS, all_files, group_members, run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches worker processes in /proc")
 
@@ -49,21 +49,6 @@ def small_photos(tmp_path_factory) -> Path:
         shutil.copy(PHOTOS / rel, root / rel)
     shutil.copy(DATA / "truncated_half.jpg", root / "train" / "textures" / "truncated.jpg")
     return root
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of a process, None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[2])
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in a process group."""
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    return [pid for pid in pids if (st := _stat(pid)) is not None and st[1] == pgid and st[0] != "Z"]
 
 
 def _read(path: str) -> str:
@@ -179,11 +164,6 @@ def _stop_group(process: subprocess.Popen) -> None:
             time.sleep(0.1)
         if not group_members(process.pid):
             return
-
-
-def all_files(folder: Path) -> dict[str, bytes]:
-    """Every file under the folder, by relative path."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_portable_workers_write_the_same_bytes_as_the_direct_runner(
