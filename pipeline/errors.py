@@ -25,7 +25,9 @@ class WorkerRefusal(RuntimeError):
     """A ``UserError`` raised on a worker, marked so the driver can show its one line."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(REFUSED + message.replace("\n", " "))
+        # Beam re-raises a worker's error as the same type with more text: the mark goes in once.
+        text = message.replace("\n", " ")
+        super().__init__(text if text.startswith(REFUSED) else REFUSED + text)
 
 
 def refusal_in(exc: BaseException) -> str | None:
@@ -37,6 +39,7 @@ def refusal_in(exc: BaseException) -> str | None:
         text = str(current)
         at = text.find(REFUSED)
         if at >= 0:
-            return text[at + len(REFUSED) :].splitlines()[0].strip().rstrip("'\"")
+            line = text[at + len(REFUSED) :].splitlines()[0]
+            return line.split(" [while running ")[0].strip().rstrip("'\"")
         current = current.__cause__ or current.__context__
     return None

@@ -96,6 +96,29 @@ def progress_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("augbeam: ") and " records (" in line]
 
 
+def all_files(folder: Path) -> dict[str, bytes]:
+    """Every file under the folder (hidden ones too), by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- processes, through /proc (Linux only) -------------------------------------------------------------------------
+
+
+def process_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of a process, None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[2])
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in a process group."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [pid for pid in pids if (st := process_stat(pid)) is not None and st[1] == pgid and st[0] != "Z"]
+
+
 # --- runners' options ------------------------------------------------------------------------------------------
 
 SETUP_FILE_ARG = f"--setup_file={ROOT / 'setup.py'}"

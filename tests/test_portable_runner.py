@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from tests.helpers import DATA, PHOTOS, read_errors, run
+from tests.helpers import DATA, PHOTOS, all_files, read_errors, run
 from tests.worker_pool import HAS_PROC, PoolWatch, WorkerPool, started_pool
 
 pytestmark = pytest.mark.skipif(not HAS_PROC, reason="watches worker processes in /proc")
@@ -51,11 +51,6 @@ def worker_pool(tmp_path) -> Iterator[WorkerPool]:
     # The pool starts each SDK harness as `python -c ...` from PATH: this environment's python must come first.
     with started_pool(tmp_path, Path(sys.executable).parent) as pool:
         yield pool
-
-
-def all_files(folder: Path) -> dict[str, bytes]:
-    """Every file under the folder, by relative path."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_portable_workers_write_the_same_bytes_as_the_direct_runner(

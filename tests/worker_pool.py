@@ -20,23 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import group_members
+
 POOL_START_TIMEOUT_S = 60.0
 HAS_PROC = Path("/proc/self/stat").exists()
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of a process, None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[2])
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in a process group."""
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    return [pid for pid in pids if (st := _stat(pid)) is not None and st[1] == pgid and st[0] != "Z"]
 
 
 def _read(path: str) -> str:

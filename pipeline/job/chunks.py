@@ -62,7 +62,7 @@ def pack(kind: str, rows: Sequence[Any], prefix: str = "") -> Packed:
         if name == "order":
             continue
         values = [getattr(row, name) for row in rows]
-        if name == "path" and prefix:
+        if name == "path" and prefix and "key" in _fields(row_type):
             keys = [row.key for row in rows]
             values = [None if path == prefix + key else path for path, key in zip(values, keys, strict=True)]
         columns[name] = values
@@ -76,7 +76,7 @@ def unpack(packed: Packed, prefix: str = "") -> list[Any]:
 
     row_type = _types()[packed.kind]
     columns = json.loads(zlib.decompress(packed.data))
-    if "path" in columns:
+    if "path" in columns and "key" in columns:
         columns["path"] = [
             prefix + key if path is None else path for path, key in zip(columns["path"], columns["key"], strict=True)
         ]

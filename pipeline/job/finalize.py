@@ -32,7 +32,7 @@ from pipeline.job.options import JobConfig
 from pipeline.job.plan import MASK64, Plan
 from pipeline.job.prepare import read_run
 from pipeline.job.shard import WORK_DIR, summary_path
-from pipeline.job.side_files import write_side_files
+from pipeline.job.side_files import make_side_files, write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
 
 # Pillow draws report.html's contact sheets (its font and zlib decide the report's bytes).
@@ -52,14 +52,16 @@ def finalize(config: JobConfig) -> Manifest:
     plan = run.plan
     splits = {name: _split_info(config, plan, name) for name in plan.splits()}
     manifest = _manifest(config, plan, splits)
-    fsutil.remove_tree(fsutil.join(out, WORK_DIR))
-    check_only_listed_files(out, manifest)
+    side = make_side_files(out, manifest)
+    # A finalize killed after writing some side files left them: they are written again, not strangers.
+    check_only_listed_files(out, manifest, set(side))
     check_error_rate(splits, config.max_error_rate, out)
     # Only a run that passed every check gets its side files (a TFDS reader must not load a failed run),
-    # and the manifest after them.
-    manifest = manifest.with_side_files(write_side_files(out, manifest))
+    # and the manifest after them; the work folder goes last, so a finalize killed midway can be resumed.
+    manifest = manifest.with_side_files(write_side_files(out, side))
     data = (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode()
     fsutil.write_atomic(fsutil.join(out, MANIFEST), data)
+    fsutil.remove_tree(fsutil.join(out, WORK_DIR))
     return manifest
 
 
@@ -144,13 +146,14 @@ def _split_info(config: JobConfig, plan: Plan, split: str) -> SplitInfo:
     )
 
 
-def check_only_listed_files(out: str, manifest: Manifest) -> None:
-    """Every file in the output folder is one the manifest names; temp files of failed attempts go."""
-    expected = set(manifest.expected_files())
+def check_only_listed_files(out: str, manifest: Manifest, side: set[str] | None = None) -> None:
+    """Every file in the output folder is one the manifest names (or a side file, or the work folder's);
+    temp files of failed attempts go."""
+    expected = set(manifest.expected_files()) | (side or set())
     root = fsutil.normalize(out).rstrip("/") + "/"
     for path, _size in fsutil.list_files(out):
         name = path[len(root) :] if path.startswith(root) else path
-        if name in expected:
+        if name in expected or name.startswith(WORK_DIR + "/"):
             continue
         if TEMP_FILE.search(name):
             fsutil.delete(path)  # a bundle that died while writing; its retry wrote the real file

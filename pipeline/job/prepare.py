@@ -54,6 +54,8 @@ def check_output(config: JobConfig, source: Source) -> None:
         if fsutil.exists(fsutil.join(out, MANIFEST)):
             raise UserError(f"--output {out!r} holds a finished run (manifest.json): nothing to resume")
         if previous is None:
+            if _killed_before_plan(out):
+                return  # nothing was kept yet: the run starts afresh
             raise UserError(
                 f"--output {out!r} holds no unfinished augbeam run to resume; pass --overwrite to replace what it holds"
             )
@@ -62,6 +64,14 @@ def check_output(config: JobConfig, source: Source) -> None:
     if not config.overwrite:
         hint = "pass --resume to continue its unfinished run, " if previous is not None else ""
         raise UserError(f"--output {out!r} is not empty; {hint}pass --overwrite to replace it, or choose a new folder")
+
+
+def _killed_before_plan(out: str) -> bool:
+    """The folder holds the work folder alone, without ``run.json``: a run killed while its plan was being written."""
+    if fsutil.is_local(out):
+        return os.listdir(out) == [WORK_DIR]
+    work = fsutil.normalize(fsutil.join(out, WORK_DIR)) + "/"
+    return all(path.startswith(work) for path, _ in fsutil.list_files(out))
 
 
 def check_resumable(config: JobConfig, previous: RunInfo) -> None:

@@ -553,14 +553,21 @@ def kept_summary(output: str, split: str, shard: int, plan: Plan) -> ShardSummar
     files = [(info.file, info.bytes, info.sha256)] + [(t.name, t.bytes, t.sha256) for t in (info.index, info.errors)]
     if info.dali_index is not None:
         files.append((info.dali_index.file, info.dali_index.bytes, info.dali_index.sha256))
-    for name, size, sha in files:
-        target = fsutil.join(output, name)
-        if not fsutil.exists(target):
-            return None
-        data = fsutil.read_bytes(target)
-        if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
-            return None
-    return summary
+    return summary if all(_has_bytes(fsutil.join(output, name), size, sha) for name, size, sha in files) else None
+
+
+def _has_bytes(path: str, size: int, sha: str) -> bool:
+    """The file exists with this size and sha256; read in blocks, so a large shard is never held in memory."""
+    if not fsutil.exists(path):
+        return False
+    digest, seen = hashlib.sha256(), 0
+    with fsutil.open_read(path) as handle:
+        while block := handle.read(1 << 20):
+            seen += len(block)
+            if seen > size:
+                return False
+            digest.update(block)
+    return seen == size and digest.hexdigest() == sha
 
 
 class TransientReadError(OSError):

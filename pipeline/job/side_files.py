@@ -20,16 +20,24 @@ MAKERS: tuple[str, ...] = ("pipeline.format.tfds_info", "pipeline.report.page")
 WARM_UP_MODULES = ("pipeline.report.params", "pipeline.report.sheet", "pipeline.report.preview")
 
 
-def write_side_files(out: str, manifest: Manifest) -> dict[str, FileInfo]:
-    """Writes every maker's files atomically; returns their sizes and checksums for the manifest."""
-    written: dict[str, FileInfo] = {}
+def make_side_files(out: str, manifest: Manifest) -> dict[str, bytes]:
+    """Every maker's files, by name, not yet written."""
+    made: dict[str, bytes] = {}
     for module in MAKERS:
         files = importlib.import_module(module).make_files(out, manifest)
         for name, data in sorted(files.items()):
-            if name in written:
+            if name in made:
                 raise ValueError(f"{module} writes {name!r}, which another side file already wrote")
-            fsutil.write_atomic(fsutil.join(out, name), data)
-            written[name] = FileInfo(len(data), hashlib.sha256(data).hexdigest())
+            made[name] = data
+    return made
+
+
+def write_side_files(out: str, files: dict[str, bytes]) -> dict[str, FileInfo]:
+    """Writes the files atomically; returns their sizes and checksums for the manifest."""
+    written: dict[str, FileInfo] = {}
+    for name, data in files.items():
+        fsutil.write_atomic(fsutil.join(out, name), data)
+        written[name] = FileInfo(len(data), hashlib.sha256(data).hexdigest())
     return written
 
 

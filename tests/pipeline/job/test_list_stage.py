@@ -24,13 +24,14 @@ def _collect(source: str, output: str, classes: tuple[str, ...] | None = None):
     """Runs ListInputs and brings its three outputs back (through files: the runner may use other processes)."""
     import pickle
     import tempfile
+    import uuid
 
     config = JobConfig.create(input=source, output=output, classes=classes, config="none")
     src = open_source(source, classes)
     where = tempfile.mkdtemp()
 
     def dump(value, name):
-        with open(os.path.join(where, f"{name}-{os.getpid()}-{id(value)}.pkl"), "wb") as handle:
+        with open(os.path.join(where, f"{name}-{uuid.uuid4().hex}.pkl"), "wb") as handle:
             pickle.dump(value, handle)
 
     with beam.Pipeline() as p:
