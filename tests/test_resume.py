@@ -270,12 +270,6 @@ def test_killed_during_finalize_resumes_to_the_same_bytes(photos, clean, tmp_pat
     shards = [name for key in ALL_SHARDS for name in shard_files(*key)]
     before = {name: identity(out / name) for name in shards}  # every shard was complete
     code, err = finish(command(photos, out, "--resume"), tmp_path / "stderr.txt")
-    if code == 2 and "holds no unfinished augbeam run to resume" in err and not (out / WORK_DIR).exists():
-        pytest.xfail(
-            "finalize deletes .augbeam-work (run.json) before it writes the side files and manifest.json, so a run "
-            "killed during finalize has no plan left and --resume refuses it; finalize must delete it last (and "
-            "then accept the side files a killed finalize left, which check_only_listed_files refuses)"
-        )
     assert code == 0, err[-4000:]
     assert_same_output(out, clean.files)
     assert {name: identity(out / name) for name in shards} == before, "a complete shard was written again"
