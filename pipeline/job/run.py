@@ -128,7 +128,7 @@ def run_job(
     beam_args = beam_args or []
     options = pipeline_options(beam_args)
     threads = resolve_tf_threads(tf_threads, beam_args)
-    check_paths_reachable(beam_args, config.input, config.output, None, shared_mount)
+    check_paths_reachable(beam_args, config.input, config.output, shared_mount)
     monitor = ProgressMonitor(progress_dir(config.output), 0, progress, plan_file=run_file(config.output))
     clock.done("check")
     source = open_source(config.input, config.classes)

@@ -13,7 +13,6 @@ one without a word), and remote workers cannot read this machine's files.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,18 +192,12 @@ def runs_remotely(beam_args: list[str]) -> bool:
     return not any(kind in environment_type(options) for kind in SELF_STARTED_ENVIRONMENTS)
 
 
-def check_paths_reachable(
-    beam_args: list[str],
-    input_path: str,
-    output_path: str,
-    item_paths: Iterable[str] | None = None,
-    shared_mount: bool = False,
-) -> None:
+def check_paths_reachable(beam_args: list[str], input_path: str, output_path: str, shared_mount: bool = False) -> None:
     """Refuses paths on this machine's disk when the workers run elsewhere, before anything starts.
 
-    Remote workers would not find the inputs, or would write the shards to their own disks; the job would run
-    to its end and fail in reconcile. ``item_paths`` are the listing's files: a local listing file of gs://
-    (or other URL) entries is fine, since only the submitting side reads the listing itself.
+    Remote workers would not find the inputs, or would write the shards to their own disks. The workers list
+    the input and read a listing file themselves, so a local listing file is refused too; a listing naming
+    local files is refused by the listing workers (``list_stage``), in one line as well.
     """
     from pipeline import fsutil  # imports Beam's filesystems: not at this module's import
 
@@ -217,14 +210,8 @@ def check_paths_reachable(
     )
     if fsutil.is_local(output_path):
         raise UserError(f"--output {output_path!r} is on this machine, which {runner} workers cannot reach; {fix}")
-    local_items = [path for path in item_paths or () if fsutil.is_local(path)]
-    if fsutil.is_local(input_path) and (item_paths is None or local_items):
+    if fsutil.is_local(input_path):
         raise UserError(f"--input {input_path!r} is on this machine, which {runner} workers cannot read; {fix}")
-    if local_items:
-        raise UserError(
-            f"--input {input_path!r} lists {local_items[0]!r}, a file on this machine, which {runner} workers "
-            f"cannot read; {fix}"
-        )
 
 
 def environment_type(options: PipelineOptions) -> str:

@@ -137,6 +137,21 @@ def test_mistakes_found_on_workers_are_one_line_errors(tmp_path, capsys):
         assert (out / "keep.txt").read_text() == "an older run"  # refused before --overwrite deleted anything
 
 
+def test_a_listing_of_local_files_is_refused_for_remote_workers(tmp_path):
+    """Workers on other machines cannot read this machine's files: the listing worker says so in one line."""
+    from pipeline.errors import refusal_in
+
+    _make_tree(tmp_path, ["img/a.png"])
+    listing = tmp_path / "list.csv"
+    listing.write_text("path\ngs://bucket/b.png\nimg/a.png\n")
+    config = JobConfig.create(input=str(listing), output="gs://bucket/out", config="none")
+    with pytest.raises(Exception) as info:
+        with beam.Pipeline() as p:
+            _ = p | ListInputs(config, open_source(str(listing)), refuse_local=True)
+    message = refusal_in(info.value)
+    assert message is not None and f"lists '{tmp_path / 'img/a.png'}', a file on this machine" in message
+
+
 def test_packed_chunks_give_back_the_same_rows():
     items = [InputItem(f"c/{i}.png", f"/in/c/{i}.png", i % 3, "train") for i in range(10)]
     items.append(InputItem("elsewhere.png", "/other/elsewhere.png", -1, "validation"))
