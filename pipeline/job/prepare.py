@@ -50,12 +50,12 @@ def check_output(config: JobConfig, source: Source) -> None:
     if fsutil.is_local(out) and not os.path.isdir(out):
         raise UserError(f"--output {out!r} is a file; give a folder")
     previous = read_run(out)
+    if previous is None and _killed_before_plan(out):
+        return  # a run killed or refused while listing left its work folder and nothing else: as good as empty
     if config.resume:
         if fsutil.exists(fsutil.join(out, MANIFEST)):
             raise UserError(f"--output {out!r} holds a finished run (manifest.json): nothing to resume")
         if previous is None:
-            if _killed_before_plan(out):
-                return  # nothing was kept yet: the run starts afresh
             raise UserError(
                 f"--output {out!r} holds no unfinished augbeam run to resume; pass --overwrite to replace what it holds"
             )
@@ -67,7 +67,7 @@ def check_output(config: JobConfig, source: Source) -> None:
 
 
 def _killed_before_plan(out: str) -> bool:
-    """The folder holds the work folder alone, without ``run.json``: a run killed while its plan was being written."""
+    """The folder holds the work folder alone: a run killed or refused before its plan was written (no ``run.json``)."""
     if fsutil.is_local(out):
         return os.listdir(out) == [WORK_DIR]
     work = fsutil.normalize(fsutil.join(out, WORK_DIR)) + "/"
