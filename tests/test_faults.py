@@ -28,12 +28,12 @@ def test_failed_first_attempts_are_retried_to_the_same_bytes(photos_with_bad, cl
     real = shard_worker.ShardProcessor.process
     attempts: dict[tuple[str, int], int] = {}
 
-    def flaky(self, split, shard, num_shards, planned):
+    def flaky(self, split, shard, plan, planned, refused):
         attempts[(split, shard)] = attempts.get((split, shard), 0) + 1
         # One shard fails once (a bundle holds several: each retry reruns them all, up to 4 attempts).
         if (split, shard) == ("train", 0) and attempts[(split, shard)] == 1:
             raise RuntimeError("injected failure on the first attempt")
-        return real(self, split, shard, num_shards, planned)
+        return real(self, split, shard, plan, planned, refused)
 
     monkeypatch.setattr(shard_worker.ShardProcessor, "process", flaky)
     out = tmp_path / "out"
@@ -71,10 +71,10 @@ def test_killed_run_then_rerun_with_overwrite(photos_with_bad, clean, tmp_path, 
     real = shard_worker.ShardProcessor.process
     done = []
 
-    def dies_after_one_shard(self, split, shard, num_shards, planned):
+    def dies_after_one_shard(self, split, shard, plan, planned, refused):
         if done:
             raise SystemExit("killed")  # the worker dies mid-job
-        done.append(real(self, split, shard, num_shards, planned))
+        done.append(real(self, split, shard, plan, planned, refused))
         return done[-1]
 
     monkeypatch.setattr(shard_worker.ShardProcessor, "process", dies_after_one_shard)
@@ -86,7 +86,7 @@ def test_killed_run_then_rerun_with_overwrite(photos_with_bad, clean, tmp_path, 
     assert not verify(str(out)).ok  # an unfinished folder never verifies
     base = ["run", "--input", str(photos_with_bad), "--output", str(out), "--image-size", "32", "32"]
     base += ["--copies", "2", "--num-shards", "3", "--seed", "1", "--max-error-rate", "0.5"]
-    assert main(base) == 2 and "not empty; pass --overwrite" in capsys.readouterr().err
+    assert main(base) == 2 and "not empty; pass --resume to continue its unfinished run" in capsys.readouterr().err
     assert main([*base, "--overwrite"]) == 0
     assert shard_bytes(out) == shard_bytes(clean)
 
@@ -215,18 +215,19 @@ def test_temp_files_of_failed_attempts_are_removed_and_strangers_refused(photos_
     real = shard_worker.ShardProcessor.process
     out = tmp_path / "out"
 
-    def leaves_temp(self, split, shard, num_shards, planned):
-        result = real(self, split, shard, num_shards, planned)
-        (out / f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord.tmp-{'ab' * 16}").write_bytes(b"half")
+    def leaves_temp(self, split, shard, plan, planned, refused):
+        result = real(self, split, shard, plan, planned, refused)
+        n = plan.shards[split]
+        (out / f"{split}-{shard:05d}-of-{n:05d}.tfrecord.tmp-{'ab' * 16}").write_bytes(b"half")
         return result
 
     monkeypatch.setattr(shard_worker.ShardProcessor, "process", leaves_temp)
     run(photos_with_bad, out, **CLEAN_ARGS)
     assert shard_bytes(out) == shard_bytes(clean) and verify(str(out)).ok
 
-    def stranger(self, split, shard, num_shards, planned):
+    def stranger(self, split, shard, plan, planned, refused):
         (out / "someone_elses.txt").write_text("hello")
-        return real(self, split, shard, num_shards, planned)
+        return real(self, split, shard, plan, planned, refused)
 
     monkeypatch.setattr(shard_worker.ShardProcessor, "process", stranger)
     with pytest.raises(Exception, match="'someone_elses.txt' appeared in the output folder"):

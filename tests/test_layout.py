@@ -21,7 +21,7 @@ ALLOWED = {
     "pipeline.runtime": set(),
     "pipeline.report": {"pipeline.format"},
     "pipeline.job": {"pipeline.format", "pipeline.runtime"},
-    "pipeline.checks": {"pipeline.format", "pipeline.job"},
+    "pipeline.checks": {"pipeline.format", "pipeline.job", "pipeline.runtime"},
 }
 
 

@@ -52,7 +52,7 @@ def test_beam_options_must_follow_double_dash(tmp_path, capsys):
 
 
 # The ``augbeam run`` options that are not JobConfig parameters: how the job runs, never what it writes.
-RUN_ONLY_OPTIONS = {"command", "progress", "shared_mount", "tf_threads"}
+RUN_ONLY_OPTIONS = {"command", "progress", "shared_mount", "tf_threads", "phase_log"}
 
 
 def _parse_run(*options: str):
@@ -74,7 +74,7 @@ def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
         *("--num-shards", "5", "--encoding", "jpeg", "--jpeg-quality", "80", "--resize", "pad"),
         *("--alpha-fill", "0", "--max-pixels", "1000", "--high-bit-depth", "range", "--device", "cpu"),
         *("--batch-size", "4", "--max-error-rate", "0.5", "--dali-index", "--overwrite"),
-        *("--progress", "none", "--shared-mount", "--tf-threads", "2"),
+        *("--progress", "none", "--shared-mount", "--tf-threads", "2", "--resume", "--phase-log", "p.jsonl"),
     )
     by_size = _parse_run("--shard-size-mb", "32")
     defaults = _parse_run()
@@ -109,6 +109,7 @@ def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
         "batch_size": 4,
         "dali_index": True,
         "overwrite": True,
+        "resume": True,
     }
     assert set(expected) == {f.name for f in dataclasses.fields(JobConfig)}, "a JobConfig field is missing here"
     config, default = job_config(args), job_config(defaults)
@@ -250,7 +251,7 @@ def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, mo
 
     seen = []
 
-    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto"):
+    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto", on_phase=None):
         seen.append(config)
         raise UserError("stopped")
 

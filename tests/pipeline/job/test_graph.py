@@ -79,8 +79,9 @@ def test_duplicate_listing_rows_count_as_duplicates_not_failures(tmp_path):
     )
     config = JobConfig.create(input=str(listing), output=str(tmp_path / "out"), copies=2)
     with beam.Pipeline() as p:
-        items, errors, plan = p | ListInputs(config, open_source(str(listing)))
-        _ = (items, errors) | PlanRecords(plan)
+        source = open_source(str(listing))
+        items, errors, plan = p | ListInputs(config, source)
+        _ = (items, errors) | PlanRecords(plan, source.prefix)
     assert counters(p.result) == {
         "duplicates": 2,
         "duplicates/train": 1,
