@@ -25,6 +25,8 @@ from apache_beam.transforms.window import GlobalWindows
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow, record_order
 from pipeline.job.chunks import Packed, pack, unpack
+from pipeline.job.list_stage import expand_work
+from pipeline.job.listing import Source
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import Plan
 from pipeline.job.shard import PlannedRecord, ShardProcessor
@@ -46,30 +48,27 @@ def count(name: str, n: int, split: str | None = None) -> None:
 
 
 class PlanRecords(beam.PTransform):
-    """Item and listing-error chunks -> ((split, shard), packed PlannedRecords or ErrorRows), every shard at least once.
+    """The listing's work -> ((split, shard), packed PlannedRecords or lists of ErrorRows), every shard at least once.
 
-    Each chunk goes out as one packed part per shard it touches, so what
-    crosses the shuffle is a few bytes per record, not an element per record.
-    Every shard also gets an empty list, so a shard no record went to is still written.
+    Records are packed once per bundle and shard, so what crosses the shuffle
+    is a few bytes per record, not an element per record. Every shard also
+    gets an empty list, so a shard no record went to is still written.
     """
 
-    def __init__(self, plan: Any, prefix: str) -> None:
+    def __init__(self, plan: Any, source: Source) -> None:
         super().__init__()
         self.plan = plan  # the Plan singleton
-        self.prefix = prefix  # the source's: paths that start with it plus the key are not stored (``chunks``)
+        self.source = source
 
-    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
-        items, errors = pcolls
-        plan = beam.pvalue.AsSingleton(self.plan)
+    def expand(self, work: beam.PCollection) -> beam.PCollection:
         return (
-            items | "AssignShards" >> beam.ParDo(_AssignShards(self.prefix), plan),
-            errors | "RouteListingErrors" >> beam.FlatMap(_route_errors, plan),
+            work | "AssignShards" >> beam.ParDo(_AssignShards(self.source), beam.pvalue.AsSingleton(self.plan)),
             self.plan | "EveryShard" >> beam.FlatMap(_every_shard),
         ) | "AllPlanned" >> beam.Flatten()
 
 
 class _AssignShards(beam.DoFn):
-    """Chunks of inputs -> one packed part of planned records per shard, per bundle.
+    """The listing's work -> per bundle, one packed part of planned records per shard, and listing errors by shard.
 
     Parts are gathered over the bundle, not sent per chunk: one element per
     (chunk, shard) would make N / 4,096 x N / 512 elements, quadratic in N,
@@ -80,43 +79,43 @@ class _AssignShards(beam.DoFn):
 
     FLUSH_RECORDS = 200_000
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, source: Source) -> None:
+        self.source = source
 
     def start_bundle(self) -> None:
-        self.by_shard: dict[ShardKey, list[PlannedRecord]] = {}
+        self.records: dict[ShardKey, list[PlannedRecord]] = {}
+        self.errors: dict[ShardKey, list[ErrorRow]] = {}
         self.held = 0
 
-    def process(self, chunk: Packed, plan: Plan) -> Iterator[tuple[ShardKey, Packed]]:
-        for item in unpack(chunk, self.prefix):
-            copies, shards = plan.copies[item.split], plan.shards[item.split]
-            count("listed", 1, item.split)
-            count("planned", copies, item.split)
+    def process(self, element: Any, plan: Plan) -> Iterator[tuple[ShardKey, Any]]:
+        for found in expand_work(element, self.source, plan):
+            shards = plan.shards[found.split]
+            count("listed", 1, found.split)
+            if isinstance(found, ErrorRow):
+                self.errors.setdefault((found.split, record_order(found.key, 0) % shards), []).append(found)
+                continue
+            copies = plan.copies[found.split]
+            count("planned", copies, found.split)
             for copy in range(copies):
-                order = record_order(item.key, copy)
-                record = PlannedRecord(order, item.key, copy, item.path, item.label)
-                self.by_shard.setdefault((item.split, order % shards), []).append(record)
+                order = record_order(found.key, copy)
+                record = PlannedRecord(order, found.key, copy, found.path, found.label)
+                self.records.setdefault((found.split, order % shards), []).append(record)
             self.held += copies
-        if self.held >= self.FLUSH_RECORDS:
-            yield from self._parts()
+            if self.held >= self.FLUSH_RECORDS:
+                yield from self._parts()
+        yield from ()
 
     def finish_bundle(self) -> Iterator[Any]:
         for part in self._parts():
             yield GlobalWindows.windowed_value(part)
 
-    def _parts(self) -> Iterator[tuple[ShardKey, Packed]]:
-        by_shard, self.by_shard, self.held = self.by_shard, {}, 0
-        for key in sorted(by_shard):
-            yield key, pack("record", by_shard[key], self.prefix)
-
-
-def _route_errors(chunk: list[ErrorRow], plan: Plan) -> Iterator[tuple[ShardKey, list[ErrorRow]]]:
-    """A refused listing row goes to the shard its input's copy 0 would have: its error part holds it."""
-    by_shard: dict[ShardKey, list[ErrorRow]] = {}
-    for row in chunk:
-        count("listed", 1, row.split)
-        by_shard.setdefault((row.split, record_order(row.key, 0) % plan.shards[row.split]), []).append(row)
-    yield from by_shard.items()
+    def _parts(self) -> Iterator[tuple[ShardKey, Any]]:
+        records, errors = self.records, self.errors
+        self.records, self.errors, self.held = {}, {}, 0
+        for key in sorted(records):
+            yield key, pack("record", records[key], self.source.prefix)
+        for key in sorted(errors):
+            yield key, errors[key]
 
 
 def _every_shard(plan: Plan) -> Iterator[tuple[ShardKey, list[Any]]]:

@@ -51,7 +51,6 @@ from transforms.rng import stable_hash64
 CHUNK = 4096  # rows per element between listing stages
 BUCKETS = 1024  # listing rows are grouped by key into this many buckets to settle duplicates
 ERRORS = "errors"
-NAMES = "names"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,7 +80,16 @@ def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 
 class ListInputs(beam.PTransform):
-    """The source's units -> (packed item chunks, error-row chunks, plan singleton)."""
+    """The source's units -> (the listing's work, plan singleton).
+
+    The work is what ``expand_work`` turns into inputs and listing errors once
+    the plan is known. A folder is listed twice, by the workers: once for the
+    plan's totals (only a few counters per class folder cross a stage), then
+    again per class folder where the records are planned, so no per-file
+    element is held between stages (on the DirectRunner, in the driver). A
+    listing file must be settled (duplicates) across all its rows first: its
+    work is packed chunks of inputs and lists of error rows.
+    """
 
     def __init__(self, config: JobConfig, source: Source, refuse_local: bool = False) -> None:
         super().__init__()
@@ -89,13 +97,18 @@ class ListInputs(beam.PTransform):
         self.source = source
         self.refuse_local = refuse_local  # workers on other machines cannot read this machine's files
 
-    def expand(self, root: pvalue.PBegin) -> tuple[Any, Any, Any]:
+    def expand(self, root: pvalue.PBegin) -> tuple[Any, Any]:
         source = self.source
         units = root | "Units" >> beam.Create(list(source.units))  # O(classes); Create spreads them over workers
-        if source.is_table:
-            items, errors, classes = self._tables(units)
-        else:
-            items, errors, classes = self._folders(units)
+        if not source.is_table:
+            stats = (
+                units
+                | "CountFolders" >> beam.ParDo(_FolderStats(source, self.config.output))
+                | "SumFolderStats" >> beam.CombineGlobally(_merge_stats)
+            )
+            plan = stats | "Plan" >> beam.Map(_plan, self.config, source, None)
+            return units, plan
+        items, errors, classes = self._tables(units)
         stats = (
             (
                 items | "ItemStats" >> beam.Map(_item_stats, source.prefix),
@@ -105,19 +118,7 @@ class ListInputs(beam.PTransform):
             | "SumStats" >> beam.CombineGlobally(_merge_stats)
         )
         plan = stats | "Plan" >> beam.Map(_plan, self.config, source, pvalue.AsSingleton(classes))
-        return items, errors, plan
-
-    def _folders(self, units: Any) -> tuple[Any, Any, Any]:
-        source = self.source
-        found = units | "ListFolders" >> beam.ParDo(_ListFolder(source, self.config.output)).with_outputs(
-            ERRORS, NAMES, main="entries"
-        )
-        classes = found[NAMES] | "FolderClasses" >> beam.CombineGlobally(_union_names, source.fixed_classes)
-        labelled = found.entries | "Label" >> beam.ParDo(
-            _LabelFolderEntries(source.prefix), pvalue.AsSingleton(classes)
-        ).with_outputs(ERRORS, main="items")
-        errors = (found[ERRORS], labelled[ERRORS]) | "FolderErrors" >> beam.Flatten()
-        return labelled.items, errors, classes
+        return (items, errors) | "TableWork" >> beam.Flatten(), plan
 
     def _tables(self, units: Any) -> tuple[Any, Any, Any]:
         source, output = self.source, self.config.output
@@ -153,8 +154,8 @@ class ListInputs(beam.PTransform):
         return items, errors, classes
 
 
-class _ListFolder(beam.DoFn):
-    """One folder unit -> packed entries, its listing errors, and the class names it found."""
+class _FolderStats(beam.DoFn):
+    """One folder unit -> its listing's totals: counts, class names, refused rows, the fingerprint's share."""
 
     def __init__(self, source: Source, output: str) -> None:
         self.source = source
@@ -163,21 +164,38 @@ class _ListFolder(beam.DoFn):
     def setup(self) -> None:
         mark_started(work_dir(self.output))
 
-    def process(self, unit: Unit) -> Iterator[Any]:
+    def process(self, unit: Unit) -> Iterator[ListingStats]:
+        fixed = self.source.fixed_classes
+        stats = ListingStats()
         try:
-            found = list_folder_unit(self.source, unit)
-            names: set[str] = set()
-            for chunk in chunks(found):
-                entries = [e for e in chunk if isinstance(e, FolderEntry)]
-                errors = [e for e in chunk if isinstance(e, ErrorRow)]
-                names.update(e.cls for e in entries)
-                if entries:
-                    yield pack("entry", entries, self.source.prefix)
-                if errors:
-                    yield pvalue.TaggedOutput(ERRORS, errors)
+            for found in list_folder_unit(self.source, unit):
+                if isinstance(found, FolderEntry) and fixed is not None:
+                    found = label_folder_entry(found, fixed)  # type: ignore[assignment]  # UnknownLabel, or an item
+                if isinstance(found, ErrorRow):
+                    stats.add_error(found)
+                    _count_refused(found)
+                elif isinstance(found, FolderEntry):
+                    stats.add_entry(found.key, found.path, found.cls, found.split)
+                else:
+                    stats.add_entry(found.key, found.path, fixed[found.label], found.split)
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
-        yield pvalue.TaggedOutput(NAMES, names)
+        yield stats
+
+
+def expand_work(element: Unit | Packed | list[ErrorRow], source: Source, plan: Plan) -> Iterator[InputItem | ErrorRow]:
+    """A piece of the listing's work -> its inputs and listing errors, now that the plan has the class names.
+
+    A folder unit is listed again (the same files as for the plan: if the
+    folder changed in between, finalize's counts say so).
+    """
+    if isinstance(element, Unit):
+        for found in list_folder_unit(source, element):
+            yield label_folder_entry(found, plan.classes) if isinstance(found, FolderEntry) else found
+    elif isinstance(element, Packed):
+        yield from unpack(element, source.prefix)
+    else:
+        yield from element
 
 
 def _read_rows(unit: Unit, source: Source) -> Iterator[Packed]:
@@ -297,16 +315,20 @@ def _item_stats(chunk: Packed, prefix: str) -> ListingStats:
 
 
 def _error_stats(chunk: list[ErrorRow]) -> ListingStats:
-    from pipeline.job.graph import count
-
     stats = ListingStats()
     for row in chunk:
         stats.add_error(row)
-        if row.error_type == DUPLICATE:
-            count("duplicates", 1, row.split)
-        else:
-            count(f"failed/listing/{row.error_type}", 1)
+        _count_refused(row)
     return stats
+
+
+def _count_refused(row: ErrorRow) -> None:
+    from pipeline.job.graph import count
+
+    if row.error_type == DUPLICATE:
+        count("duplicates", 1, row.split)
+    else:
+        count(f"failed/listing/{row.error_type}", 1)
 
 
 def _merge_stats(parts: Iterable[ListingStats]) -> ListingStats:
@@ -316,5 +338,8 @@ def _merge_stats(parts: Iterable[ListingStats]) -> ListingStats:
     return total
 
 
-def _plan(stats: ListingStats, config: JobConfig, source: Source, classes: tuple[str, ...]) -> Plan:
+def _plan(stats: ListingStats, config: JobConfig, source: Source, classes: tuple[str, ...] | None) -> Plan:
+    """The plan; a folder's class names come with its totals (``--classes``, else every class folder found)."""
+    if classes is None:
+        classes = source.fixed_classes or tuple(sorted(stats.names))
     return plan_from(config, source.root, source.kind, tuple(classes), stats)

@@ -46,6 +46,7 @@ class ListingStats:
     max_label: int = -1
     count: int = 0  # inputs and refused rows the fingerprint covers
     digest: int = 0  # sum of their hashes mod 2**64
+    names: set[str] = dataclasses.field(default_factory=set)  # class folders found (folder inputs)
 
     def add_item(self, item: InputItem) -> None:
         self.listed[item.split] += 1  # every listed row ends as an input or a refused row: together, the listing
@@ -53,6 +54,14 @@ class ListingStats:
         self.max_label = max(self.max_label, item.label)
         self.count += 1
         self.digest = (self.digest + item_hash(item)) & MASK64
+
+    def add_entry(self, key: str, path: str, cls: str, split: str) -> None:
+        """An input of a folder, counted before its label is known (its class folder stands in for it)."""
+        self.listed[split] += 1
+        self.inputs[split] += 1
+        self.names.add(cls)
+        self.count += 1
+        self.digest = (self.digest + stable_hash64(f"entry\x00{split}\x00{key}\x00{path}\x00{cls}")) & MASK64
 
     def add_error(self, row: ErrorRow) -> None:
         self.listed[row.split] += 1
@@ -74,6 +83,7 @@ class ListingStats:
             max(self.max_label, other.max_label),
             self.count + other.count,
             (self.digest + other.digest) & MASK64,
+            self.names | other.names,
         )
 
 

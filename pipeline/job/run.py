@@ -87,9 +87,9 @@ def build_pipeline(config: JobConfig, source: Source, options: Any, tf_threads: 
     from pipeline.job.list_stage import ListInputs
 
     p = beam.Pipeline(runner=fn_api_runner(options), options=options)  # runner None: Beam picks
-    items, errors, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote)
+    work, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote)
     prepared = plan | "Prepare" >> Prepare(config)
-    planned = (items, errors) | "PlanRecords" >> PlanRecords(plan, source.prefix)
+    planned = work | "PlanRecords" >> PlanRecords(plan, source)
     _ = planned | "WriteShards" >> WriteShards(config, prepared, source.prefix, tf_threads)
     return p
 

@@ -75,16 +75,15 @@ def mark_started(marker_dir: str) -> None:
         if marker_dir in _marked:
             return
         path = marker_path(marker_dir)
-        if not fsutil.exists(path):
-            try:
+        try:
+            if not fsutil.exists(path):
                 if fsutil.is_local(path):
                     fsutil.write_atomic(path, b"")
                 else:  # one object write is atomic; fsutil.commit's delete and rename would race other workers
                     with fsutil.open_write(path) as handle:
                         handle.write(b"")
-            except Exception:
-                if not fsutil.exists(path):
-                    raise
+        except Exception as exc:  # the marker only feeds the watchdog: the job's own writes report a bad output
+            _log.warning("augbeam: could not write %s (%s)", path, exc)
         _marked.add(marker_dir)
 
 

@@ -80,8 +80,8 @@ def test_duplicate_listing_rows_count_as_duplicates_not_failures(tmp_path):
     config = JobConfig.create(input=str(listing), output=str(tmp_path / "out"), copies=2)
     with beam.Pipeline() as p:
         source = open_source(str(listing))
-        items, errors, plan = p | ListInputs(config, source)
-        _ = (items, errors) | PlanRecords(plan, source.prefix)
+        work, plan = p | ListInputs(config, source)
+        _ = work | PlanRecords(plan, source)
     assert counters(p.result) == {
         "duplicates": 2,
         "duplicates/train": 1,

@@ -12,8 +12,9 @@ import apache_beam as beam
 import pytest
 
 from pipeline.cli import main
+from pipeline.format.manifest import ErrorRow
 from pipeline.job.chunks import Packed, pack, unpack
-from pipeline.job.list_stage import ListInputs
+from pipeline.job.list_stage import ListInputs, expand_work
 from pipeline.job.listing import InputItem, list_inputs, open_source
 from pipeline.job.options import JobConfig
 from pipeline.job.run import graph_size
@@ -21,7 +22,8 @@ from tests.helpers import DATA
 
 
 def _collect(source: str, output: str, classes: tuple[str, ...] | None = None):
-    """Runs ListInputs and brings its three outputs back (through files: the runner may use other processes)."""
+    """Runs ListInputs and expands its work with the plan: the inputs, listing errors and plan the job plans with
+    (brought back through files: the runner may use other processes)."""
     import pickle
     import tempfile
     import uuid
@@ -35,17 +37,19 @@ def _collect(source: str, output: str, classes: tuple[str, ...] | None = None):
             pickle.dump(value, handle)
 
     with beam.Pipeline() as p:
-        items, errors, plan = p | ListInputs(config, src)
-        _ = items | "DumpItems" >> beam.Map(dump, "items")
-        _ = errors | "DumpErrors" >> beam.Map(dump, "errors")
+        work, plan = p | ListInputs(config, src)
+        found = work | "Expand" >> beam.FlatMap(
+            lambda element, plan: list(expand_work(element, src, plan)), beam.pvalue.AsSingleton(plan)
+        )
+        _ = found | "DumpFound" >> beam.Map(dump, "found")
         _ = plan | "DumpPlan" >> beam.Map(dump, "plan")
-    got: dict[str, list] = {"items": [], "errors": [], "plan": []}
+    got: dict[str, list] = {"found": [], "plan": []}
     for name in os.listdir(where):
         with open(os.path.join(where, name), "rb") as handle:
             got[name.split("-")[0]].append(pickle.load(handle))
     shutil.rmtree(where)
-    items = sorted((i for chunk in got["items"] for i in unpack(chunk, src.prefix)), key=lambda i: i.key)
-    errors = sorted((e for chunk in got["errors"] for e in chunk), key=lambda e: (e.key, e.message))
+    items = sorted((i for i in got["found"] if isinstance(i, InputItem)), key=lambda i: i.key)
+    errors = sorted((e for e in got["found"] if isinstance(e, ErrorRow)), key=lambda e: (e.key, e.message))
     (plan,) = got["plan"]
     json.dumps(plan.to_json())  # the plan goes to run.json as is
     return items, errors, plan
@@ -147,7 +151,7 @@ def test_a_listing_of_local_files_is_refused_for_remote_workers(tmp_path):
     config = JobConfig.create(input=str(listing), output="gs://bucket/out", config="none")
     with pytest.raises(Exception) as info:
         with beam.Pipeline() as p:
-            _ = p | ListInputs(config, open_source(str(listing)), refuse_local=True)
+            _work, _plan = p | ListInputs(config, open_source(str(listing)), refuse_local=True)
     message = refusal_in(info.value)
     assert message is not None and f"lists '{tmp_path / 'img/a.png'}', a file on this machine" in message
 
