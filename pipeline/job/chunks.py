@@ -84,3 +84,58 @@ def unpack(packed: Packed, prefix: str = "") -> list[Any]:
         columns["order"] = [record_order(k, c) for k, c in zip(columns["key"], columns["copy"], strict=True)]
     names = _fields(row_type)
     return [row_type(*values) for values in zip(*(columns[name] for name in names), strict=True)]
+
+
+# --- spilled parts: the DirectRunner's shuffle through files -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SpilledPart:
+    """A packed part written to a file by the worker that made it: only this reference crosses the shuffle.
+
+    On the DirectRunner what crosses a shuffle is held by the driver, and
+    sending it on to the next stage's worker processes costs several times
+    its size again in transient buffers (measured: the driver's peak rose by
+    260 MB at 1,000,000 inputs for 18 MB of packed records). Written to the
+    work folder, the records cost the driver about 100 bytes per (bundle,
+    shard) instead. Other runners shuffle in their own service and get the
+    parts themselves.
+    """
+
+    path: str
+    offset: int
+    length: int
+    kind: str
+    count: int
+
+    def load(self) -> Packed:
+        from pipeline import fsutil
+
+        with fsutil.open_read(self.path) as handle:
+            handle.seek(self.offset)
+            data = handle.read(self.length)
+        return Packed(self.kind, self.count, data)
+
+
+def spill(folder: str, parts: Sequence[tuple[Any, Packed]]) -> list[tuple[Any, SpilledPart]]:
+    """Writes a bundle's packed parts to one new file in ``folder``; their references, by the same keys.
+
+    A retried bundle writes another file (a fresh name) and Beam keeps only
+    one attempt's references; the work folder and every file in it go once
+    the manifest is written.
+    """
+    import uuid
+
+    from pipeline import fsutil
+
+    if not parts:
+        return []
+    path = fsutil.join(folder, f"{uuid.uuid4().hex}.parts")
+    refs, blobs, offset = [], [], 0
+    for key, part in parts:
+        refs.append((key, SpilledPart(path, offset, len(part.data), part.kind, part.count)))
+        blobs.append(part.data)
+        offset += len(part.data)
+    fsutil.make_dirs(folder)
+    fsutil.write_atomic(path, b"".join(blobs))
+    return refs

@@ -24,7 +24,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow, record_order
-from pipeline.job.chunks import Packed, pack, unpack
+from pipeline.job.chunks import Packed, SpilledPart, pack, spill, unpack
 from pipeline.job.list_stage import expand_work
 from pipeline.job.listing import Source
 from pipeline.job.options import JobConfig
@@ -55,14 +55,16 @@ class PlanRecords(beam.PTransform):
     gets an empty list, so a shard no record went to is still written.
     """
 
-    def __init__(self, plan: Any, source: Source) -> None:
+    def __init__(self, plan: Any, source: Source, spill_dir: str | None = None) -> None:
         super().__init__()
-        self.plan = plan  # the Plan singleton
+        self.plan = plan  # the prepared Plan singleton: spilled parts go into a folder prepare has readied
         self.source = source
+        self.spill_dir = spill_dir
 
     def expand(self, work: beam.PCollection) -> beam.PCollection:
+        assign = _AssignShards(self.source, self.spill_dir)
         return (
-            work | "AssignShards" >> beam.ParDo(_AssignShards(self.source), beam.pvalue.AsSingleton(self.plan)),
+            work | "AssignShards" >> beam.ParDo(assign, beam.pvalue.AsSingleton(self.plan)),
             self.plan | "EveryShard" >> beam.FlatMap(_every_shard),
         ) | "AllPlanned" >> beam.Flatten()
 
@@ -79,8 +81,9 @@ class _AssignShards(beam.DoFn):
 
     FLUSH_RECORDS = 200_000
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, spill_dir: str | None) -> None:
         self.source = source
+        self.spill_dir = spill_dir
 
     def start_bundle(self) -> None:
         self.records: dict[ShardKey, list[PlannedRecord]] = {}
@@ -112,8 +115,8 @@ class _AssignShards(beam.DoFn):
     def _parts(self) -> Iterator[tuple[ShardKey, Any]]:
         records, errors = self.records, self.errors
         self.records, self.errors, self.held = {}, {}, 0
-        for key in sorted(records):
-            yield key, pack("record", records[key], self.source.prefix)
+        packed = [(key, pack("record", records[key], self.source.prefix)) for key in sorted(records)]
+        yield from spill(self.spill_dir, packed) if self.spill_dir else packed
         for key in sorted(errors):
             yield key, errors[key]
 
@@ -192,6 +195,8 @@ class _WriteShardFn(beam.DoFn):
         planned: list[PlannedRecord] = []
         refused: list[ErrorRow] = []
         for part in parts:
+            if isinstance(part, SpilledPart):
+                part = part.load()
             if isinstance(part, Packed):
                 planned.extend(unpack(part, self.prefix))
             else:

@@ -85,11 +85,15 @@ def build_pipeline(config: JobConfig, source: Source, options: Any, tf_threads: 
 
     from pipeline.job.graph import PlanRecords, Prepare, WriteShards
     from pipeline.job.list_stage import ListInputs
+    from pipeline.job.shard import SPILL_DIR, work_dir
 
-    p = beam.Pipeline(runner=fn_api_runner(options), options=options)  # runner None: Beam picks
+    runner = fn_api_runner(options)  # None: Beam picks
+    p = beam.Pipeline(runner=runner, options=options)
     work, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote)
     prepared = plan | "Prepare" >> Prepare(config)
-    planned = work | "PlanRecords" >> PlanRecords(plan, source)
+    # On the DirectRunner whatever crosses the shuffle stays in this process: the records go through files.
+    spill_dir = fsutil.join(work_dir(config.output), SPILL_DIR) if runner is not None else None
+    planned = work | "PlanRecords" >> PlanRecords(prepared, source, spill_dir)
     _ = planned | "WriteShards" >> WriteShards(config, prepared, source.prefix, tf_threads)
     return p
 

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 WORK_DIR = ".augbeam-work"
 PROGRESS_DIR = "progress"  # under WORK_DIR: one small JSON per shard for the driver's progress display
 SUMMARY_DIR = "summaries"  # under WORK_DIR: one ShardSummary per written shard
+SPILL_DIR = "planned"  # under WORK_DIR: on the DirectRunner, the planned records on their way to the shards
 MASK64 = 2**64 - 1
 READ_ATTEMPTS = 3
 INPUT_STAGES = ("read", "decode")  # a failure at these stages is the input's (all its copies), not one record's

@@ -165,6 +165,19 @@ def test_packed_chunks_give_back_the_same_rows():
     assert len(packed.data) < 300  # the paths under the prefix are not stored
 
 
+def test_spilled_parts_load_back_as_packed(tmp_path):
+    """On the DirectRunner a bundle's parts go to one file; the references load the same parts back."""
+    from pipeline.job.chunks import spill
+
+    items = [InputItem(f"c/{i}.png", f"/in/c/{i}.png", i % 3, "train") for i in range(30)]
+    parts = [(("train", s), pack("item", items[s::3], "/in/")) for s in range(3)]
+    refs = spill(str(tmp_path / "planned"), parts)
+    assert [key for key, _ in refs] == [key for key, _ in parts]
+    assert len(list((tmp_path / "planned").iterdir())) == 1
+    assert [ref.load() for _, ref in refs] == [part for _, part in parts]
+    assert spill(str(tmp_path / "planned"), []) == []
+
+
 def test_the_graph_does_not_grow_with_the_input(tmp_path):
     """The submitted pipeline holds the config and the source's units, never the listing."""
     sizes = {}
