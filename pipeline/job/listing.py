@@ -208,12 +208,30 @@ def _visible_entries(folder: str) -> tuple[list[str], list[str]]:
 
 
 def _has_visible_file(folder: str) -> bool:
-    """Whether any file under ``folder`` counts (stops at the first: O(1) for a class folder)."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(not name.startswith(".") for name in filenames):
-            return True
-        del dirpath
+    """Whether any file under ``folder`` counts; stops at the first one found.
+
+    ``os.scandir`` yields entries as it reads them, so a class folder of a
+    million files costs one read of its first entries, not a listing of all
+    of them (``os.walk`` lists each folder whole before yielding it).
+    """
+    pending, seen = [folder], set()
+    while pending:
+        current = pending.pop()
+        real = os.path.realpath(current)
+        if real in seen:  # a link back up the tree: once is enough
+            continue
+        seen.add(real)
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir():
+                        pending.append(entry.path)
+                    else:
+                        return True
+        except OSError:
+            continue  # an unreadable folder: the workers that list it report it
     return False
 
 
