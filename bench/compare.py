@@ -121,18 +121,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from make_corpus import make_corpus  # noqa: E402
+from rss import RssSampler  # noqa: E402
 
 VARIANTS = (
     "codec_floor",
@@ -594,46 +592,14 @@ def _set_child_subreaper() -> bool:
     return False
 
 
-class TreeRss:
-    """Samples the summed RSS of all our descendants every ``interval`` seconds; keeps the peak."""
-
-    def __init__(self, interval: float = 0.1) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._me = psutil.Process()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        total = 0
-        for child in self._me.children(recursive=True):
-            with contextlib.suppress(psutil.Error):  # ended (or became unreadable) since the listing
-                total += child.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(Exception):
-                self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def measure(cmds: list[list[str]], log: Path, env: dict[str, str], sample_rss: bool) -> dict[str, Any]:
     """Starts every command at once; wall time until all end, CPU (summed) and peak RSS of them and descendants.
 
     CPU comes from ``os.wait4``'s rusage, not from psutil's ``cpu_times()``: rusage holds each reaped
     descendant's whole CPU time, where sampling the live tree misses what a process used after the last
-    sample before it ended. The summed RSS of the live tree is sampled with psutil (``TreeRss``).
+    sample before it ended. The summed RSS of the live tree is sampled with psutil (``rss.RssSampler``).
     """
-    with open(log, "wb") as handle, TreeRss() if sample_rss else contextlib.nullcontext() as tree:
+    with open(log, "wb") as handle, RssSampler() if sample_rss else contextlib.nullcontext() as tree:
         start = time.perf_counter()
         procs = [subprocess.Popen(c, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT) for c in cmds]
         user = sys_ = 0.0
@@ -668,7 +634,7 @@ def measure(cmds: list[list[str]], log: Path, env: dict[str, str], sample_rss: b
         "user_s": round(user, 3),
         "sys_s": round(sys_, 3),
         "maxrss_mib": round(maxrss / 1024.0, 1),
-        "tree_rss_peak_mib": round(tree.peak / MIB, 1) if sample_rss else None,
+        "tree_rss_peak_mib": round(tree.children_peak / MIB, 1) if sample_rss else None,
         "orphans_reaped": orphans,
     }
 

@@ -50,7 +50,6 @@ exit status is 0 unless a run fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import io
 import json
@@ -61,7 +60,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +69,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "examples" / "photos"
 RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rss import RssSampler  # noqa: E402
+
 PHASES = ("check", "listing", "graph", "run", "finalize")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 BEAM_ARGS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
@@ -197,51 +199,6 @@ class Corpus:
 
 
 # ---------------------------------------------------------------------------------------------- measuring
-
-
-class RssSampler:
-    """Samples a process's RSS alone and its descendants' summed RSS every ``interval`` seconds; keeps the peaks."""
-
-    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL_S) -> None:
-        self.interval = interval
-        try:
-            self.process: psutil.Process | None = psutil.Process(pid)
-        except psutil.Error:  # ended already
-            self.process = None
-        self.peak = 0
-        self.children_peak = 0
-        self.children_seen = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(psutil.Error):  # ended (or a zombie) since the last sample
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            self.samples += 1
-        total = 0
-        with contextlib.suppress(psutil.Error):
-            children = self.process.children(recursive=True)
-            self.children_seen = max(self.children_seen, len(children))
-            for child in children:
-                with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
-        self.children_peak = max(self.children_peak, total)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def measure(cmd: list[str], log: Path, env: dict[str, str], interval: float = SAMPLE_INTERVAL_S) -> dict[str, Any]:

@@ -562,9 +562,7 @@ class Collected:
     def kept_failures(self) -> tuple[list[str], int]:
         """The first ``KEPT_FAILURES`` failures in (split, shard) order, and how many more there were."""
         ordered = sorted(self.failures)
-        return [text for *_, text in ordered[:KEPT_FAILURES]], self.more_failures + max(
-            0, len(ordered) - KEPT_FAILURES
-        )
+        return [text for *_, text in ordered[:KEPT_FAILURES]], self.more_failures + max(0, len(ordered) - KEPT_FAILURES)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -868,8 +866,7 @@ def _check_against_listing(root: str, manifest: Manifest, source: str | None, re
             )
         if extra.get(split):
             report.fail(
-                f"split {split!r}: {len(extra[split])} key(s) are not in the source listing, "
-                f"e.g. {min(extra[split])!r}"
+                f"split {split!r}: {len(extra[split])} key(s) are not in the source listing, e.g. {min(extra[split])!r}"
             )
         info = manifest.splits.get(split)
         count = info.counts.listed if info is not None else None
@@ -881,9 +878,7 @@ def _check_against_listing(root: str, manifest: Manifest, source: str | None, re
         report.checked["splits compared with the source"] += 1
 
 
-def _regenerate(
-    root: str, manifest: Manifest, chosen: list[IndexRow], source: str | None, report: Report
-) -> None:
+def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: str | None, report: Report) -> None:
     """Re-renders the chosen records (the smallest ``sample_order``: the same ones every time)."""
     from transforms.augment import Renderer
     from transforms.decode import DecodeError, Decoder

@@ -163,9 +163,7 @@ def _description(manifest: Manifest) -> str:
     for split in sorted(manifest.splits):
         info = manifest.splits[split]
         how = f"{len(config['ops'])} augmentation ops" if info.augmented else "no augmentation"
-        lines.append(
-            f"Split {split!r}: {info.counts.written} records, {info.counts.copies} per input, {how}."
-        )
+        lines.append(f"Split {split!r}: {info.counts.written} records, {info.counts.copies} per input, {how}.")
     if classes:
         lines.append(f"Labels: indices into {len(classes)} class names; -1 would mark an unlabeled input.")
     else:

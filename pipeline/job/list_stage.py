@@ -32,6 +32,7 @@ from pipeline.job.listing import (
     InputItem,
     Source,
     Unit,
+    chunks,
     class_name_of,
     label_folder_entry,
     list_folder_unit,
@@ -66,17 +67,6 @@ def refusing(fn: F) -> F:
             raise WorkerRefusal(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for value in values:
-        batch.append(value)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class ListInputs(beam.PTransform):
@@ -288,7 +278,7 @@ class _SettleKeys(beam.DoFn):
                 errors.extend(dups)
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
-        for part in chunks(items):
+        for part in chunks(items, CHUNK):
             yield pack("item", part, self.source.prefix)
         if errors:
             yield pvalue.TaggedOutput(ERRORS, errors)

@@ -312,16 +312,17 @@ def read_table_unit(source: Source, unit: Unit, chunk: int = 4096) -> Iterator[l
     if unit.kind == "row_group":
         with fsutil.open_read(source.root) as handle:
             table = _parquet_file(handle, source.root).read_row_group(unit.part)
-            yield from _chunks(_rows(source.root, table, unit.first_row), chunk)
+            yield from chunks(_rows(source.root, table, unit.first_row), chunk)
         return
     table = _read_table(source.root, source.kind)
-    yield from _chunks(_rows(source.root, table, 0), chunk)
+    yield from chunks(_rows(source.root, table, 0), chunk)
 
 
-def _chunks(rows: Iterable[TableRow], size: int) -> Iterator[list[TableRow]]:
-    batch: list[TableRow] = []
-    for row in rows:
-        batch.append(row)
+def chunks(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``values`` in lists of ``size`` (the last shorter): what travels between listing stages as one element."""
+    batch: list[Any] = []
+    for value in values:
+        batch.append(value)
         if len(batch) >= size:
             yield batch
             batch = []

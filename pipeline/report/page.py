@@ -63,6 +63,7 @@ def _e(value: Any) -> str:
 def render(root: str, manifest: Manifest) -> str:
     """The whole page as text."""
     from pipeline.report import params as report_params
+
     augmented = [s for s in sorted(manifest.splits) if manifest.splits[s].augmented]
     parts = [table for split in augmented for table in manifest.index_tables(split)]
     records, truncated = report_params.read_params(root, parts)
@@ -183,6 +184,7 @@ def _counts(manifest: Manifest) -> str:
 
 def _samples(root: str, manifest: Manifest) -> str:
     from pipeline.report import sheet as report_sheet
+
     pre = manifest.preprocessing
     encoding = manifest.image.encoding
     if encoding in ("float32", "float16"):
