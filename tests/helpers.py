@@ -276,9 +276,7 @@ def write_output(
             ]
         decoded = [key for key in keys if key not in failed_inputs]
         planned = {(split, key, copy) for key in decoded for copy in range(copies)}
-        written = sorted(
-            (planned | set(add_records)) - set(drop_records) - {(split, *pair) for pair in failed_records}
-        )
+        written = sorted((planned | set(add_records)) - set(drop_records) - {(split, *pair) for pair in failed_records})
         errors += [
             ErrorRow(key, copy, split, *reason.split("/", 1), "synthetic")
             for (key, copy), reason in failed_records.items()
@@ -312,9 +310,7 @@ def write_output(
                     writer.write(parts)
                     rows.append(IndexRow(key, copy, split, name, position, label, params, record_sha256(parts), source))
             index = write_table(str(out), index_name(split, shard, num_shards), rows, IndexRow)
-            routed = [
-                e for e in errors if record_order(e.key, 0 if e.copy is None else e.copy) % num_shards == shard
-            ]
+            routed = [e for e in errors if record_order(e.key, 0 if e.copy is None else e.copy) % num_shards == shard]
             part = write_table(
                 str(out), errors_name(split, shard, num_shards), sorted(routed, key=lambda e: e.sort_key), ErrorRow
             )

@@ -119,6 +119,7 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
     )
     assert len(list_inputs(str(listing)).items) == 3
     from pipeline.job import shard as shard_worker
+
     original = shard_worker.fsutil.read_bytes
 
     def vanish_gray(path):  # the file disappears between listing and reading
@@ -225,6 +226,7 @@ def test_high_bit_depth_mapping_is_an_option_and_recorded(tmp_path):
     import numpy as np
 
     from pipeline.format import reader
+
     root = tmp_path / "in" / "train" / "x"
     root.mkdir(parents=True)
     from PIL import Image

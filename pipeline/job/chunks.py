@@ -139,3 +139,15 @@ def spill(folder: str, parts: Sequence[tuple[Any, Packed]]) -> list[tuple[Any, S
     fsutil.make_dirs(folder)
     fsutil.write_atomic(path, b"".join(blobs))
     return refs
+
+
+def stored(part: Packed | SpilledPart) -> Packed:
+    """The packed rows, read back from their file where they were spilled."""
+    return part.load() if isinstance(part, SpilledPart) else part
+
+
+def keep(folder: str | None, part: Packed) -> Packed | SpilledPart:
+    """``part`` itself, or (with a spill folder: the DirectRunner) its reference once written to a new file there."""
+    if folder is None:
+        return part
+    return spill(folder, [(None, part)])[0][1]

@@ -24,7 +24,7 @@ from apache_beam import pvalue
 from pipeline import fsutil
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow
-from pipeline.job.chunks import Packed, pack, unpack
+from pipeline.job.chunks import Packed, SpilledPart, keep, pack, spill, stored, unpack
 from pipeline.job.listing import (
     DUPLICATE,
     Candidate,
@@ -51,6 +51,9 @@ from transforms.rng import stable_hash64
 
 CHUNK = 4096  # rows per element between listing stages
 BUCKETS = 1024  # listing rows are grouped by key into this many buckets to settle duplicates
+# With spilled parts (the DirectRunner: a few local workers) each reference costs the driver about 100 bytes:
+# 1,024 per chunk of 4,096 rows would be 25 a row. 16 buckets keep every local worker busy.
+SPILLED_BUCKETS = 16
 ERRORS = "errors"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,11 +84,16 @@ class ListInputs(beam.PTransform):
     work is packed chunks of inputs and lists of error rows.
     """
 
-    def __init__(self, config: JobConfig, source: Source, refuse_local: bool = False) -> None:
+    def __init__(
+        self, config: JobConfig, source: Source, refuse_local: bool = False, spill_dir: str | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.source = source
         self.refuse_local = refuse_local  # workers on other machines cannot read this machine's files
+        # On the DirectRunner a listing file's rows go through files in this folder (see ``chunks.SpilledPart``):
+        # it must outlive the prepare step, which clears the output folder, so it is not in the work folder.
+        self.spill_dir = spill_dir
 
     def expand(self, root: pvalue.PBegin) -> tuple[Any, Any]:
         source = self.source
@@ -111,12 +119,12 @@ class ListInputs(beam.PTransform):
         return (items, errors) | "TableWork" >> beam.Flatten(), plan
 
     def _tables(self, units: Any) -> tuple[Any, Any, Any]:
-        source, output = self.source, self.config.output
+        source, output, spill_dir = self.source, self.config.output, self.spill_dir
         rows = (
             units
             | "RowGroups" >> beam.FlatMap(refusing(lambda unit: table_units(source)))
             | "SpreadRowGroups" >> beam.Reshuffle()
-            | "ReadRows" >> beam.FlatMap(refusing(_read_rows), source)
+            | "ReadRows" >> beam.FlatMap(refusing(_read_rows), source, spill_dir)
         )
         names = (
             rows
@@ -124,18 +132,19 @@ class ListInputs(beam.PTransform):
             | "TableClassNamesUnion" >> beam.CombineGlobally(_union_names, source.fixed_classes)
         )
         resolved = rows | "Resolve" >> beam.ParDo(
-            _ResolveRows(source, output, self.refuse_local), pvalue.AsSingleton(names)
+            _ResolveRows(source, output, self.refuse_local, spill_dir), pvalue.AsSingleton(names)
         ).with_outputs(ERRORS, main="candidates")
         settled = (
             resolved.candidates
             | "ByKey" >> beam.GroupByKey()
-            | "Settle" >> beam.ParDo(_SettleKeys(source)).with_outputs(ERRORS, main="items")
+            | "Settle" >> beam.ParDo(_SettleKeys(source, spill_dir)).with_outputs(ERRORS, main="items")
         )
         items = settled.items
         errors = (resolved[ERRORS], settled[ERRORS]) | "ListingErrors" >> beam.Flatten()
         max_label = (
             items
-            | "MaxLabel" >> beam.Map(lambda chunk, prefix: max(i.label for i in unpack(chunk, prefix)), source.prefix)
+            | "MaxLabel"
+            >> beam.Map(lambda part, prefix: max(i.label for i in unpack(stored(part), prefix)), source.prefix)
             | "MaxLabelAll" >> beam.CombineGlobally(lambda labels: max(labels, default=-1))
         )
         classes = names | "NumberedClasses" >> beam.Map(
@@ -173,7 +182,9 @@ class _FolderStats(beam.DoFn):
         yield stats
 
 
-def expand_work(element: Unit | Packed | list[ErrorRow], source: Source, plan: Plan) -> Iterator[InputItem | ErrorRow]:
+def expand_work(
+    element: Unit | Packed | SpilledPart | list[ErrorRow], source: Source, plan: Plan
+) -> Iterator[InputItem | ErrorRow]:
     """A piece of the listing's work -> its inputs and listing errors, now that the plan has the class names.
 
     A folder unit is listed again (the same files as for the plan: if the
@@ -182,19 +193,19 @@ def expand_work(element: Unit | Packed | list[ErrorRow], source: Source, plan: P
     if isinstance(element, Unit):
         for found in list_folder_unit(source, element):
             yield label_folder_entry(found, plan.classes) if isinstance(found, FolderEntry) else found
-    elif isinstance(element, Packed):
-        yield from unpack(element, source.prefix)
+    elif isinstance(element, Packed | SpilledPart):
+        yield from unpack(stored(element), source.prefix)
     else:
         yield from element
 
 
-def _read_rows(unit: Unit, source: Source) -> Iterator[Packed]:
+def _read_rows(unit: Unit, source: Source, spill_dir: str | None) -> Iterator[Packed | SpilledPart]:
     for chunk in read_table_unit(source, unit, CHUNK):
-        yield pack("table_row", chunk)
+        yield keep(spill_dir, pack("table_row", chunk))
 
 
-def _row_class_names(chunk: Packed) -> set[str]:
-    return {n for r in unpack(chunk) if (n := class_name_of(r)) is not None}
+def _row_class_names(chunk: Packed | SpilledPart) -> set[str]:
+    return {n for r in unpack(stored(chunk)) if (n := class_name_of(r)) is not None}
 
 
 def _union_names(chunks_: Iterable[set[str] | tuple[str, ...]], fixed: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -225,19 +236,21 @@ class _LabelFolderEntries(beam.DoFn):
 class _ResolveRows(beam.DoFn):
     """Listing rows -> packed candidates by key bucket (to settle duplicates), or their listing errors."""
 
-    def __init__(self, source: Source, output: str, refuse_local: bool) -> None:
+    def __init__(self, source: Source, output: str, refuse_local: bool, spill_dir: str | None) -> None:
         self.source = source
         self.output = output
         self.refuse_local = refuse_local
+        self.spill_dir = spill_dir
+        self.buckets = SPILLED_BUCKETS if spill_dir is not None else BUCKETS
 
     def setup(self) -> None:
         mark_started(work_dir(self.output))
 
-    def process(self, chunk: Packed, classes: tuple[str, ...]) -> Iterator[Any]:
+    def process(self, chunk: Packed | SpilledPart, classes: tuple[str, ...]) -> Iterator[Any]:
         try:
             buckets: dict[int, list[Candidate]] = {}
             errors: list[ErrorRow] = []
-            for row in unpack(chunk):
+            for row in unpack(stored(chunk)):
                 found = resolve_row(self.source, row, classes)
                 if isinstance(found, ErrorRow):
                     errors.append(found)
@@ -249,11 +262,11 @@ class _ResolveRows(beam.DoFn):
                         "workers cannot read; use a shared filesystem URL (gs://, s3://...) or a local runner "
                         "(or pass --shared-mount if every worker mounts this path)"
                     )
-                buckets.setdefault(stable_hash64(found.key) % BUCKETS, []).append(found)
+                buckets.setdefault(stable_hash64(found.key) % self.buckets, []).append(found)
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
-        for bucket, candidates in buckets.items():
-            yield bucket, pack("candidate", candidates, self.source.prefix)
+        packed = [(bucket, pack("candidate", found, self.source.prefix)) for bucket, found in buckets.items()]
+        yield from spill(self.spill_dir, packed) if self.spill_dir is not None else packed
         if errors:
             yield pvalue.TaggedOutput(ERRORS, errors)
 
@@ -261,13 +274,14 @@ class _ResolveRows(beam.DoFn):
 class _SettleKeys(beam.DoFn):
     """One bucket of candidates: each key kept once, the other rows naming it reported."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, spill_dir: str | None) -> None:
         self.source = source
+        self.spill_dir = spill_dir
 
-    def process(self, element: tuple[int, Iterable[Packed]]) -> Iterator[Any]:
+    def process(self, element: tuple[int, Iterable[Packed | SpilledPart]]) -> Iterator[Any]:
         by_key: dict[str, list[Candidate]] = {}
         for chunk in element[1]:
-            for candidate in unpack(chunk, self.source.prefix):
+            for candidate in unpack(stored(chunk), self.source.prefix):
                 by_key.setdefault(candidate.key, []).append(candidate)
         items: list[InputItem] = []
         errors: list[ErrorRow] = []
@@ -279,7 +293,7 @@ class _SettleKeys(beam.DoFn):
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
         for part in chunks(items, CHUNK):
-            yield pack("item", part, self.source.prefix)
+            yield keep(self.spill_dir, pack("item", part, self.source.prefix))
         if errors:
             yield pvalue.TaggedOutput(ERRORS, errors)
 
@@ -297,9 +311,13 @@ def refuse_inside_output(output: str, path: str) -> None:
         raise UserError(f"--output {output!r} holds inputs of the listing; choose a folder that holds none")
 
 
-def _item_stats(chunk: Packed, prefix: str) -> ListingStats:
+def _max_label(chunk: Packed | SpilledPart, prefix: str) -> int:
+    return max(item.label for item in unpack(stored(chunk), prefix))
+
+
+def _item_stats(chunk: Packed | SpilledPart, prefix: str) -> ListingStats:
     stats = ListingStats()
-    for item in unpack(chunk, prefix):
+    for item in unpack(stored(chunk), prefix):
         stats.add_item(item)
     return stats
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import resource
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -75,7 +77,14 @@ def pipeline_options(beam_args: list[str]) -> Any:
     return options
 
 
-def build_pipeline(config: JobConfig, source: Source, options: Any, tf_threads: int = 0, remote: bool = False) -> Any:
+def build_pipeline(
+    config: JobConfig,
+    source: Source,
+    options: Any,
+    tf_threads: int = 0,
+    remote: bool = False,
+    listing_spill: str | None = None,
+) -> Any:
     """The whole job as a Beam pipeline, not yet run; its size does not depend on the number of inputs.
 
     What it holds: the source's units (O(classes)) and the config. Listing,
@@ -89,7 +98,10 @@ def build_pipeline(config: JobConfig, source: Source, options: Any, tf_threads: 
 
     runner = fn_api_runner(options)  # None: Beam picks
     p = beam.Pipeline(runner=runner, options=options)
-    work, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote)
+    # On the DirectRunner a listing file's rows go through files too (``listing_spill``: a folder the caller
+    # made outside the output folder, which the prepare step may clear while they are still to be read).
+    listing_dir = listing_spill if runner is not None else None
+    work, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote, spill_dir=listing_dir)
     prepared = plan | "Prepare" >> Prepare(config)
     # On the DirectRunner whatever crosses the shuffle stays in this process: the records go through files.
     spill_dir = fsutil.join(work_dir(config.output), SPILL_DIR) if runner is not None else None
@@ -139,11 +151,14 @@ def run_job(
     check_output(config, source)
     fsutil.make_dirs(config.output)
     clock.done("listing")
-    p = build_pipeline(config, source, options, threads, remote=runs_remotely(beam_args))
-    p.to_runner_api()  # what every runner does first; timed here as part of building the graph
-    clock.done("graph")
-    threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
+    listing_spill = tempfile.mkdtemp(prefix="augbeam-listing-") if source.is_table else None
     try:
+        p = build_pipeline(
+            config, source, options, threads, remote=runs_remotely(beam_args), listing_spill=listing_spill
+        )
+        p.to_runner_api()  # what every runner does first; timed here as part of building the graph
+        clock.done("graph")
+        threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
         with monitor:
             result = run_watched(p, work_dir(config.output), start_bound(options), start_hint(options))
     except Exception as exc:
@@ -151,6 +166,9 @@ def run_job(
         if message is not None:
             raise UserError(message) from None
         raise
+    finally:
+        if listing_spill is not None:
+            shutil.rmtree(listing_spill, ignore_errors=True)
     clock.done("run")
     log = logging.getLogger(__name__)
     if log.isEnabledFor(logging.INFO):

@@ -21,7 +21,7 @@ from pipeline.job.run import graph_size
 from tests.helpers import DATA
 
 
-def _collect(source: str, output: str, classes: tuple[str, ...] | None = None):
+def _collect(source: str, output: str, classes: tuple[str, ...] | None = None, spill_dir: str | None = None):
     """Runs ListInputs and expands its work with the plan: the inputs, listing errors and plan the job plans with
     (brought back through files: the runner may use other processes)."""
     import pickle
@@ -37,7 +37,7 @@ def _collect(source: str, output: str, classes: tuple[str, ...] | None = None):
             pickle.dump(value, handle)
 
     with beam.Pipeline() as p:
-        work, plan = p | ListInputs(config, src)
+        work, plan = p | ListInputs(config, src, spill_dir=spill_dir)
         found = work | "Expand" >> beam.FlatMap(
             lambda element, plan: list(expand_work(element, src, plan)), beam.pvalue.AsSingleton(plan)
         )
@@ -79,8 +79,10 @@ def test_folder_listing_on_workers_is_the_one_process_listing(tmp_path, layout):
         assert sum(plan.inputs.values()) == len(one.items)
 
 
+@pytest.mark.parametrize("spilled", [False, True])
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-def test_table_listing_on_workers_is_the_one_process_listing(tmp_path, fmt):
+def test_table_listing_on_workers_is_the_one_process_listing(tmp_path, fmt, spilled):
+    """Also with the rows going through files between stages (the DirectRunner's path: ``spill_dir``)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -104,7 +106,9 @@ def test_table_listing_on_workers_is_the_one_process_listing(tmp_path, fmt):
     else:
         listing.write_text("".join(json.dumps(r) + "\n" for r in rows))
     one = list_inputs(str(listing))
-    items, errors, plan = _collect(str(listing), str(tmp_path / "out"))
+    spill_dir = tmp_path / "spill"
+    items, errors, plan = _collect(str(listing), str(tmp_path / "out"), spill_dir=str(spill_dir) if spilled else None)
+    assert spill_dir.is_dir() == spilled and (not spilled or any(spill_dir.iterdir()))
     assert items == sorted(one.items, key=lambda i: i.key)
     assert errors == sorted(one.errors, key=lambda e: (e.key, e.message))
     assert list(plan.classes) == one.classes == ["cat", "dog"]
@@ -199,3 +203,22 @@ def test_the_graph_does_not_grow_with_the_input(tmp_path):
         config = JobConfig.create(input=str(root), output=str(tmp_path / f"fout{n}"), config="none")
         folders[n] = graph_size(config)
     assert abs(folders[20_000] - folders[1_000]) <= 100, folders
+
+
+def test_a_listing_files_spilled_rows_are_removed_after_the_run(tmp_path, monkeypatch, capsys):
+    """On the DirectRunner the rows go through a temp folder outside the output: gone after a run or a refusal."""
+    import tempfile
+
+    _make_tree(tmp_path, ["img/a.png", "img/b.png"])
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    good = tmp_path / "good.csv"
+    good.write_text("path,label\nimg/a.png,cat\nimg/b.png,dog\nimg/a.png,cat\n")
+    assert main(["run", "--input", str(good), "--output", str(tmp_path / "out"), "--config", "none"]) == 0
+    assert sorted(p.name for p in temp.iterdir()) == []
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,split\nimg/a.png,Train Set\n")
+    assert main(["run", "--input", str(bad), "--output", str(tmp_path / "out2"), "--config", "none"]) == 2
+    assert "is not a lowercase name" in capsys.readouterr().err
+    assert sorted(p.name for p in temp.iterdir()) == []
