@@ -28,7 +28,10 @@ MULTI = ["--direct_running_mode=multi_processing"]
         (8, ["--direct_num_workers=1", *MULTI], 0),  # one process: TensorFlow's default
         (8, ["--direct_num_workers=2"], 0),  # in_memory: threads of one process
         (8, ["--direct_num_workers=2", "--direct_running_mode=multi_threading"], 0),
-        (8, [], 0),
+        (8, [], 1),  # the default: one multi_processing worker per core
+        (2, [], 1),
+        (1, [], 0),  # one core: one in-process worker
+        (8, ["--direct_running_mode=in_memory"], 0),  # the user's mode wins
         (8, ["--runner=DataflowRunner", "--direct_num_workers=2", *MULTI], 0),  # a cluster sizes its own workers
     ],
 )
