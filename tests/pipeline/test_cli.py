@@ -193,6 +193,7 @@ def test_device_gpu_on_remote_workers_fails_the_job_not_each_record(tmp_path, ca
     import tensorflow as tf
 
     from pipeline import cli
+
     monkeypatch.setattr(cli, "_runs_here", lambda beam_args: False)
     out = tmp_path / "o"
     code = main(["run", "--input", str(PHOTOS), "--output", str(out), "--device", "gpu", "--image-size", "8", "8"])

@@ -169,8 +169,7 @@ def test_decoding_is_deterministic_within_and_across_processes():
     here = _decoded_digests()
     assert here == _decoded_digests()
     code = (
-        "import json; from tests.transforms.test_decode import _decoded_digests; "
-        "print(json.dumps(_decoded_digests()))"
+        "import json; from tests.transforms.test_decode import _decoded_digests; print(json.dumps(_decoded_digests()))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=DATA.parent.parent, capture_output=True, text=True, check=True, timeout=300

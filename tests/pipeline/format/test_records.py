@@ -158,6 +158,7 @@ def test_framing_uses_the_hardware_crc32c_and_it_equals_crcmods():
     import google_crc32c
 
     from pipeline.format import records
+
     assert records._crc32c_extend is google_crc32c.extend
     slow = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
     for data in (b"", b"a", os.urandom(100_003)):
@@ -171,6 +172,7 @@ def test_a_record_written_in_parts_is_the_record_written_whole():
     import io
 
     from pipeline.format import records
+
     fields = dict(shape=(2, 2, 3), dtype="float32", encoding="float32", label=3, key="k/é", copy=1, params="[]")
     fields |= dict(image=bytes(range(48)) * 4, source_sha256="ab")
     parts = records.example_parts(**fields)

@@ -9,6 +9,7 @@ from pathlib import Path
 def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
     from pipeline.job import progress_file as shard_progress
     from pipeline.job import shard as shard_worker
+
     now = [0.0]
     monkeypatch.setattr(shard_progress.time, "monotonic", lambda: now[0])
     (tmp_path / shard_worker.WORK_DIR).mkdir()
@@ -39,6 +40,7 @@ def test_shard_progress_file_is_throttled_and_final(tmp_path, monkeypatch):
 def test_shard_progress_never_fails_the_shard(tmp_path, caplog):
     from pipeline.job import progress_file as shard_progress
     from pipeline.job import shard as shard_worker
+
     folder = shard_worker.progress_dir(str(tmp_path / "gone"))  # no work folder
     progress = shard_progress.ShardProgress(folder, "train", 0, records=1)
     progress.update(1, 1, 0, 0, final=True)

@@ -33,9 +33,7 @@ def test_the_summary_is_the_shard_workers_last_write(tmp_path, monkeypatch):
         input=str(tmp_path), output=str(tmp_path / "out"), image_size=(8, 8), config="light", dali_index=True
     )
     (tmp_path / "out" / shard_worker.WORK_DIR).mkdir(parents=True)
-    planned = [
-        shard_worker.PlannedRecord(record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)
-    ]
+    planned = [shard_worker.PlannedRecord(record_order("gray.png", c), "gray.png", c, image, 0) for c in (0, 1)]
     writes: list[str] = []
     real = fsutil.write_atomic
     monkeypatch.setattr(fsutil, "write_atomic", lambda p, d: (writes.append(p), real(p, d)))

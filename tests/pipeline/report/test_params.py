@@ -31,6 +31,7 @@ def test_histograms_for_every_sampled_param(report_job):
 def test_no_errors_and_bounded_param_sample(report_job, monkeypatch):
     from pipeline.report import page as report
     from pipeline.report import params as report_params
+
     manifest = json.loads((report_job / "manifest.json").read_text())
     for info in manifest["splits"].values():
         for shard in info["shards"]:

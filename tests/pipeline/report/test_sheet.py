@@ -90,6 +90,7 @@ def test_captions_with_the_bitmap_font_keep_non_latin_keys_drawable():
     from PIL import Image, ImageDraw, ImageFont
 
     from pipeline.report import sheet as report_sheet
+
     font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else None
     if font is None:  # Pillow < 10.1 has no separate loader: the bitmap font is load_default() without size
         font = ImageFont.load_default()
