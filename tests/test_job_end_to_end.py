@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.format import reader
-from tests.helpers import PHOTOS, read_errors, read_index, run, shard_bytes
+from tests.helpers import PHOTOS, in_process, read_errors, read_index, run, shard_bytes
 from transforms.config import load_ops
 
 TRAIN_GOOD = 11  # sample photos in train/ (all decode)
@@ -119,6 +119,7 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
     )
     assert len(list_inputs(str(listing)).items) == 3
     from pipeline.job import shard as shard_worker
+
     original = shard_worker.fsutil.read_bytes
 
     def vanish_gray(path):  # the file disappears between listing and reading
@@ -142,7 +143,8 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
 
 def test_model_class_name_gives_its_size_and_manifest_says_everything(tmp_path, capsys):
     out = tmp_path / "o"
-    code = main(["run", "--input", str(PHOTOS), "--output", str(out), "--model", "EfficientNetB1", "--num-shards", "1"])
+    args = ["run", "--input", str(PHOTOS), "--output", str(out), "--model", "EfficientNetB1", "--num-shards", "1"]
+    code = main(in_process(args))
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     pre = manifest["preprocessing"]
@@ -225,6 +227,7 @@ def test_high_bit_depth_mapping_is_an_option_and_recorded(tmp_path):
     import numpy as np
 
     from pipeline.format import reader
+
     root = tmp_path / "in" / "train" / "x"
     root.mkdir(parents=True)
     from PIL import Image

@@ -184,4 +184,3 @@ def parallel_shards(records: int) -> int:
     each shard ``MIN_RECORDS_PER_SHARD`` records or more (1 for fewer than twice that)."""
     fit = min(MIN_SHARDS, records // MIN_RECORDS_PER_SHARD)
     return 1 << (fit.bit_length() - 1) if fit >= 1 else 1
-

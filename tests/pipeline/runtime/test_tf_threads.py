@@ -102,7 +102,8 @@ def test_the_job_gives_its_worker_the_count_and_the_bytes_do_not_change(photos_w
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    code = main(['run', '--input', {str(photos_with_bad)!r}, '--output', {str(out)!r},\n"
         "        '--image-size', '32', '32', '--copies', '3', '--seed', '1', '--num-shards', '3',\n"
-        "        '--max-error-rate', '0.5', '--tf-threads', '1', '--progress', 'none'])\n"
+        "        '--max-error-rate', '0.5', '--tf-threads', '1', '--progress', 'none',\n"
+        "        '--', '--direct_num_workers=1'])\n"
         "print(json.dumps({'code': code, 'threads': tensorflow_threads()}))\n"
     )
     assert seen == {"code": 0, "threads": [1, 1]}
