@@ -105,12 +105,12 @@ def _quiet_runner_class() -> type:
     Beam starts them as ``python -m apache_beam.runners.worker.sdk_worker_main``, whose stderr (this
     process's) then shows every worker's start-up INFO lines, Beam's warnings about options it does not
     know, and the traceback of any error a DoFn raises, such as a user's mistake found while listing. The
-    workers' log records still reach the runner through Beam's logging service (``worker_logs.quiet_worker_logs``).
+    workers' log records still reach the driver through Beam's logging service (``worker_logs``).
     """
     from apache_beam.portability import python_urns
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-    class QuietWorkersFnApiRunner(fn_runner.FnApiRunner):  # type: ignore[misc]
+    class QuietWorkersFnApiRunner(fn_runner.FnApiRunner):
         def run_via_runner_api(self, pipeline_proto: Any, options: Any) -> Any:
             beam_command = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main".encode()
             ours = f"{sys.executable} -m {WORKER_MODULE}".encode()
@@ -128,7 +128,8 @@ def fn_api_runner(options: PipelineOptions) -> Any | None:
     The DirectRunner first tries Prism, which downloads its binary at run time (no network here: a user's
     job must not depend on one), costs 0.1-0.2 s when that fails, and leaves an empty ``beam-temp*``
     folder in the system temp folder each time; it then runs this same FnApiRunner. Streaming jobs keep
-    the DirectRunner (FnApiRunner runs batch only).
+    the DirectRunner (FnApiRunner runs batch only). Its ``multi_processing`` workers start quietly
+    (``_quiet_runner_class``).
     """
     from apache_beam.options.pipeline_options import StandardOptions
     from apache_beam.portability.api import beam_provision_api_pb2
