@@ -16,7 +16,7 @@ REFUSAL = str(WorkerRefusal("--input 'x.csv' row 0: split 'Train Set' is not a l
 @pytest.mark.parametrize("name", LOGGERS)
 def test_refusals_and_worker_start_up_noise_are_dropped_while_the_job_runs(name, caplog):
     logger = logging.getLogger(name)
-    relayed = "Worker: severity: WARN message: \"No semi_persistent_directory found: ...\""
+    relayed = 'Worker: severity: WARN message: "No semi_persistent_directory found: ..."'
     with caplog.at_level(logging.WARNING), quiet_worker_logs():
         logger.error(REFUSAL)
         logger.error("Error processing instruction bundle_9. Original traceback is\n%s", f"...\n{REFUSAL}\n")
