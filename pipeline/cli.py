@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from pipeline.format.manifest import Manifest
     from pipeline.job.options import JobConfig
 
-EPILOG = """Beam options go after '--', for example:
-  augbeam run --input photos --output out -- --direct_num_workers=2 --direct_running_mode=multi_processing
+EPILOG = """Without Beam options the job runs one worker process per core on this machine (the DirectRunner's
+multi_processing mode). Beam options go after '--', for example:
+  augbeam run --input photos --output out -- --direct_num_workers=1   (one in-process worker)
   augbeam run --input gs://b/photos --output gs://b/out -- --runner=DataflowRunner --project=P --region=R"""
 
 
@@ -69,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         "other labels are reported as UnknownLabel",
     )
     shards = run.add_mutually_exclusive_group()
-    shards.add_argument("--num-shards", type=int, help="shards per split (default: from --shard-size-mb)")
+    shards.add_argument(
+        "--num-shards",
+        type=int,
+        help="shards per split (default: from --shard-size-mb, at most 512 records a shard, and up to 16 shards "
+        "of 8 or more records so that workers share the work)",
+    )
     shards.add_argument("--shard-size-mb", type=float, default=64.0, help="target shard size (default: 64)")
     run.add_argument(
         "--encoding",
@@ -130,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tf-threads",
         default="auto",
         help="TensorFlow threads per worker process; 0: TensorFlow's default (all cores) (default: auto, the cores "
-        "divided among the DirectRunner's multi_processing workers, else 0; use 1 on runners with one SDK process "
-        "per core, such as Dataflow)",
+        "divided among the DirectRunner's multi_processing workers, 1 in the default mode of one worker per core, "
+        "else 0; use 1 on runners with one SDK process per core, such as Dataflow)",
     )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
     run.add_argument(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, cli_args, run
+from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, cli_args, in_process, run
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,11 +29,11 @@ def photos_with_bad(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def run_a(photos_with_bad, tmp_path_factory):
-    """Run A: ``photos_with_bad`` through the command line (``cli_args``)."""
+    """Run A: ``photos_with_bad`` through the command line (``cli_args``), one in-process worker."""
     from pipeline.cli import main
 
     out = tmp_path_factory.mktemp("a") / "out"
-    code = main(cli_args(photos_with_bad, out))
+    code = main(in_process(cli_args(photos_with_bad, out)))
     assert code == 0
     return out
 

@@ -38,8 +38,19 @@ DATA = Path(__file__).resolve().parent / "data"
 # --- the job and what it writes ---------------------------------------------------------------------------------
 
 
+# One in-process worker. The default local mode starts a worker process per core, each importing TensorFlow
+# (seconds per job), and a monkeypatch in the test process does not reach them: tests about something else
+# than that mode run this one, as a user passing ``-- --direct_num_workers=1`` does.
+IN_PROCESS = ["--direct_num_workers=1"]
+
+
+def in_process(argv: list[str]) -> list[str]:
+    """An ``augbeam`` command line with ``IN_PROCESS`` added to its Beam options."""
+    return [*argv, *IN_PROCESS] if "--" in argv else [*argv, "--", *IN_PROCESS]
+
+
 def run(input_dir: Path, output_dir: Path, beam_args: list[str] | None = None, **kwargs):
-    """Runs the job with test-sized defaults; returns the manifest."""
+    """Runs the job with test-sized defaults, one in-process worker unless ``beam_args`` say otherwise."""
     from pipeline.job.options import JobConfig
     from pipeline.job.run import run_job
 
@@ -47,11 +58,11 @@ def run(input_dir: Path, output_dir: Path, beam_args: list[str] | None = None, *
     params = dict(image_size=(32, 32), copies=3, seed=1, num_shards=3, max_error_rate=0.5)
     params.update(kwargs)
     config = JobConfig.create(input=str(input_dir), output=str(output_dir), **params)
-    return run_job(config, beam_args or [])
+    return run_job(config, IN_PROCESS if beam_args is None else beam_args)
 
 
 def cli_args(input_dir, out) -> list[str]:
-    """Run A's command line: the same config as ``run``'s defaults."""
+    """Run A's command line: the same config as ``run``'s defaults (no Beam options: see ``in_process``)."""
     size = ["--image-size", "32", "32"]
     return [
         "run",

@@ -93,7 +93,8 @@ def test_compare_benchmark_runs(tmp_path):
     assert check["project_2w_same_shards_as_1w"]
     assert result["environment"]["runners"]["project_1w_1t"]["tf_threads_per_worker"] == 1
     ran = {variant: {v["runner"] for v in info["ran"]} for variant, info in result["environment"]["runners"].items()}
-    assert ran["project_2w"] == {"FnApiRunner"}  # batch DirectRunner jobs skip the Prism attempt
+    # batch DirectRunner jobs skip the Prism attempt: augbeam's FnApiRunner, whose worker processes start quietly
+    assert ran["project_2w"] == {"QuietWorkersFnApiRunner"}
     assert {v["runner"] for info in result["environment"]["runners"].values() for v in info["ran"]}
 
 

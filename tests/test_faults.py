@@ -13,7 +13,7 @@ from pipeline import fsutil
 from pipeline.checks.verify import verify
 from pipeline.cli import main
 from pipeline.job import shard as shard_worker
-from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, read_errors, read_index, run, shard_bytes
+from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, in_process, read_errors, read_index, run, shard_bytes
 from tests.helpers import write_listing as _listing
 
 
@@ -87,7 +87,7 @@ def test_killed_run_then_rerun_with_overwrite(photos_with_bad, clean, tmp_path, 
     base = ["run", "--input", str(photos_with_bad), "--output", str(out), "--image-size", "32", "32"]
     base += ["--copies", "2", "--num-shards", "3", "--seed", "1", "--max-error-rate", "0.5"]
     assert main(base) == 2 and "not empty; pass --resume to continue its unfinished run" in capsys.readouterr().err
-    assert main([*base, "--overwrite"]) == 0
+    assert main(in_process([*base, "--overwrite"])) == 0
     assert shard_bytes(out) == shard_bytes(clean)
 
 
@@ -136,7 +136,7 @@ def test_a_read_that_keeps_failing_fails_the_job(photos_with_bad, tmp_path, monk
 
 def test_max_error_rate_fails_with_a_summary(photos_with_bad, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["run", "--input", str(photos_with_bad), "--output", str(out), "--image-size", "16", "16"])
+    code = main(in_process(["run", "--input", str(photos_with_bad), "--output", str(out), "--image-size", "16", "16"]))
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("augbeam: processed 17/17 records")  # the progress line (stderr is not a terminal)
     assert code == 2 and len(lines) == 2

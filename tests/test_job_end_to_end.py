@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.format import reader
-from tests.helpers import PHOTOS, read_errors, read_index, run, shard_bytes
+from tests.helpers import PHOTOS, cli_args, in_process, read_errors, read_index, run, shard_bytes
 from transforms.config import load_ops
 
 TRAIN_GOOD = 11  # sample photos in train/ (all decode)
@@ -74,10 +74,42 @@ def test_other_seed_changes_records(photos_with_bad, run_a, tmp_path):
             assert a[name] == c[name]
 
 
-def test_two_worker_processes_give_identical_bytes(photos_with_bad, run_a, tmp_path):
+def test_the_default_command_runs_a_worker_process_per_core_and_writes_the_same_bytes(
+    photos_with_bad, run_a, tmp_path, monkeypatch, capfd
+):
+    """No Beam options on 2 cores: 2 multi_processing workers, one line says so, and the bytes are run A's (one
+    in-process worker). Worker processes share this stderr (capfd reads the descriptor): they add nothing to it."""
+    from pipeline.runtime import tf_threads
+    from pipeline.runtime.runners import parallelism_line
+
+    monkeypatch.setattr(tf_threads, "usable_cpus", lambda: 2)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # what `augbeam run` sets (tests/conftest.py sets 2)
     out = tmp_path / "out"
-    run(photos_with_bad, out, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    capfd.readouterr()
+    assert main([*cli_args(photos_with_bad, out), "--progress", "none"]) == 0
+    err = capfd.readouterr().err
+    two = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    assert err.strip().splitlines() == [parallelism_line(two)], err
     assert shard_bytes(out) == shard_bytes(run_a)
+
+
+def test_a_mistake_found_on_a_worker_process_is_one_line(tmp_path, monkeypatch, capfd):
+    """In the default mode the refusal is raised in a worker process; neither it nor Beam prints its traceback."""
+    import shutil
+
+    from pipeline.runtime import tf_threads
+    from tests.helpers import DATA
+
+    monkeypatch.setattr(tf_threads, "usable_cpus", lambda: 2)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    shutil.copy(DATA / "gray.png", tmp_path / "a.png")
+    listing = tmp_path / "split.csv"
+    listing.write_text("path,split\na.png,Train Set\n")
+    capfd.readouterr()
+    assert main(["run", "--input", str(listing), "--output", str(tmp_path / "out"), "--progress", "none"]) == 2
+    mode, error = capfd.readouterr().err.strip().splitlines()
+    assert mode.startswith("augbeam: DirectRunner with 2 worker processes")
+    assert error.startswith("augbeam: error: ") and "split 'Train Set' is not a lowercase name" in error
 
 
 def test_copies_differ_and_params_match_index(run_a):
@@ -143,7 +175,8 @@ def test_listing_with_duplicate_and_vanished_file(tmp_path):
 
 def test_model_class_name_gives_its_size_and_manifest_says_everything(tmp_path, capsys):
     out = tmp_path / "o"
-    code = main(["run", "--input", str(PHOTOS), "--output", str(out), "--model", "EfficientNetB1", "--num-shards", "1"])
+    args = ["run", "--input", str(PHOTOS), "--output", str(out), "--model", "EfficientNetB1", "--num-shards", "1"]
+    code = main(in_process(args))
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     pre = manifest["preprocessing"]

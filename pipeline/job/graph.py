@@ -30,6 +30,7 @@ from pipeline.job.listing import Source
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import Plan
 from pipeline.job.shard import PlannedRecord, ShardProcessor
+from transforms.errors import ConfigError
 
 ShardKey = tuple[str, int]
 NAMESPACE = "augbeam"
@@ -182,7 +183,10 @@ class _WriteShardFn(beam.DoFn):
 
     def setup(self) -> None:
         self.processor = ShardProcessor(self.config, self.tf_threads)
-        self.processor.setup()
+        try:
+            self.processor.setup()
+        except ConfigError as exc:  # --device gpu on a worker without one: in a worker process, only text crosses
+            raise WorkerRefusal(str(exc)) from None
 
     def teardown(self) -> None:
         processor = getattr(self, "processor", None)

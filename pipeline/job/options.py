@@ -25,6 +25,12 @@ from transforms.preprocess import Preprocessing, get_preprocessing
 TRAIN_SPLIT = "train"
 DEFAULT_SHARD_SIZE_MB = 64.0
 MAX_RECORDS_PER_SHARD = 512
+# A shard is the unit of parallel work: a split with enough records gets at least MIN_SHARDS of them, a
+# power of two so that 2, 4, 8 or 16 workers get equal numbers of shards (Beam's FnApiRunner deals them out
+# in turn), but never so many that a shard would plan fewer than MIN_RECORDS_PER_SHARD records. Constants,
+# never the runner's worker count: the shard count is part of the output's layout and of --resume.
+MIN_SHARDS = 16
+MIN_RECORDS_PER_SHARD = 8
 # More than one input in ten failing usually means a wrong folder, format or option, not a few bad files.
 DEFAULT_MAX_ERROR_RATE = 0.1
 # Fields ``JobConfig.create`` fills from its ``config`` argument instead of taking them.
@@ -146,15 +152,16 @@ class JobConfig:
     def shards_for(self, records: int) -> int:
         """Shard count for a split: ``--num-shards``, else from the target size.
 
-        Also at most ``MAX_RECORDS_PER_SHARD`` records per shard, since a shard is
-        the unit of parallel work: a mid-sized job still spreads over workers.
+        Also at most ``MAX_RECORDS_PER_SHARD`` records per shard, and at least
+        ``parallel_shards(records)`` shards, since a shard is the unit of
+        parallel work: a small or mid-sized job still spreads over workers.
         It depends only on the listing and the config, never on the runner.
         """
         if self.num_shards is not None:
             return self.num_shards
         by_size = math.ceil(records * self.record_bytes_estimate() / (self.shard_size_mb * 2**20))
         by_count = math.ceil(records / MAX_RECORDS_PER_SHARD)
-        return max(1, by_size, by_count)
+        return max(1, by_size, by_count, parallel_shards(records))
 
     def resolved(self) -> dict[str, Any]:
         """The config as the manifest records it (the output folder is not part of it)."""
@@ -170,3 +177,10 @@ class JobConfig:
         out["ops"] = [dict(op) for op in self.ops]
         out["eval_ops"] = "same as train" if self.augment_eval else "none"
         return out
+
+
+def parallel_shards(records: int) -> int:
+    """The fewest shards a split of ``records`` gets: the largest power of two up to ``MIN_SHARDS`` that leaves
+    each shard ``MIN_RECORDS_PER_SHARD`` records or more (1 for fewer than twice that)."""
+    fit = min(MIN_SHARDS, records // MIN_RECORDS_PER_SHARD)
+    return 1 << (fit.bit_length() - 1) if fit >= 1 else 1

@@ -27,8 +27,16 @@ from pipeline.job.listing import Source, open_source
 from pipeline.job.options import JobConfig
 from pipeline.job.prepare import check_output, run_file
 from pipeline.job.side_files import warm_up
-from pipeline.runtime.runners import check_paths_reachable, fn_api_runner, runs_remotely, worker_packaging
+from pipeline.runtime.runners import (
+    check_paths_reachable,
+    default_parallelism,
+    fn_api_runner,
+    parallelism_line,
+    runs_remotely,
+    worker_packaging,
+)
 from pipeline.runtime.tf_threads import resolve_tf_threads
+from pipeline.runtime.worker_logs import quiet_worker_logs
 
 PHASES = ("check", "listing", "graph", "run", "finalize")
 
@@ -133,7 +141,9 @@ def run_job(
     are arguments, not part of ``JobConfig``, because they never change the
     output. ``on_result`` gets Beam's ``PipelineResult`` (its metrics) before
     finalizing; the manifest never holds runner details. ``on_phase`` gets
-    each ``Phase`` of the driver's work as it ends.
+    each ``Phase`` of the driver's work as it ends. Without Beam options
+    that choose the DirectRunner's mode, it runs one worker process per core
+    (``runners.default_parallelism``) and says so in one line on stderr.
     """
     from pipeline.job.graph import counters
     from pipeline.job.progress import ProgressMonitor
@@ -141,7 +151,8 @@ def run_job(
     from pipeline.runtime.watchdog import run_watched, start_bound, start_hint
 
     clock = _PhaseClock(on_phase)
-    beam_args = beam_args or []
+    given = list(beam_args or [])
+    beam_args = default_parallelism(given)  # every core, unless the user chose the local mode
     options = pipeline_options(beam_args)
     threads = resolve_tf_threads(tf_threads, beam_args)
     check_paths_reachable(beam_args, config.input, config.output, shared_mount)
@@ -159,7 +170,9 @@ def run_job(
         p.to_runner_api()  # what every runner does first; timed here as part of building the graph
         clock.done("graph")
         threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
-        with monitor:
+        if beam_args != given:
+            print(parallelism_line(beam_args), file=sys.stderr)
+        with monitor, quiet_worker_logs():
             result = run_watched(p, work_dir(config.output), start_bound(options), start_hint(options))
     except Exception as exc:
         message = refusal_in(exc)

@@ -12,7 +12,9 @@ one without a word), and remote workers cannot read this machine's files.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,9 @@ LOCAL_RUNNERS = frozenset(
 DATAFLOW_RUNNERS = frozenset({"dataflow", "testdataflow"})
 # Environments whose workers the user started (EXTERNAL: a worker pool) or that run in the submitting process.
 SELF_STARTED_ENVIRONMENTS = ("EXTERNAL", "LOOPBACK")
+# Beam's options that choose the DirectRunner's local mode: given either, ``default_parallelism`` adds nothing.
+DIRECT_MODE_FLAGS = ("--direct_num_workers", "--direct_running_mode")
+WORKER_MODULE = "pipeline.runtime.sdk_worker"  # what a multi_processing worker process runs
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipeline/runtime/runners.py -> the checkout
 
 
@@ -53,13 +58,78 @@ def is_direct(runner: str) -> bool:
     return runner.rsplit(".", 1)[-1].lower().removesuffix("runner") in {"direct", "switchingdirect"}
 
 
+def is_streaming(beam_args: list[str]) -> bool:
+    """Whether ``--streaming`` is set: the DirectRunner then runs its own streaming runner, not FnApiRunner."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    return bool(PipelineOptions(list(beam_args)).view_as(StandardOptions).streaming)
+
+
+def default_parallelism(beam_args: list[str], cpus: int | None = None) -> list[str]:
+    """Beam's arguments, with one ``multi_processing`` worker per usable core when the user chose no local mode.
+
+    The shard is the unit of parallel work and Beam's DirectRunner runs one in-process worker unless told
+    otherwise, so ``augbeam run`` with no Beam options used one core of many. Added only for a batch
+    DirectRunner job (the default runner) given neither ``--direct_num_workers`` nor ``--direct_running_mode``
+    (either option form; Beam takes no abbreviations), on more than one core: any explicit choice wins, and on
+    one core worker processes would only add their start-up. The output never depends on it.
+    """
+    from pipeline.runtime.tf_threads import usable_cpus
+
+    args = list(beam_args)
+    given = {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
+    cpus = usable_cpus() if cpus is None else cpus
+    if cpus <= 1 or given & set(DIRECT_MODE_FLAGS):
+        return args
+    try:
+        if not is_direct(runner_name(args)) or is_streaming(args):
+            return args
+    except SystemExit:  # unparsable Beam options: ``run.pipeline_options`` reports them in one line
+        return args
+    return [*args, f"--direct_num_workers={cpus}", "--direct_running_mode=multi_processing"]
+
+
+def parallelism_line(beam_args: list[str]) -> str:
+    """One line saying how the local runner was set up, for ``default_parallelism``'s arguments."""
+    workers = next(arg.split("=", 1)[1] for arg in beam_args if arg.startswith("--direct_num_workers="))
+    return (
+        f"augbeam: DirectRunner with {workers} worker processes, one per core (multi_processing; "
+        "pass -- --direct_num_workers=1 for one in-process worker)"
+    )
+
+
+@functools.cache
+def _quiet_runner_class() -> type:
+    """FnApiRunner whose ``multi_processing`` workers start through ``pipeline.runtime.sdk_worker``.
+
+    Beam starts them as ``python -m apache_beam.runners.worker.sdk_worker_main``, whose stderr (this
+    process's) then shows every worker's start-up INFO lines, Beam's warnings about options it does not
+    know, and the traceback of any error a DoFn raises, such as a user's mistake found while listing. The
+    workers' log records still reach the driver through Beam's logging service (``worker_logs``).
+    """
+    from apache_beam.portability import python_urns
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    class QuietWorkersFnApiRunner(fn_runner.FnApiRunner):
+        def run_via_runner_api(self, pipeline_proto: Any, options: Any) -> Any:
+            beam_command = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main".encode()
+            ours = f"{sys.executable} -m {WORKER_MODULE}".encode()
+            for environment in pipeline_proto.components.environments.values():
+                if environment.urn == python_urns.SUBPROCESS_SDK and environment.payload == beam_command:
+                    environment.payload = ours
+            return super().run_via_runner_api(pipeline_proto, options)
+
+    return QuietWorkersFnApiRunner
+
+
 def fn_api_runner(options: PipelineOptions) -> Any | None:
     """Beam's FnApiRunner set up as the DirectRunner sets it up, for a batch DirectRunner job; else None.
 
     The DirectRunner first tries Prism, which downloads its binary at run time (no network here: a user's
     job must not depend on one), costs 0.1-0.2 s when that fails, and leaves an empty ``beam-temp*``
     folder in the system temp folder each time; it then runs this same FnApiRunner. Streaming jobs keep
-    the DirectRunner (FnApiRunner runs batch only).
+    the DirectRunner (FnApiRunner runs batch only). Its ``multi_processing`` workers start quietly
+    (``_quiet_runner_class``).
     """
     from apache_beam.options.pipeline_options import StandardOptions
     from apache_beam.portability.api import beam_provision_api_pb2
@@ -71,7 +141,7 @@ def fn_api_runner(options: PipelineOptions) -> Any | None:
         return None
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=provision)
+    return _quiet_runner_class()(provision_info=provision)
 
 
 def is_local(runner: str) -> bool:

@@ -53,21 +53,23 @@ def resolve_tf_threads(requested: int | str, beam_args: list[str]) -> int:
     """The thread count each worker gives TensorFlow; 0 leaves TensorFlow's default.
 
     ``auto``: on the DirectRunner in multi_processing mode, the cores divided
-    among its worker processes (at least 1). Elsewhere TensorFlow's default:
-    one in-memory process uses every core itself, and a cluster's workers
-    are sized by the runner (pass ``--tf-threads 1`` where a runner starts
-    one SDK process per core, as Dataflow does for Python).
+    among its worker processes (at least 1), the default mode included
+    (``runners.default_parallelism``: one worker per core, so 1 thread each).
+    Elsewhere TensorFlow's default: one in-memory process uses every core
+    itself, and a cluster's workers are sized by the runner (pass
+    ``--tf-threads 1`` where a runner starts one SDK process per core, as
+    Dataflow does for Python).
     """
     requested = parse_tf_threads(requested)
     if requested != AUTO:
         return int(requested)
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-    from pipeline.runtime.runners import is_local, runner_name
+    from pipeline.runtime.runners import default_parallelism, is_local, runner_name
 
     if not is_local(runner_name(beam_args)):
         return 0
-    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
+    direct = PipelineOptions(default_parallelism(beam_args, usable_cpus())).view_as(DirectOptions)
     workers = direct.direct_num_workers
     if workers is not None and workers <= 0:  # Beam: 0 means one worker per core
         workers = usable_cpus()

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.format.reader import read_manifest
+from tests.helpers import in_process
 
 
 def tfrecord2idx(shard: Path) -> bytes:
@@ -34,7 +35,7 @@ def dali_run(photos_with_bad, tmp_path_factory):
     # 40 shards for 45 records: some shards are empty, and must get an empty index too.
     args = ["run", "--input", str(photos_with_bad), "--output", str(out), "--image-size", "32", "32"]
     args += ["--copies", "3", "--num-shards", "40", "--max-error-rate", "0.5", "--dali-index"]
-    assert main(args) == 0
+    assert main(in_process(args)) == 0
     return out, read_manifest(str(out))
 
 

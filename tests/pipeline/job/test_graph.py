@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import progress_lines
+from tests.helpers import IN_PROCESS, progress_lines
 
 
 def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tmp_path, capsys):
@@ -20,7 +20,7 @@ def test_run_shows_progress_and_counters_agree_with_the_manifest(small_input, tm
         seed=3,
         max_error_rate=0.5,
     )
-    manifest = run_job(config, [], progress="lines", on_result=results.append)
+    manifest = run_job(config, IN_PROCESS, progress="lines", on_result=results.append)
 
     lines = progress_lines(capsys.readouterr().err)
     assert lines, "no progress line on stderr"

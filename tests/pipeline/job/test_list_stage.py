@@ -18,7 +18,7 @@ from pipeline.job.list_stage import ListInputs, expand_work
 from pipeline.job.listing import InputItem, list_inputs, open_source
 from pipeline.job.options import JobConfig
 from pipeline.job.run import graph_size
-from tests.helpers import DATA
+from tests.helpers import DATA, in_process
 
 
 def _collect(source: str, output: str, classes: tuple[str, ...] | None = None, spill_dir: str | None = None):
@@ -138,7 +138,7 @@ def test_mistakes_found_on_workers_are_one_line_errors(tmp_path, capsys):
         (bad_split, "split 'Train Set' is not a lowercase name"),
         (inside, "holds inputs of the listing"),
     ):
-        code = main(["run", "--input", str(listing), "--output", str(out), "--overwrite"])
+        code = main(in_process(["run", "--input", str(listing), "--output", str(out), "--overwrite"]))
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and err[-1].startswith("augbeam: error: ") and expected in err[-1], err
         assert "Traceback" not in "\n".join(err)

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.job import progress as pg
 from pipeline.job.progress import Progress, ProgressMonitor
+from tests.helpers import in_process
 
 
 class FakeClock:
@@ -196,7 +197,7 @@ def test_a_failure_in_the_pipeline_before_any_record_prints_only_the_error(small
 
     monkeypatch.setattr(shard_worker.ShardProcessor, "setup", no_gpu)
     args = ["run", "--input", str(small_input), "--output", str(tmp_path / "out"), "--max-error-rate", "0.5"]
-    assert main([*args, "--progress", "lines"]) == 2
+    assert main(in_process([*args, "--progress", "lines"])) == 2  # the monkeypatch reaches in-process workers only
     (line,) = capsys.readouterr().err.strip().splitlines()  # no "augbeam: stopped at 0/11" before it
     assert line.startswith("augbeam: error: --device gpu: no GPU on this worker")  # Beam adds the step's name
 

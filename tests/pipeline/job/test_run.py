@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import UserError
-from tests.helpers import FLINK_CLUSTER, PHOTOS, ROOT, cli_args, shard_bytes
+from tests.helpers import FLINK_CLUSTER, PHOTOS, ROOT, cli_args, in_process, shard_bytes
 from tests.helpers import SETUP_FILE_ARG as SETUP
 
 
@@ -50,7 +50,7 @@ def test_output_not_empty_is_refused_then_overwritten(photos_with_bad, run_b, tm
     args = cli_args(photos_with_bad, out)
     assert main(args) == 2
     assert "not empty; pass --overwrite" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
+    assert main(in_process([*args, "--overwrite"])) == 0
     assert shard_bytes(out) == shard_bytes(run_b)
 
 
@@ -89,9 +89,9 @@ def test_listing_over_the_error_rate_fails_before_touching_the_output(tmp_path, 
     out.mkdir()
     (out / "keep.txt").write_text("an older run")
     args = ["run", "--input", str(PHOTOS), "--output", str(out), "--classes", "everyday", "--overwrite"]
-    assert main(args) == 2
+    assert main(in_process(args)) == 2
     err = capsys.readouterr().err
     assert "refused while listing, over --max-error-rate 0.1" in err and "UnknownLabel" in err
     assert (out / "keep.txt").read_text() == "an older run"
-    assert main([*args[:-1], "--classes", "everyday,", "--overwrite"]) == 2
+    assert main(in_process([*args[:-1], "--classes", "everyday,", "--overwrite"])) == 2
     assert "distinct, non-empty class names" in capsys.readouterr().err

@@ -4,6 +4,8 @@ reach, and the FnApiRunner for local batch jobs.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pipeline.errors import UserError
@@ -257,9 +259,10 @@ def test_installed_without_setup_py_is_a_clear_error(tmp_path, monkeypatch):
 )
 def test_batch_direct_jobs_run_on_fn_api_runner_without_trying_prism(args, expected):
     from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
     runner = runners.fn_api_runner(PipelineOptions(args))
-    assert (type(runner).__name__ if runner is not None else None) == expected
+    assert (FnApiRunner.__name__ if isinstance(runner, FnApiRunner) else runner) == expected
 
 
 def test_fn_api_runner_keeps_the_options_workers_read():
@@ -284,3 +287,66 @@ def test_a_local_job_leaves_nothing_in_the_temp_folder(tmp_path, monkeypatch):
     manifest = run(PHOTOS, tmp_path / "out", copies=1, num_shards=1)
     assert sum(split.counts.written for split in manifest.splits.values()) > 0
     assert sorted(p.name for p in scratch.iterdir()) == []
+
+
+# --- the default local mode: every core ---------------------------------------------------------------------------
+
+EVERY_CORE = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+@pytest.mark.parametrize(
+    ("args", "cpus", "expected"),
+    [
+        ([], 2, EVERY_CORE),
+        ([], 8, ["--direct_num_workers=8", "--direct_running_mode=multi_processing"]),
+        ([], 1, []),  # one core: worker processes would only add their start-up
+        (["--runner=DirectRunner"], 2, ["--runner=DirectRunner", *EVERY_CORE]),
+        (["--runner", "direct"], 2, ["--runner", "direct", *EVERY_CORE]),
+        (["--job_name=x"], 2, ["--job_name=x", *EVERY_CORE]),
+        # any explicit choice of the local mode wins, in either option form
+        (["--direct_num_workers=1"], 8, ["--direct_num_workers=1"]),
+        (["--direct_num_workers", "3"], 8, ["--direct_num_workers", "3"]),
+        (["--direct_running_mode=in_memory"], 8, ["--direct_running_mode=in_memory"]),
+        (["--direct_running_mode", "multi_threading"], 8, ["--direct_running_mode", "multi_threading"]),
+        # other runners, and the DirectRunner's streaming mode, are left as they are
+        (["--runner=PrismRunner"], 8, ["--runner=PrismRunner"]),
+        (["--runner=DataflowRunner", "--project=p"], 8, ["--runner=DataflowRunner", "--project=p"]),
+        (["--runner=DirectRunner", "--streaming"], 8, ["--runner=DirectRunner", "--streaming"]),
+        (["--no_such_beam_option=1"], 2, ["--no_such_beam_option=1", *EVERY_CORE]),
+    ],
+)
+def test_the_default_local_run_uses_every_core_unless_told_otherwise(args, cpus, expected):
+    assert runners.default_parallelism(args, cpus) == expected
+
+
+def test_the_default_counts_the_usable_cores(monkeypatch):
+    from pipeline.runtime import tf_threads
+
+    monkeypatch.setattr(tf_threads, "usable_cpus", lambda: 3)
+    assert runners.default_parallelism([]) == ["--direct_num_workers=3", "--direct_running_mode=multi_processing"]
+    assert runners.parallelism_line(runners.default_parallelism([])) == (
+        "augbeam: DirectRunner with 3 worker processes, one per core (multi_processing; "
+        "pass -- --direct_num_workers=1 for one in-process worker)"
+    )
+
+
+def test_multi_processing_workers_start_through_the_quiet_entry(monkeypatch):
+    """The environment Beam gives multi_processing workers runs ``pipeline.runtime.sdk_worker`` instead."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.portability import python_urns
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    seen: list[bytes] = []
+
+    def capture(self, proto, options):
+        seen.extend(e.payload for e in proto.components.environments.values() if e.urn == python_urns.SUBPROCESS_SDK)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(fn_runner.FnApiRunner, "run_via_runner_api", capture)
+    options = PipelineOptions(EVERY_CORE)
+    p = beam.Pipeline(runner=runners.fn_api_runner(options), options=options)
+    _ = p | beam.Create([1]) | beam.Map(str)
+    with pytest.raises(RuntimeError, match="captured"):
+        p.run()
+    assert seen == [f"{sys.executable} -m {runners.WORKER_MODULE}".encode()]

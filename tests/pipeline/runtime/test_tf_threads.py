@@ -28,7 +28,10 @@ MULTI = ["--direct_running_mode=multi_processing"]
         (8, ["--direct_num_workers=1", *MULTI], 0),  # one process: TensorFlow's default
         (8, ["--direct_num_workers=2"], 0),  # in_memory: threads of one process
         (8, ["--direct_num_workers=2", "--direct_running_mode=multi_threading"], 0),
-        (8, [], 0),
+        (8, [], 1),  # the default: one multi_processing worker per core
+        (2, [], 1),
+        (1, [], 0),  # one core: one in-process worker
+        (8, ["--direct_running_mode=in_memory"], 0),  # the user's mode wins
         (8, ["--runner=DataflowRunner", "--direct_num_workers=2", *MULTI], 0),  # a cluster sizes its own workers
     ],
 )
@@ -99,7 +102,8 @@ def test_the_job_gives_its_worker_the_count_and_the_bytes_do_not_change(photos_w
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    code = main(['run', '--input', {str(photos_with_bad)!r}, '--output', {str(out)!r},\n"
         "        '--image-size', '32', '32', '--copies', '3', '--seed', '1', '--num-shards', '3',\n"
-        "        '--max-error-rate', '0.5', '--tf-threads', '1', '--progress', 'none'])\n"
+        "        '--max-error-rate', '0.5', '--tf-threads', '1', '--progress', 'none',\n"
+        "        '--', '--direct_num_workers=1'])\n"
         "print(json.dumps({'code': code, 'threads': tensorflow_threads()}))\n"
     )
     assert seen == {"code": 0, "threads": [1, 1]}

@@ -1,0 +1,45 @@
+"""A DirectRunner ``multi_processing`` worker: Beam's SDK harness with a quiet stderr of its own.
+
+Beam starts these workers as ``python -m apache_beam.runners.worker.sdk_worker_main``, sharing the stderr
+of the command the user ran. That module sets the root logger to INFO and Beam's ``PipelineOptions`` add
+a stderr handler (``logging.basicConfig``), so every run printed each worker's start-up lines and Beam's
+warnings about options it does not know; and the harness prints the traceback of any error a DoFn raises,
+such as a user's mistake that the command then also prints as one line. Every log record also reaches the
+driver through Beam's logging service, which shows the warnings and errors (``worker_logs`` drops the known
+noise there), and every error reaches it as the job's failure. So here the worker's own stderr handler
+passes only CRITICAL records (a harness that dies), and the harness's print of a refusal is dropped.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import sys
+from typing import Any
+
+from pipeline.errors import REFUSED
+
+
+def _print_unless_refusal(*values: Any, **kwargs: Any) -> None:
+    """``print``, less the harness's print of a traceback that carries a ``WorkerRefusal``."""
+    if any(REFUSED in str(value) for value in values):
+        return
+    builtins.print(*values, **kwargs)
+
+
+def main() -> None:
+    """Runs Beam's SDK harness with a stderr handler for CRITICAL records only, and refusals not printed."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.CRITICAL)
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    logging.getLogger().addHandler(handler)  # so the basicConfig() in Beam's PipelineOptions adds no handler
+    from apache_beam.runners.worker import sdk_worker, sdk_worker_main
+
+    # The harness prints a failed instruction's traceback with the builtin print (sdk_worker._execute); a
+    # module global of that name comes first.
+    sdk_worker.print = _print_unless_refusal  # type: ignore[attr-defined]
+    sdk_worker_main.main(sys.argv)
+
+
+if __name__ == "__main__":
+    main()
