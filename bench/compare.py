@@ -1,11 +1,20 @@
 """The augbeam job against the baselines a user would write instead, each doing the same work.
 
-python bench/compare.py --n 2000 --repeats 3 [--encodings float32,uint8] [--shards 8] [--json bench.json]
+python bench/compare.py [--corpus both|imagenet|camera] [--n 500] [--camera-n 25] [--repeats 3]
+    [--encodings float32,uint8] [--shards 8] [--crop-resizes auto|yes|no] [--json bench.json]
 
-Makes the corpus once (``make_corpus``: N and 4N images, JPEG at several
-qualities and PNG, about 500x375 and up), then runs every variant in a fresh
-process on both corpora, interleaved (the variant order rotates each repeat)
-and repeated; medians are reported. Start-up is part of every run, as a user
+For each corpus (``--corpus both``, the default, runs the imagenet-size one,
+then the camera-size one), makes it once at N and 4N images, then runs every
+variant in a fresh process on both sizes, interleaved (the variant order
+rotates each repeat) and repeated; medians are reported:
+
+- imagenet-size (``make_corpus``, ``--n``): about 500x375 and up, JPEG at
+  several qualities and PNG, no EXIF;
+- camera-size (``make_camera_corpus``, ``--camera-n``, ``--camera-scale``):
+  8-12 MP JPEGs with sensor-like noise (about 1.4 MB each), some with EXIF
+  orientation 6, 8 or 3, a few PNGs.
+
+Start-up is part of every run, as a user
 sees it. Per run the parent measures wall time, the child's CPU (user + sys)
 and peak RSS from ``os.wait4`` (they include the child's reaped descendants:
 Beam's worker processes; the parent is a child subreaper, so orphaned
@@ -20,28 +29,63 @@ at 224x224, for MobileNetV2: ``float32`` stores x / 127.5 - 1, ``uint8``
 stores the [0, 255] pixels (the reader preprocesses). The augmenting variants
 apply the ``standard`` preset with the job's own parameters, sampled with
 ``Augmenter(load_ops("standard"), seed).sample(key, 0, shape)``, key = the
-path relative to the corpus root (so params match the job's records exactly;
-the check below verifies it):
+path relative to the corpus root, shape = the upright shape (so params match
+the job's records exactly; the check below verifies it). They read only the
+crop's ``y, x, height, width``.
+
+The baselines follow the job's order of work. When the job's
+``random_resized_crop`` crops and resizes to the output size in one op
+(torchvision's ``RandomResizedCrop(size)``: ``crop_resizes_detect`` reads it
+from the op's fields, version or output shape; ``--crop-resizes yes|no``
+overrides), they crop, resize to 224x224 (bilinear, antialiased), then flip,
+rotate, brightness, contrast and preprocess at 224x224 (the job's final
+resize is then a same-size no-op); otherwise they crop, flip, rotate,
+brightness, contrast, resize and preprocess. The report says which.
+
+EXIF orientation: the job turns every JPEG upright from its EXIF block (a
+plain ``tf.io.decode_jpeg`` script would not, and would train on sideways
+photos and sample its crop on the wrong shape). For the same work, the
+baselines read the orientation from the header with Pillow (no decode, as
+they read the size), map the upright crop box to the stored pixels
+(``stored_box``), cut it there and turn only the crop upright (reverse rows,
+reverse columns, transpose: ``ORIENT_STEPS``, the job's convention), the
+cheapest correct way; turning the whole 12 MP picture first would cost them
+a full copy per image.
 
 - ``codec_floor``: read, decode, resize (bilinear, antialiased), encode,
-  build, write; no augmentation, params "[]". One ``tf.function``, a plain loop.
-- ``pillow``: a plain loop with Pillow + NumPy: crop box, flip, rotation about
+  build, write; no augmentation and no orientation, params "[]". One
+  ``tf.function``, a plain loop.
+- ``pillow``: a plain loop with Pillow + NumPy: full decode, crop box, turned
+  upright, flip, rotation about
   the centre (PIL has no reflect fill: the image is padded by reflection with
   ``np.pad(mode="symmetric")`` = d c b a | a b c d, then ``Image.transform``
   AFFINE bilinear reads the padded image, so every read lands in the padding,
   never PIL's black border), brightness x * factor + delta * 255 and contrast
   (x - mean) * f + mean per channel in float32 NumPy, ``Image.resize``
-  BILINEAR 224x224 (PIL's is antialiased), preprocessing; written with
-  ``tf.io.TFRecordWriter``.
+  BILINEAR 224x224 (PIL's is antialiased; first or last, as above),
+  preprocessing; written with ``tf.io.TFRecordWriter``.
 - ``tf_data``: ``Dataset.from_tensor_slices((paths, packed_params))``,
-  ``map(fn, num_parallel_calls=AUTOTUNE)`` where fn reads, decodes, crops,
+  ``map(fn, num_parallel_calls=AUTOTUNE)`` where fn reads, decodes the whole
+  image, crops, turns the crop upright,
   flips, rotates (``ImageProjectiveTransformV3``, the matrix convention of
   ``transforms.ops.geometric.warp``, REFLECT fill, bilinear), brightness,
-  ``tf.image.adjust_contrast``, resizes (bilinear, antialiased) and
-  preprocesses / rounds; ``prefetch(AUTOTUNE)``; then a loop builds the
+  ``tf.image.adjust_contrast``, resizes (bilinear, antialiased; first or last)
+  and preprocesses / rounds; ``prefetch(AUTOTUNE)``; then a loop builds the
   Example and writes with ``tf.io.TFRecordWriter``. Params are sampled before
-  the dataset from the image size in the file header (``PIL.Image.open``, no
-  decode), since ``from_tensor_slices`` needs them up front.
+  the dataset from the image size and orientation in the file header
+  (``PIL.Image.open``, no decode), since ``from_tensor_slices`` needs them up
+  front.
+- ``tf_data_crop``: ``tf_data`` with JPEGs decoded by
+  ``tf.io.decode_and_crop_jpeg(raw, box)`` (libjpeg decodes only the crop's
+  rows and skips most of its columns, as TensorFlow's own ImageNet input
+  pipeline does); other formats (``tf.io.is_jpeg`` false) fall back to the
+  full decode.
+- ``project_default``: the command exactly as a user types it, with only the
+  options that make it do the baselines' work: ``python -m pipeline run
+  --input CORPUS --output OUT --overwrite --copies 1 --model mobilenet_v2
+  --encoding ENC --config standard --image-size 224 224`` (``--seed`` only
+  when not 0); no Beam options and no ``--num-shards``, so the job's own
+  defaults for workers and shards are measured, whatever they are.
 - ``project_1w`` / ``project_2w``: ``python -m pipeline run --input CORPUS
   --output OUT --overwrite --copies 1 --model mobilenet_v2 --encoding ENC
   --config standard --image-size 224 224 --num-shards S -- BEAM`` with
@@ -74,33 +118,40 @@ Where the baselines differ from the job (the check reports the size):
   TF's projective transform blends towards the edge differently from the
   reflect-padded image.
 - ``tf_data``: decodes with ``channels=3`` (the job: ``channels=0``, alpha
-  composited, EXIF orientation applied: the same pixels for this corpus,
-  RGB without alpha or EXIF); ``adjust_contrast`` uses the float mean; the
+  composited: the same pixels for these corpora, RGB without alpha);
+  ``adjust_contrast`` uses the float mean; the
   crop is taken before the cast to float. TF has no op that builds a
   ``tf.train.Example`` or a sha256, so those happen in the writing loop (the
   alternative, ``tf.py_function`` inside ``map``, holds the GIL as well).
+- ``tf_data_crop``: as ``tf_data``; and the partial JPEG decode upsamples the
+  chroma at the crop's edge from fewer neighbours than the full decode: a few
+  levels there, about 0 on average.
 
-The check: for the first ``--check-images`` keys of the N corpus, pillow and
-tf_data records are compared with the job's (1 worker) records: mean and max
-absolute difference in pixel levels (float32: (x + 1) * 127.5), split by
-whether the rotation was applied; params, labels and source hashes are
-compared for every record; the 2-worker job's shard hashes are compared with
-the 1-worker job's.
+The check, per corpus: for the first ``--check-images`` keys of the N
+corpus, the pillow, tf_data and tf_data_crop records are compared with the
+job's records (``project_1w``, else ``project_default`` when only it ran):
+mean and max absolute difference in pixel levels (float32: (x + 1) * 127.5),
+split by whether the rotation was applied; params, labels and source hashes
+are compared for every record; the 2-worker job's shard hashes are compared
+with the 1-worker job's, and the default command's records (its shards may
+differ) with the 1-worker job's.
 
-Reported per encoding: images/s at 4N (whole run), steady images/s from the
+Reported per corpus and encoding: wall and CPU-seconds at N and 4N, cores
+busy (CPU / wall), images/s at 4N (whole run), steady images/s from the
 N and 4N times (per image = (t4N - tN) / 3N), fixed start-up (tN - N * per
-image), CPU-seconds per image (whole run at 4N, and steady), peak RSS at N and
-4N, ratios project/tf_data, project_2w/pillow, 2-worker/1-worker scaling (against both
-one-worker variants) and
-the project's RSS(4N)/RSS(N). The environment (the Beam runner that actually
-ran, protobuf backend, the CRC32C implementation of ``pipeline.format.records``,
-versions, CPUs) is probed after the timed runs, in one untimed process that
-runs the job once per worker setting on the N corpus with the runners'
-``run_pipeline`` wrapped. (Beam 2.77's DirectRunner first tries the
+image), CPU-seconds per image (whole run at 4N, and steady), peak RSS of the
+largest process and of the process tree at N and 4N, ratios
+project_default, project_1w and project_2w over tf_data and over
+tf_data_crop, tf_data_crop/tf_data, project_2w/pillow, 2-worker/1-worker
+scaling (against both one-worker variants) and the project's RSS(4N)/RSS(N).
+The environment (the Beam runner that actually ran, protobuf backend, the
+CRC32C implementation of ``pipeline.format.records``, versions, CPUs) is
+probed after the timed runs, in one untimed process that runs the job once
+per worker setting that ran, on the first corpus's N images, with the
+runners' ``run_pipeline`` wrapped. (Beam 2.77's DirectRunner first tries the
 PrismRunner, which downloads a binary at run time, then falls back to the
 FnApiRunner; augbeam runs batch DirectRunner jobs on the FnApiRunner
-directly. The probe records every
-runner tried, its outcome and time.) The
+directly. The probe records every runner tried, its outcome and time.) The
 table goes to stdout, the same numbers and every raw run to ``--json``.
 """
 
@@ -222,14 +273,14 @@ ORIENT_STEPS = {
 }
 
 
-def read_header(path: str) -> tuple[int, int, int, bool]:
+def read_header(source: str | io.BytesIO) -> tuple[int, int, int, bool]:
     """(stored height, stored width, EXIF orientation, is JPEG) from the file header, without decoding.
 
     As the job: the orientation of a JPEG's EXIF block (1 for other formats, or none, or unreadable).
     """
     from PIL import Image
 
-    with Image.open(path) as header:
+    with Image.open(source) as header:
         width, height = header.size
         jpeg = header.format == "JPEG"
         orientation = 1
@@ -281,11 +332,13 @@ def unpack(sampled: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def sample_params(augmenter: Any, path: str, key: str) -> tuple[dict[str, Any], str, tuple[int, int, int, bool]]:
+def sample_params(
+    augmenter: Any, source: str | io.BytesIO, key: str
+) -> tuple[dict[str, Any], str, tuple[int, int, int, bool]]:
     """The job's params for ``key`` (sampled on the upright shape), their JSON, and the file's header."""
     from transforms.augment import params_json
 
-    header = read_header(path)
+    header = read_header(source)
     sampled = augmenter.sample(key, 0, upright_shape(*header[:3]))
     p = unpack(sampled)
     p["stored_box"] = stored_box(p["crop"], *header[:3])
@@ -420,7 +473,7 @@ def run_pillow(items: list[tuple[str, str, int]], out: Path, encoding: str, seed
     with tf.io.TFRecordWriter(str(out / "data.tfrecord")) as writer:
         for path, key, label in items:
             data = Path(path).read_bytes()
-            p, text, _ = sample_params(augmenter, path, key)
+            p, text, _ = sample_params(augmenter, io.BytesIO(data), key)
             img = Image.open(io.BytesIO(data)).convert("RGB")
             payload = pillow_render(img, p, encoding, crop_resizes)
             writer.write(example(payload, encoding, label, key, text, hashlib.sha256(data).hexdigest()))
@@ -972,9 +1025,20 @@ def make(corpus: str, n: int, out: Path, seed: int, camera_scale: float) -> None
 
 
 def run_corpus(
-    corpus: str, n: int, args: argparse.Namespace, variants: list[str], encodings: list[str], work: Path
-) -> dict[str, Any]:
-    """Every variant on one corpus (N and 4N images), interleaved and repeated; the untimed check after."""
+    corpus: str,
+    n: int,
+    args: argparse.Namespace,
+    variants: list[str],
+    encodings: list[str],
+    work: Path,
+    crop_resizes: bool,
+    with_probe: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every variant on one corpus (N and 4N images), interleaved and repeated; the untimed check after.
+
+    Returns the corpus's report and the environment probe (empty unless ``with_probe``: the runners and
+    versions do not depend on the corpus, so one probe per command).
+    """
     env = child_env()
     sizes = {"N": n, "4N": 4 * n}
     corpora = {label: work / f"corpus_{label}" for label in sizes}
@@ -1023,7 +1087,7 @@ def run_corpus(
                     else:
                         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant]
                         cmd += ["--child-corpus", str(corpora[label]), "--out", str(out), "--encoding", encoding]
-                        cmd += ["--crop-resizes", "yes" if args.crop_resizes_resolved else "no"]
+                        cmd += ["--crop-resizes", "yes" if crop_resizes else "no"]
                         cmds = [cmd + ["--seed", str(args.seed)]]
                     log = logs / f"{encoding}-{variant}-{label}-{repeat}.log"
                     result = measure(cmds, log, {**env, **VARIANT_ENV.get(variant, {})}, sample_rss=True)
@@ -1047,7 +1111,7 @@ def run_corpus(
             {
                 "corpus": str(corpora["N"]),
                 "probe_out": str(work / "probe"),
-                "probe": args.probe_done is None,
+                "probe": with_probe,
                 "variants": variants,
                 "reference": reference,
                 "shards": args.shards,
@@ -1058,10 +1122,8 @@ def run_corpus(
         )
     )
     post = run_json_child(["--post", str(spec)], env, f"probe and check ({corpus})")
-    checks = post["check"]
-    if args.probe_done is None:  # once per command: the runners and versions do not depend on the corpus
-        args.probe_done = post["environment"]
-        environment = args.probe_done
+    checks, environment = post["check"], post["environment"]
+    if with_probe:
         for variant, info in environment["runners"].items():
             print(
                 f"{variant} ({' '.join(info['beam_args']) or 'no Beam options'}): DirectRunner ran {info['ran']}; "
@@ -1102,7 +1164,7 @@ def run_corpus(
             for name in ("project_2w_same_shards_as_1w", "project_default_same_records_as_1w"):
                 if name in c:
                     print(f"  {name}: {c[name]}")
-    return {
+    report = {
         "corpus": corpus,
         "n": n,
         "n_4n": 4 * n,
@@ -1115,6 +1177,7 @@ def run_corpus(
         "check": checks,
         "raw_runs": runs,
     }
+    return report, environment
 
 
 def main() -> None:
@@ -1178,22 +1241,24 @@ def main() -> None:
         parser.error("--n, --camera-n and --repeats must be at least 1, --camera-scale above 0")
     corpora = list(CORPORA) if args.corpus == "both" else [args.corpus]
     if args.crop_resizes == "auto":
-        args.crop_resizes_resolved, crop_why = crop_resizes_detect()
+        crop_resizes, crop_why = crop_resizes_detect()
     else:
-        args.crop_resizes_resolved, crop_why = args.crop_resizes == "yes", f"--crop-resizes {args.crop_resizes}"
-    order = "crop, resize, flip, rotate, colour" if args.crop_resizes_resolved else "crop, flip, rotate, colour, resize"
+        crop_resizes, crop_why = args.crop_resizes == "yes", f"--crop-resizes {args.crop_resizes}"
+    order = "crop, resize, flip, rotate, colour" if crop_resizes else "crop, flip, rotate, colour, resize"
     print(f"baselines: {order} ({crop_why})", flush=True)
-    args.probe_done = None
 
     work = args.work or Path(tempfile.mkdtemp(prefix="augbeam-compare-"))
     work.mkdir(parents=True, exist_ok=True)
     subreaper = _set_child_subreaper()
     try:
-        reports = {}
-        for corpus in corpora:
+        reports: dict[str, Any] = {}
+        environment: dict[str, Any] = {}
+        for i, corpus in enumerate(corpora):
             n = args.camera_n if corpus == "camera" else args.n
-            reports[corpus] = run_corpus(corpus, n, args, variants, encodings, work / corpus)
-        environment = dict(args.probe_done or {})
+            reports[corpus], probed = run_corpus(
+                corpus, n, args, variants, encodings, work / corpus, crop_resizes, with_probe=i == 0
+            )
+            environment.update(probed)
         environment["child_subreaper"] = subreaper
         report = {
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -1205,7 +1270,7 @@ def main() -> None:
             "shards": args.shards,
             "seed": args.seed,
             "variants": variants,
-            "baselines_crop_resizes": {"value": args.crop_resizes_resolved, "why": crop_why},
+            "baselines_crop_resizes": {"value": crop_resizes, "why": crop_why},
             "environment": environment,
             "corpora": reports,
         }

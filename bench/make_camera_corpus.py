@@ -10,7 +10,7 @@ the camera's aspect ratio at a random place, upscaled (bicubic) to a phone
 or camera size (4032x3024, 4000x3000, 3264x2448, 3024x4032), with seeded
 sensor-like noise (luminance noise growing with the signal, like shot noise,
 plus blotchy low-frequency chroma noise), so the JPEGs are about as large as
-a camera's (about 1.5 MB at 12 MP; smooth upscaled pixels alone would
+a camera's (about 1.4 MB on average, 0.7-2.3 MB; smooth upscaled pixels alone would
 compress to a few hundred kB and decode faster than a real photo).
 
 Per 12 images: 2 carry EXIF orientation 6 and 1 orientation 8 (pixels stored
@@ -39,8 +39,8 @@ CAMERA_SIZES = ((4032, 3024), (4000, 3000), (3264, 2448), (3024, 4032))
 ORIENTATIONS = {1: 6, 5: 6, 3: 8, 8: 3}
 PNG_AT = 10
 EXIF_ORIENTATION, EXIF_MAKE, EXIF_MODEL = 0x0112, 0x010F, 0x0110
-# Luminance noise (levels at mid-grey) and chroma noise (levels), chosen so a 12 MP JPEG at quality 92 is about
-# 1.5 MB from these smooth sources.
+# Luminance noise (levels, scaled by sqrt(0.25 + level)) and chroma noise (levels), chosen so the JPEGs are about
+# 1.4 MB on average at 8-12 MP (0.7-2.3 MB) from these smooth sources.
 LUMA_SIGMA = 2.0
 CHROMA_SIGMA = 1.2
 # How the stored pixels relate to the upright picture: stored = shown.transpose(STORE[orientation]).
