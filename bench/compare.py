@@ -253,7 +253,10 @@ def crop_resizes_detect() -> tuple[bool, str]:
     if cls.version > 1:
         return True, f"random_resized_crop version {cls.version} > 1"
     crop = next(op for op in load_ops(CONFIG) if op.name == "random_resized_crop")
-    shape = tuple(crop.output_shape((600, 800, 3), {"y": 0, "x": 0, "height": 300, "width": 400})[:2])
+    try:
+        shape = tuple(crop.output_shape((600, 800, 3), {"y": 0, "x": 0, "height": 300, "width": 400})[:2])
+    except Exception as exc:  # the op wants more than the crop box: say so rather than guess
+        raise SystemExit(f"cannot tell what random_resized_crop does ({exc!r}); pass --crop-resizes yes|no") from None
     if shape != (300, 400):
         return True, f"random_resized_crop's output shape for a 300x400 crop is {shape}"
     return False, f"random_resized_crop version {cls.version} keeps the crop's size (the final resize scales it)"

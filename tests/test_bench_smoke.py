@@ -215,6 +215,22 @@ def test_baselines_turn_the_crop_upright_as_exif_transpose_does(tmp_path):
     assert tuple(compare.ORIENT_STEPS[o] for o in range(1, 9)) == ORIENT_STEPS  # the job's convention
 
 
+def test_baselines_follow_the_jobs_crop_semantics(monkeypatch):
+    """A version above 1 or an output shape that is not the crop's: the baselines resize right after the crop."""
+    compare = _bench_module("compare")
+    from transforms.ops import registered_ops
+
+    value, why = compare.crop_resizes_detect()
+    assert isinstance(value, bool) and "random_resized_crop" in why
+    cls = registered_ops()["random_resized_crop"]
+    monkeypatch.setattr(cls, "version", 2)
+    assert compare.crop_resizes_detect()[0] is True
+    monkeypatch.setattr(cls, "version", 1)
+    monkeypatch.setattr(cls, "output_shape", lambda self, shape, params: (224, 224, shape[2]))
+    value, why = compare.crop_resizes_detect()
+    assert value is True and why.endswith("output shape for a 300x400 crop is (224, 224)")
+
+
 # ---------------------------------------------------------------------------------------------- bench/scale.py
 
 
