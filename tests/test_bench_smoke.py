@@ -47,55 +47,189 @@ def test_render_batching_benchmark_runs(tmp_path):
     assert all(r["images_per_s_one"] > 0 and r["images_per_s_batch2"] > 0 for r in result.values())
 
 
-VARIANTS = (
-    "codec_floor",
-    "pillow",
-    "tf_data",
-    "project_1w",
-    "project_1w_1t",
-    "project_1w_1t_pair",
-    "project_2w",
-)
+# The job's variants on the imagenet-size corpus; the baselines and the default command on both corpora (each
+# variant once per corpus would double CI's time for the same code paths).
+JOB_VARIANTS = ("codec_floor", "project_1w", "project_1w_1t", "project_1w_1t_pair", "project_2w")
+BASELINE_VARIANTS = ("pillow", "tf_data", "tf_data_crop", "project_default")
 
 
-def test_compare_benchmark_runs(tmp_path):
-    """Every variant runs on a tiny corpus and reports positive rates (untimed: nothing about speed is asserted)."""
+def _compare(tmp_path, *args):
     out = tmp_path / "compare.json"
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "compare.py"), "--n", "3", "--repeats", "1", "--encodings", "uint8"]
-        + ["--json", str(out)],
-        check=True,
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "compare.py"), "--repeats", "1", "--encodings", "uint8"]
+        + [*args, "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
+        text=True,
     )
-    result = json.loads(out.read_text())
-    rows = {row["variant"]: row for row in result["results"]["uint8"]["rows"]}
-    assert set(rows) == {*VARIANTS}
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(out.read_text()), done.stdout
+
+
+def _rows(result, corpus):
+    return {row["variant"]: row for row in result["corpora"][corpus]["results"]["uint8"]["rows"]}
+
+
+def _check_rows(rows):
     assert all(r["images_per_s_4N_whole_run"] > 0 and r["cpu_s_per_image_4N_whole_run"] > 0 for r in rows.values())
     assert all(r["images_per_s_steady"] is None or r["images_per_s_steady"] > 0 for r in rows.values())
     assert all(r["peak_rss_mib_N"] > 0 and r["peak_rss_mib_4N"] > 0 for r in rows.values())
+    assert all(r["median_cpu_s_4N"] > 0 and r["cores_busy_4N"] > 0 for r in rows.values())
+
+
+def test_compare_benchmark_runs_the_jobs(tmp_path):
+    """The job's variants on a tiny imagenet-size corpus report positive rates (nothing about speed is asserted)."""
+    result, _ = _compare(tmp_path, "--corpus", "imagenet", "--n", "3", "--variants", ",".join(JOB_VARIANTS))
+    assert set(result["corpora"]) == {"imagenet"}
+    rows = _rows(result, "imagenet")
+    assert set(rows) == {*JOB_VARIANTS}
+    _check_rows(rows)
     assert rows["project_1w_1t_pair"]["jobs_per_run"] == 2 and rows["project_2w"]["jobs_per_run"] == 1
     pair = rows["project_1w_1t_pair"]
     # the pair's rates count both jobs' images: 2 x 4N = 24 images over the run's wall time, CPU summed
     assert abs(pair["images_per_s_4N_whole_run"] - 24 / pair["median_s_4N"]) < 0.01
-    assert (
-        abs(
-            pair["cpu_s_per_image_4N_whole_run"] * 24
-            - result["raw_runs"]["uint8"]["project_1w_1t_pair"]["4N"][0]["cpu_s"]
-        )
-        < 0.01
-    )
-    host = result["host_check"]
+    raw = result["corpora"]["imagenet"]["raw_runs"]["uint8"]["project_1w_1t_pair"]["4N"][0]["cpu_s"]
+    assert abs(pair["cpu_s_per_image_4N_whole_run"] * 24 - raw) < 0.01
+    host = result["corpora"]["imagenet"]["host_check"]
     assert len(host["runs"]) == 1 and host["alone_cpu_s_median"] > 0 and host["two_at_once_cpu_s_median"] > 0
     assert len(host["runs"][0]["two_at_once_cpu_s"]) == 2
-    check = result["check"]["uint8"]
-    assert check["pillow"]["same_params"] and check["tf_data"]["same_params"]
-    assert check["project_2w_same_shards_as_1w"]
-    assert result["environment"]["runners"]["project_1w_1t"]["tf_threads_per_worker"] == 1
-    ran = {variant: {v["runner"] for v in info["ran"]} for variant, info in result["environment"]["runners"].items()}
+    check = result["corpora"]["imagenet"]["check"]["uint8"]
+    assert check["reference"] == "project_1w" and check["project_2w_same_shards_as_1w"]
+    runners = result["environment"]["runners"]
+    assert set(runners) == {"project_1w", "project_1w_1t", "project_2w"}
+    assert runners["project_1w_1t"]["tf_threads_per_worker"] == 1
+    ran = {variant: {v["runner"] for v in info["ran"]} for variant, info in runners.items()}
     # batch DirectRunner jobs skip the Prism attempt: augbeam's FnApiRunner, whose worker processes start quietly
     assert ran["project_2w"] == {"QuietWorkersFnApiRunner"}
-    assert {v["runner"] for info in result["environment"]["runners"].values() for v in info["ran"]}
+
+
+def test_compare_benchmark_runs_both_corpora(tmp_path):
+    """``--corpus both`` (the default): the baselines and the default command on tiny imagenet-size and camera
+    corpora, the baselines' records the job's (same params; pixels within a level, so EXIF orientation too)."""
+    result, stdout = _compare(
+        tmp_path,
+        "--corpus",
+        "both",
+        "--n",
+        "2",
+        "--camera-n",
+        "2",
+        "--camera-scale",
+        "0.03",
+        "--variants",
+        ",".join(BASELINE_VARIANTS),
+    )
+    assert list(result["corpora"]) == ["imagenet", "camera"]
+    assert result["corpora"]["camera"]["camera_scale"] == 0.03 and result["corpora"]["camera"]["n_4n"] == 8
+    assert isinstance(result["baselines_crop_resizes"]["value"], bool) and result["baselines_crop_resizes"]["why"]
+    assert set(result["environment"]["runners"]) == {"project_default"}
+    assert result["environment"]["runners"]["project_default"]["beam_args"] == []
+    for corpus in ("imagenet", "camera"):
+        rows = _rows(result, corpus)
+        assert set(rows) == {*BASELINE_VARIANTS}
+        _check_rows(rows)
+        ratios = result["corpora"][corpus]["results"]["uint8"]["ratios"]
+        assert ratios["project_default/tf_data"]["whole_run_4N"] > 0
+        assert ratios["project_default/tf_data_crop"]["whole_run_4N"] > 0
+        check = result["corpora"][corpus]["check"]["uint8"]
+        assert check["reference"] == "project_default" and check["images"] == 2
+        for variant in ("pillow", "tf_data", "tf_data_crop"):
+            c = check[variant]
+            assert c["same_params"] and c["same_labels"] and c["same_source_sha256"], (corpus, variant)
+        for variant in ("tf_data", "tf_data_crop"):  # a crop turned the wrong way would be tens of levels off
+            assert check[variant]["mean_abs_diff_levels"] < 0.5, (corpus, variant, check[variant])
+    assert "corpus=camera, encoding=uint8" in stdout
+
+
+# ---------------------------------------------------------------------------------------------- camera corpus
+
+
+def _bench_module(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_camera_corpus_is_seeded_and_laid_out_like_a_camera(tmp_path):
+    """Two makes give the same bytes; per 12 images: orientations 6, 6, 8, 3, one PNG; JPEG 4:2:0 with EXIF."""
+    from PIL import Image, JpegImagePlugin
+
+    camera = _bench_module("make_camera_corpus")
+    first = camera.make_camera_corpus(12, tmp_path / "a", seed=5, scale=0.02)
+    again = camera.make_camera_corpus(12, tmp_path / "b", seed=5, scale=0.02)
+    other = camera.make_camera_corpus(2, tmp_path / "c", seed=6, scale=0.02)
+    assert [p.relative_to(tmp_path / "a") for p in first] == [p.relative_to(tmp_path / "b") for p in again]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    assert [p.read_bytes() for p in other] != [p.read_bytes() for p in first[:2]]
+    assert sorted(p.parent.name for p in first) == ["class0"] * 4 + ["class1"] * 4 + ["class2"] * 4
+    orientations, suffixes = [], []
+    for i, path in enumerate(first):
+        suffixes.append(path.suffix)
+        with Image.open(path) as image:
+            shown = camera.CAMERA_SIZES[i % 4]
+            orientation = image.getexif().get(0x0112) if image.format == "JPEG" else None
+            orientations.append(orientation)
+            stored = (image.size[1], image.size[0]) if orientation in (6, 8) else image.size
+            if orientation in (6, 8) and shown[0] > shown[1]:
+                shown = shown[::-1]  # portrait shot, landscape sensor
+            assert stored == (round(shown[0] * 0.02), round(shown[1] * 0.02))
+            if image.format == "JPEG":
+                assert JpegImagePlugin.get_sampling(image) == 2  # 4:2:0
+                assert image.getexif().get(0x010F) == "augbeam"
+    assert orientations == [1, 6, 1, 8, 1, 6, 1, 1, 3, 1, None, 1]
+    assert suffixes.count(".png") == 1 and suffixes[10] == ".png"
+
+
+def test_baselines_turn_the_crop_upright_as_exif_transpose_does(tmp_path):
+    """For every EXIF orientation, the crop of the stored pixels turned upright is the crop of the upright image."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    compare = _bench_module("compare")
+    rng = np.random.default_rng(0)
+    stored = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.jpg"
+        stored.save(path, quality=100, exif=exif.tobytes())
+        height, width, read, jpeg = compare.read_header(str(path))
+        assert (height, width, read, jpeg) == (30, 40, orientation, True)
+        image = stored.copy()
+        image.getexif()[0x0112] = orientation
+        upright = np.asarray(ImageOps.exif_transpose(image))
+        assert upright.shape == compare.upright_shape(height, width, orientation)
+        box = (3, 5, 11, 17)  # y, x, h, w in the upright picture
+        y, x, h, w = compare.stored_box(box, height, width, orientation)
+        crop = np.asarray(stored)[y : y + h, x : x + w]
+        rows, cols, transpose = compare.ORIENT_STEPS[orientation]
+        crop = crop[::-1] if rows else crop
+        crop = crop[:, ::-1] if cols else crop
+        crop = crop.transpose(1, 0, 2) if transpose else crop
+        np.testing.assert_array_equal(crop, upright[3 : 3 + 11, 5 : 5 + 17], err_msg=f"orientation {orientation}")
+    from transforms.formats import ORIENT_STEPS
+
+    assert tuple(compare.ORIENT_STEPS[o] for o in range(1, 9)) == ORIENT_STEPS  # the job's convention
+
+
+def test_baselines_follow_the_jobs_crop_semantics(monkeypatch):
+    """A version above 1 or an output shape that is not the crop's: the baselines resize right after the crop."""
+    compare = _bench_module("compare")
+    from transforms.ops import registered_ops
+
+    value, why = compare.crop_resizes_detect()
+    assert isinstance(value, bool) and "random_resized_crop" in why
+    cls = registered_ops()["random_resized_crop"]
+    monkeypatch.setattr(cls, "version", 2)
+    assert compare.crop_resizes_detect()[0] is True
+    monkeypatch.setattr(cls, "version", 1)
+    monkeypatch.setattr(cls, "output_shape", lambda self, shape, params: (224, 224, shape[2]))
+    value, why = compare.crop_resizes_detect()
+    assert value is True and why.endswith("output shape for a 300x400 crop is (224, 224)")
 
 
 # ---------------------------------------------------------------------------------------------- bench/scale.py
