@@ -215,10 +215,10 @@ def test_a_listing_files_spilled_rows_are_removed_after_the_run(tmp_path, monkey
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     good = tmp_path / "good.csv"
     good.write_text("path,label\nimg/a.png,cat\nimg/b.png,dog\nimg/a.png,cat\n")
-    assert main(["run", "--input", str(good), "--output", str(tmp_path / "out"), "--config", "none"]) == 0
+    assert main(in_process(["run", "--input", str(good), "--output", str(tmp_path / "out"), "--config", "none"])) == 0
     assert sorted(p.name for p in temp.iterdir()) == []
     bad = tmp_path / "bad.csv"
     bad.write_text("path,split\nimg/a.png,Train Set\n")
-    assert main(["run", "--input", str(bad), "--output", str(tmp_path / "out2"), "--config", "none"]) == 2
+    assert main(in_process(["run", "--input", str(bad), "--output", str(tmp_path / "out2"), "--config", "none"])) == 2
     assert "is not a lowercase name" in capsys.readouterr().err
     assert sorted(p.name for p in temp.iterdir()) == []
