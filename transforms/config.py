@@ -94,12 +94,13 @@ DEFAULT_IMAGE_SIZE = (224, 224)
 
 
 def ops_from_data(
-    data: Any, source: str = "config", image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
+    data: Any, source: str = "config", image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE
 ) -> tuple[Op, ...]:
     """Validates parsed config data (list of ops, or ``{"ops": [...]}``) into ops.
 
     Sizes that mean "the job's output size" are made ``image_size`` here, so
-    the ops (and the config the job writes from them) name them.
+    the ops (and the config the job writes from them) name them; None leaves
+    them as written (a template to print, not ops to run).
     """
     if isinstance(data, dict):
         _refuse_preprocessing(sorted(set(data) & set(PREPROCESSING_WORDS)), source)
@@ -112,7 +113,9 @@ def ops_from_data(
     for entry in data:
         if isinstance(entry, dict) and entry.get("op") in PREPROCESSING_WORDS:
             _refuse_preprocessing([entry["op"]], source)
-    ops = (op_from_config(entry, f"{source}: ops[{i}]") for i, entry in enumerate(data))
+    ops = tuple(op_from_config(entry, f"{source}: ops[{i}]") for i, entry in enumerate(data))
+    if image_size is None:
+        return ops
     size = (int(image_size[0]), int(image_size[1]))
     return tuple(op.with_output_size(size) for op in ops)
 
@@ -126,7 +129,7 @@ def _refuse_preprocessing(found: list[str], source: str) -> None:
         )
 
 
-def load_ops(spec: str, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> tuple[Op, ...]:
+def load_ops(spec: str, image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE) -> tuple[Op, ...]:
     """Loads ops from a preset name or a ``.yaml``/``.yml``/``.json`` file path, for output size ``image_size``."""
     if spec in PRESETS:
         return ops_from_data(PRESETS[spec], f"preset {spec!r}", image_size)

@@ -96,6 +96,31 @@ def scaled_box(box: Box, ratio: int, stored: tuple[int, int]) -> Box:
     return (out[0], out[2], out[1], out[3])
 
 
+def ends_whole(data: bytes) -> bool:
+    """True when a JPEG's main image has its end-of-image marker (FF D9) after its first scan.
+
+    A truncated JPEG fails to decode whole, but a window in its intact part can decode: planning one would make
+    whether a record exists depend on its crop (and its copies disagree). Such a file is decoded whole instead,
+    and fails as a whole input. Markers are walked to the main image's first scan (an EXIF thumbnail inside
+    APP1 has its own end marker); inside scan data an FF byte is always followed by 00 or a restart marker.
+    """
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        if marker == 0xDA:  # start of scan: the image data follows
+            return data.find(b"\xff\xd9", i) >= 0
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return False
+
+
 def plans_windows(ops: tuple[Op, ...]) -> bool:
     """True when some record of this op list can have a decode plan (it has a resizing crop)."""
     return any(isinstance(op, RandomResizedCrop) and op.fixed_size() is not None for op in ops)

@@ -54,7 +54,7 @@ from transforms.decode import DecodeError, header_shape, sniff_format
 from transforms.encoding import stored_dtype
 from transforms.errors import ConfigError
 from transforms.rng import stable_hash64
-from transforms.window import add_plan, plan_of, plans_windows
+from transforms.window import add_plan, ends_whole, plan_of, plans_windows
 
 if TYPE_CHECKING:
     from pipeline.job.plan import Plan
@@ -364,7 +364,7 @@ class _ShardRun:
             self.take(position, rec, read)
             return None
         data, source_sha = read
-        if sniff_format(data) != "jpeg":
+        if sniff_format(data) != "jpeg" or not ends_whole(data):  # a truncated JPEG is decoded (and fails) whole
             return read
         try:
             header = header_shape(data, self.cfg.max_pixels)  # --max-pixels and the header checks, before decoding
@@ -388,11 +388,15 @@ class _ShardRun:
         return None
 
     def take_window(self, item: _Encoded) -> None:
-        """A planned record decoded here (its window only), to its batch; or its error row."""
+        """A planned record decoded here (its window only), to its batch; or its error row.
+
+        A window that cannot be decoded fails this record only (stage ``window``): another copy's window of the
+        same file may decode, so it is not the whole input's failure (which all its copies share).
+        """
         try:
             image = self.processor.decoder.decode_for(item.data, item.sampled)
         except DecodeError as exc:
-            self.take(item.position, item.rec, _Failed("decode", exc.kind, str(exc)))
+            self.fail(item.position, item.rec, "window", exc.kind, f"cannot decode the crop's window: {exc}"[:500])
             return
         self.batches.add(_Pending(item.rec, image, item.sampled, item.source_sha, item.position))
 
