@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,9 +100,18 @@ def _shard(
     assert (processor.render_thread is not None) == threaded  # two TensorFlow threads: calls on a helper thread
     processor.decode_in_render = decode_in_render
     calls = []
-    if decode_in_render:
+    if decode_in_render:  # every file reaches the in-render path: planned as a JPEG window, or plan_encoded
         original = shard_worker._ShardRun.plan_encoded
         monkeypatch.setattr(shard_worker._ShardRun, "plan_encoded", lambda *a: calls.append(1) or original(*a))
+        window = shard_worker._ShardRun.start_window
+
+        def counted(*a: Any) -> Any:
+            read = window(*a)
+            if read is None:
+                calls.append(1)
+            return read
+
+        monkeypatch.setattr(shard_worker._ShardRun, "start_window", counted)
     summary = processor.process("train", 0, sample_plan(), planned, [])
     written = json.loads(Path(shard_worker.summary_path(str(out), "train", 0, 1)).read_text())
     assert written == summary.to_json()
@@ -129,6 +139,72 @@ def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monke
     assert {e["key"].split("/")[-1] for e in usual["errors"]} == {"truncated_half.jpg", "not_an_image.jpg", "empty.jpg"}
     assert fused["index"] == usual["index"]
     assert fused["summary"] == usual["summary"]
+
+
+@pytest.mark.parametrize("decode_in_render", [True, False])
+def test_a_jpeg_record_is_the_same_whatever_copies_share_its_shard(tmp_path, decode_in_render):
+    """Each copy decodes its own crop window: three copies in one shard, or one alone, give the same records."""
+    root = tmp_path / "in" / "c"
+    root.mkdir(parents=True)
+    shutil.copy(PHOTOS / "train" / "everyday" / "rocket.jpg", root / "rocket.jpg")
+    shutil.copy(DATA / "exif_rotate6.jpg", root / "exif.jpg")
+
+    def records(name: str, copies: list[int]) -> dict[tuple[str, int], tuple[str, str]]:
+        out = tmp_path / name
+        (out / ".augbeam-work").mkdir(parents=True)
+        config = JobConfig.create(input=str(root.parent), output=str(out), image_size=(24, 24), batch_size=4, copies=3)
+        planned = [
+            PlannedRecord(record_order(f"c/{f.name}", c), f"c/{f.name}", c, str(f), 0)
+            for f in sorted(root.iterdir())
+            for c in copies
+        ]
+        processor = ShardProcessor(config, tf_threads=1)
+        processor.setup()
+        processor.decode_in_render = decode_in_render
+        summary = processor.process("train", 0, sample_plan(copies=3), planned, [])
+        rows = iter_rows(str(out / summary.info.index.name), IndexRow)
+        return {(r.key, r.copy): (r.record_sha256, r.params) for r in rows}
+
+    together = records("together", [0, 1, 2])
+    alone = records("alone", [2])
+    assert len(together) == 6 and len(alone) == 2
+    for key, copy in alone:
+        assert alone[(key, copy)] == together[(key, copy)], key
+        assert '"decode_ratio"' in together[(key, copy)][1]  # a JPEG whose first op is the resizing crop
+
+
+def test_a_window_that_cannot_be_decoded_fails_only_its_record(tmp_path, monkeypatch):
+    """Another copy's window of the same file may decode: the row names the copy (stage window), not the input."""
+    from transforms.decode import DecodeError, Decoder, header_shape
+    from transforms.window import add_plan
+
+    root = tmp_path / "in" / "c"
+    root.mkdir(parents=True)
+    shutil.copy(PHOTOS / "train" / "everyday" / "rocket.jpg", root / "rocket.jpg")
+    out = tmp_path / "out"
+    (out / ".augbeam-work").mkdir(parents=True)
+    config = JobConfig.create(input=str(root.parent), output=str(out), image_size=(24, 24), copies=2)
+    real = Decoder.decode_for
+
+    def failing(self: Decoder, data: bytes, sampled: list) -> Any:
+        if sampled[0]["params"]["decode_window"] == bad:
+            raise DecodeError("CorruptImage", "synthetic")
+        return real(self, data, sampled)
+
+    monkeypatch.setattr(Decoder, "decode_for", failing)
+    processor = ShardProcessor(config, tf_threads=1)
+    processor.setup()
+    processor.decode_in_render = False
+    path = str(root / "rocket.jpg")
+    planned = [PlannedRecord(record_order("c/rocket.jpg", c), "c/rocket.jpg", c, path, 0) for c in (0, 1)]
+    height, width, orientation = header_shape((root / "rocket.jpg").read_bytes())
+    ops = config.train_ops()
+    sampled = processor._augmenters["train"].sample("c/rocket.jpg", 1, (height, width, 3))
+    bad = add_plan(ops, sampled, (height, width), orientation)[0]["params"]["decode_window"]
+    summary = processor.process("train", 0, sample_plan(copies=2), planned, [])
+    errors = [e.to_json() for e in iter_rows(str(out / summary.info.errors.name), ErrorRow)]
+    assert summary.info.records == 1
+    assert [(e["copy"], e["stage"], e["error_type"]) for e in errors] == [(1, "window", "CorruptImage")]
 
 
 def test_close_stops_the_helper_thread(tmp_path):
