@@ -229,8 +229,10 @@ class Renderer:
         op = self.ops[i]
         if op.p >= 1.0:
             return op.apply_batch(x, op.unpack(values[:, i]))
+        # Not applied: the image as is, as float32 where the op returns float32 from uint8 (a resizing crop).
+        skip = (lambda: tf.cast(x, tf.float32)) if op.float_output() else (lambda: x)
         if op.changes_shape or single:  # shape-changing ops are only ever called with one image
-            return tf.cond(applied[0, i], lambda: op.apply_batch(x, op.unpack(values[:, i])), lambda: x)
+            return tf.cond(applied[0, i], lambda: op.apply_batch(x, op.unpack(values[:, i])), skip)
 
         def some() -> Any:
             out = op.apply_batch(x, op.unpack(values[:, i]))

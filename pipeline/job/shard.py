@@ -251,6 +251,7 @@ class _ShardRun:
         self.left = Counter(r.key for r in self.ordered)  # copies of each key still to come in this shard
         self.images = _ImageCache()
         self.windows = plans_windows(self.renderer.ops)  # a JPEG may be decoded as its crop window only
+        self.whole_only: set[str] = set()  # keys whose file is never decoded as a window (not a whole JPEG)
         self.window = 4 * cfg.batch_size
         self.slots: dict[int, _Rendered | None] = {}
         self.refused = refused  # listing rows routed to this shard
@@ -339,9 +340,13 @@ class _ShardRun:
         """
         cached = self.images.get(rec.key)
         source: tuple[bytes, str] | None = None
-        if cached is None and self.windows:
+        # Every copy of a JPEG is planned on its own, even when another copy's decoded image is at hand (that
+        # copy's crop was not applied): its bytes must not depend on which copies share the shard.
+        if self.windows and rec.key not in self.whole_only and not isinstance(cached, _Failed):
             read = self.start_window(position, rec)
             if read is None:  # planned (or failed): nothing more to do here
+                if self.left[rec.key] == 1:
+                    self.images.drop(rec.key)
                 self.left[rec.key] -= 1
                 return
             source = read
@@ -361,16 +366,19 @@ class _ShardRun:
         """
         read = self.processor._source(rec.path)
         if isinstance(read, _Failed):
+            if self.left[rec.key] > 1:
+                self.images.put(rec.key, read)  # its other copies here fail the same way, without reading again
             self.take(position, rec, read)
             return None
         data, source_sha = read
-        if sniff_format(data) != "jpeg" or not ends_whole(data):  # a truncated JPEG is decoded (and fails) whole
-            return read
-        try:
-            header = header_shape(data, self.cfg.max_pixels)  # --max-pixels and the header checks, before decoding
+        header = None
+        try:  # a truncated JPEG is decoded (and fails) whole; --max-pixels and the header checks come before decoding
+            if sniff_format(data) == "jpeg" and ends_whole(data):
+                header = header_shape(data, self.cfg.max_pixels)
         except Exception:  # the decoder names the reason
             header = None
         if header is None:
+            self.whole_only.add(rec.key)  # never planned: its copies here share one decoded image
             return read
         height, width, orientation = header
         sampled = self.sample(position, rec, (height, width, 3))

@@ -101,6 +101,10 @@ class Op:
         """The (height, width) every output has whatever the input, for ops that set it (``resize``)."""
         return None
 
+    def float_output(self) -> bool:
+        """True when ``apply_batch`` returns float32 even from uint8 input (``moves_pixels_only`` ops that resample)."""
+        return False
+
     def with_output_size(self, size: tuple[int, int]) -> Op:
         """The op with any size that means "the job's output size" made concrete (most ops have none)."""
         return self

@@ -139,6 +139,9 @@ class RandomResizedCrop(_Crop):
     def fixed_size(self) -> tuple[int, int] | None:
         return (self.height, self.width) if self.resize and self.height else None
 
+    def float_output(self) -> bool:
+        return self.resize  # takes uint8 (the window is cut before converting), resizes in float32
+
     def neutral_params(self, shape: Shape) -> Params | None:
         if self.resize and (shape[0], shape[1]) != self._size():
             return None  # the whole image resized to another size is not the image

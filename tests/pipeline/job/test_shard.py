@@ -141,18 +141,26 @@ def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monke
     assert fused["summary"] == usual["summary"]
 
 
-@pytest.mark.parametrize("decode_in_render", [True, False])
-def test_a_jpeg_record_is_the_same_whatever_copies_share_its_shard(tmp_path, decode_in_render):
-    """Each copy decodes its own crop window: three copies in one shard, or one alone, give the same records."""
+@pytest.mark.parametrize(("decode_in_render", "crop_p"), [(True, 1.0), (False, 1.0), (True, 0.5), (False, 0.5)])
+def test_a_jpeg_record_is_the_same_whatever_copies_share_its_shard(tmp_path, decode_in_render, crop_p):
+    """Each copy decodes its own crop window: six copies in one shard, or one alone, give the same records.
+
+    With the crop applied to some copies only (p 0.5), a copy whose crop ran is still planned on its own even
+    when another copy's whole decoded image is at hand.
+    """
     root = tmp_path / "in" / "c"
     root.mkdir(parents=True)
     shutil.copy(PHOTOS / "train" / "everyday" / "rocket.jpg", root / "rocket.jpg")
     shutil.copy(DATA / "exif_rotate6.jpg", root / "exif.jpg")
+    ops = tmp_path / "ops.yaml"
+    ops.write_text(f"ops:\n  - {{op: random_resized_crop, p: {crop_p}}}\n  - {{op: rotation, p: 0.5}}\n")
 
     def records(name: str, copies: list[int]) -> dict[tuple[str, int], tuple[str, str]]:
         out = tmp_path / name
         (out / ".augbeam-work").mkdir(parents=True)
-        config = JobConfig.create(input=str(root.parent), output=str(out), image_size=(24, 24), batch_size=4, copies=3)
+        config = JobConfig.create(
+            config=str(ops), input=str(root.parent), output=str(out), image_size=(24, 24), batch_size=4, copies=6
+        )
         planned = [
             PlannedRecord(record_order(f"c/{f.name}", c), f"c/{f.name}", c, str(f), 0)
             for f in sorted(root.iterdir())
@@ -161,16 +169,19 @@ def test_a_jpeg_record_is_the_same_whatever_copies_share_its_shard(tmp_path, dec
         processor = ShardProcessor(config, tf_threads=1)
         processor.setup()
         processor.decode_in_render = decode_in_render
-        summary = processor.process("train", 0, sample_plan(copies=3), planned, [])
+        summary = processor.process("train", 0, sample_plan(copies=6), planned, [])
         rows = iter_rows(str(out / summary.info.index.name), IndexRow)
         return {(r.key, r.copy): (r.record_sha256, r.params) for r in rows}
 
-    together = records("together", [0, 1, 2])
-    alone = records("alone", [2])
-    assert len(together) == 6 and len(alone) == 2
-    for key, copy in alone:
-        assert alone[(key, copy)] == together[(key, copy)], key
-        assert '"decode_ratio"' in together[(key, copy)][1]  # a JPEG whose first op is the resizing crop
+    together = records("together", list(range(6)))
+    planned = {pair for pair, (_, params) in together.items() if '"decode_ratio"' in params}
+    assert len(together) == 12
+    assert len(planned) == 12 if crop_p == 1.0 else 0 < len(planned) < 12
+    for copy in range(6):
+        alone = records(f"alone{copy}", [copy])
+        assert len(alone) == 2
+        for pair, record in alone.items():
+            assert record == together[pair], pair
 
 
 def test_a_window_that_cannot_be_decoded_fails_only_its_record(tmp_path, monkeypatch):
