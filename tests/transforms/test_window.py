@@ -231,14 +231,15 @@ def test_only_a_first_applied_resizing_crop_is_planned():
     assert any(p is None for p in plans) and any(p is not None for p in plans)
 
 
-def test_a_same_size_resize_is_exact():
-    """The final resize after a crop that already resized is a same-size resize: it changes nothing."""
+@pytest.mark.parametrize("mode", ["stretch", "crop", "pad"])
+def test_a_same_size_resize_is_exact(mode):
+    """The final resize after a crop that already resized is a same-size resize: it changes nothing (any --resize)."""
     import tensorflow as tf
 
     from transforms.ops.crops import resize_images
 
     images = tf.constant(np.random.default_rng(3).uniform(0, 255, (2, 24, 20, 3)), tf.float32)
-    np.testing.assert_array_equal(resize_images(images, (24, 20)).numpy(), images.numpy())
+    np.testing.assert_array_equal(resize_images(images, (24, 20), mode).numpy(), images.numpy())
 
 
 def test_a_truncated_jpeg_is_not_planned():
