@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 from transforms.augment import DEVICES, RESIZE_MODES
-from transforms.config import DEFAULT_IMAGE_SIZE, DEFAULT_PRESET, load_ops, ops_from_data
+from transforms.config import DEFAULT_PRESET, load_ops, ops_from_data
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.encoding import check_encoding, stored_dtype
 from transforms.formats import DEPTH_MODES
@@ -110,7 +110,7 @@ class JobConfig:
     def create(cls, config: str | None = None, **kwargs: Any) -> JobConfig:
         """Builds a config, loading the op list from a preset name or file."""
         source = config or DEFAULT_PRESET
-        ops = tuple(op.to_config() for op in load_ops(source, tuple(kwargs.get("image_size", DEFAULT_IMAGE_SIZE))))
+        ops = tuple(op.to_config() for op in load_ops(source, None))  # sizes resolved once --image-size is checked
         return cls(config_source=source, ops=ops, **kwargs)
 
     @classmethod
