@@ -376,7 +376,7 @@ def _ops(args: argparse.Namespace) -> int:
     if args.preset:
         if args.preset not in PRESETS:
             raise ConfigError(f"--preset {args.preset!r}: not a preset; choose one of {', '.join(PRESETS)}")
-        ops = load_ops(args.preset)
+        ops = load_ops(args.preset, None)  # a template: random_resized_crop's size 0 stays "the job's --image-size"
         print(dump_ops(ops, "json" if args.format == "json" else "yaml"), end="")
         return 0
     if args.format == "text":
@@ -403,7 +403,7 @@ def _preview(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tile {args.tile}: use 16 to 1024 pixels")
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed {args.seed}: use an integer in [0, 2**63)")
-    ops = load_ops(args.config)
+    ops = load_ops(args.config, (args.tile, args.tile))  # a resizing crop resizes to the tile
     sheet, captions = make_sheet(args.images, ops, args.copies, args.seed, args.tile, root=args.root)
     write_sheet(args.out, sheet, captions, args.tile)
     print(f"augbeam: wrote {args.out} ({len(args.images)} image(s) x {args.copies} copies, config {args.config})")

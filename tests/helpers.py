@@ -496,7 +496,7 @@ def _mixed_ops():
         [
             {"op": "horizontal_flip"},
             {"op": "brightness", "p": 0.7},
-            {"op": "random_resized_crop", "scale": [0.3, 1.0]},
+            {"op": "random_resized_crop", "scale": [0.3, 1.0], "resize": False},  # keeps its pixels: sizes differ
             {"op": "rotation", "p": 0.6},
             {"op": "resize", "height": 24, "width": 20},
             {"op": "one_of", "ops": [{"op": "gaussian_blur", "p": 1.0}, {"op": "equalize", "p": 1.0}]},
@@ -508,11 +508,20 @@ def _mixed_ops():
 
 
 def _crop_then_every_op():
-    """A crop, then every op that keeps the size: one per-image run up to the final resize."""
+    """A crop that keeps its pixels, then every op that keeps the size: one per-image run up to the final resize."""
     from transforms.config import ops_from_data
     from transforms.ops import registered_ops
 
-    crop = ops_from_data([{"op": "random_resized_crop", "scale": [0.3, 1.0]}])
+    crop = ops_from_data([{"op": "random_resized_crop", "scale": [0.3, 1.0], "resize": False}])
+    return crop + tuple(example_op(n) for n in sorted(registered_ops()) if not example_op(n).changes_shape)
+
+
+def _resized_crop_then_every_op():
+    """A crop resized to a fixed size (a per-image run of one op), then every op that keeps the size, batched."""
+    from transforms.config import ops_from_data
+    from transforms.ops import registered_ops
+
+    crop = ops_from_data([{"op": "random_resized_crop", "scale": [0.3, 1.0], "height": 20, "width": 24}])
     return crop + tuple(example_op(n) for n in sorted(registered_ops()) if not example_op(n).changes_shape)
 
 
@@ -526,6 +535,8 @@ CONFIGS = {
         "n": [1, 2],
         "ops": [{"op": "contrast"}, {"op": "horizontal_flip", "p": 1.0}, {"op": "translate"}],
     },
+    # Its default size means "the job's output size", which only a job (or ops_from_data) fills in.
+    "random_resized_crop": {"op": "random_resized_crop", "height": 24, "width": 32},
 }
 
 

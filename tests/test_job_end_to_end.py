@@ -240,7 +240,7 @@ def test_records_replay_from_their_source(preset, tmp_path):
 
     out = tmp_path / "out"
     run(PHOTOS, out, config=preset, copies=2, num_shards=1, image_size=(40, 40))
-    ops = load_ops(preset)
+    ops = load_ops(preset, (40, 40))  # the job's --image-size: its resizing crop's size
     renderer = Renderer(ops, (40, 40), "stretch", get_preprocessing("mobilenet_v2"), "uint8")
     decoder = Decoder()
     shard = sorted(out.glob("train-*.tfrecord"))[0]
@@ -248,8 +248,9 @@ def test_records_replay_from_their_source(preset, tmp_path):
     for raw in tf.data.TFRecordDataset(str(shard)).take(6):
         record = tf.io.parse_single_example(raw, parse_spec())
         key = record["key"].numpy().decode()
-        source = decoder((PHOTOS / key).read_bytes())
-        payload = renderer.render(source, json.loads(record["params"].numpy().decode()))
+        params = json.loads(record["params"].numpy().decode())
+        source = decoder.decode_for((PHOTOS / key).read_bytes(), params)  # a JPEG: the crop's window only
+        payload = renderer.render(source, params)
         assert payload == record["image"].numpy(), key
         checked += 1
     assert checked == 6

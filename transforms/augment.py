@@ -11,9 +11,14 @@ Batches hold same-size images. The op list is cut into segments: runs of ops
 that keep every image the same size are applied to the whole batch at once
 (one kernel call per op, what a GPU wants); a run that starts with a crop
 (sizes then differ per image) is applied image by image inside the same
-traced function, up to a ``resize`` op with p = 1 or the final resize, after
-which the batch is uniform again. Every op's batched result for an image
-equals its result alone, so batching never changes the bytes (tested).
+traced function, up to an op that makes sizes uniform again (a ``resize`` or
+a resizing ``random_resized_crop`` with p = 1) or the final resize. Every op's
+batched result for an image equals its result alone, so batching never
+changes the bytes (tested).
+
+A record whose params carry a decode plan (``transforms.window``: a JPEG's
+crop window decoded at a DCT downscale) is rendered from that window: the
+planned crop then takes the whole window and resizes it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from transforms.ops.crops import RESIZE_MODES, resize_images
 from transforms.preprocess import Preprocessing
 from transforms.rng import Rng
 from transforms.tfcall import FlatCall
+from transforms.window import plan_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,23 +129,37 @@ def _flat_call(function: Any) -> FlatCall:
     return FlatCall(function.get_concrete_function())
 
 
+def _unknown_batch(tensor: Any) -> Any:
+    """Traced: ``tensor`` with its first dimension unknown to shape inference (the values pass unchanged)."""
+    import tensorflow as tf
+
+    return tf.raw_ops.PlaceholderWithDefault(input=tensor, shape=[None, *tensor.shape[1:]])
+
+
 def segments(ops: tuple[Op, ...]) -> list[tuple[str, int, int]]:
     """Cuts the op list into ("batch" | "each", start, stop) runs; see the module docstring."""
     out: list[tuple[str, int, int]] = []
     i, n = 0, len(ops)
     while i < n:
         start = i
-        if ops[i].changes_shape and not _uniform_after(ops[i]):
-            while i < n and not (i > start and _uniform_after(ops[i])):
-                i += 1
-            if i < n:  # the op that makes sizes uniform again ends the run
-                i += 1
+        if _one_at_a_time(ops[i]):
+            i += 1
+            if not _uniform_after(ops[start]):  # sizes differ until an op makes them uniform again
+                while i < n and not _uniform_after(ops[i]):
+                    i += 1
+                if i < n:  # the op that makes sizes uniform again ends the run
+                    i += 1
             out.append(("each", start, i))
         else:
-            while i < n and (not ops[i].changes_shape or _uniform_after(ops[i])):
+            while i < n and not _one_at_a_time(ops[i]):
                 i += 1
             out.append(("batch", start, i))
     return out
+
+
+def _one_at_a_time(op: Op) -> bool:
+    """True when the op must see one image per call: its output size varies, or each image has its own window."""
+    return op.changes_shape and (op.per_image or not _uniform_after(op))
 
 
 def _uniform_after(op: Op) -> bool:
@@ -181,12 +201,21 @@ class Renderer:
         values = np.zeros([len(self.ops), self.width_params], dtype=np.float32)
         if len(sampled) != len(self.ops):
             raise ValueError(f"expected params for {len(self.ops)} ops, got {len(sampled)}")
+        plan = plan_of(sampled)
         for i, (op, entry) in enumerate(zip(self.ops, sampled, strict=True)):
             if entry["op"] != op.name:
                 raise ValueError(f"params[{i}] are for {entry['op']!r}, not {op.name!r}")
+            if entry.get("version", op.version) != op.version:
+                raise ValueError(
+                    f"params[{i}] are for {op.name} version {entry['version']}, this is version {op.version}"
+                )
             applied[i] = bool(entry["applied"])
             if applied[i]:
-                row = op.pack(entry["params"])
+                params = entry["params"]
+                if plan is not None and plan.op_index == i:  # the image is the decoded window: crop all of it
+                    height, width = plan.upright_size()
+                    params = {**params, "y": 0, "x": 0, "height": height, "width": width}
+                row = op.pack(params)
                 values[i, : len(row)] = row
         return applied, values
 
@@ -200,8 +229,10 @@ class Renderer:
         op = self.ops[i]
         if op.p >= 1.0:
             return op.apply_batch(x, op.unpack(values[:, i]))
+        # Not applied: the image as is, as float32 where the op returns float32 from uint8 (a resizing crop).
+        skip = (lambda: tf.cast(x, tf.float32)) if op.float_output() else (lambda: x)
         if op.changes_shape or single:  # shape-changing ops are only ever called with one image
-            return tf.cond(applied[0, i], lambda: op.apply_batch(x, op.unpack(values[:, i])), lambda: x)
+            return tf.cond(applied[0, i], lambda: op.apply_batch(x, op.unpack(values[:, i])), skip)
 
         def some() -> Any:
             out = op.apply_batch(x, op.unpack(values[:, i]))
@@ -223,21 +254,30 @@ class Renderer:
         """Encoded JPEG / 8-bit PNG bytes of any sizes (``render_encoded``): each decoded, then rendered as alone."""
         import tensorflow as tf
 
-        from transforms.decode import decode_rgb
+        from transforms.decode import decode_rgb, to_rgb
         from transforms.formats import orient_graph
+        from transforms.window import decode_window_graph
 
         n = len(self.ops)
         height, width = self.size
         device = device_name(self.device)
         single = self.single_path
 
-        def decode_and_render(data: Any, size: Any, orientation: Any, flags: Any, vals: Any) -> Any:
-            """One encoded image: decoded as ``Decoder`` does, checked against its header's size, rendered alone."""
-            image = orient_graph(decode_rgb(data, alpha_fill), orientation)
+        def decode_and_render(data: Any, size: Any, orientation: Any, row: Any, flags: Any, vals: Any) -> Any:
+            """One encoded image: decoded as ``Decoder.decode_for`` does, checked against its size, rendered alone."""
+            image = tf.cond(
+                row[0] > 0,
+                lambda: to_rgb(decode_window_graph(data, row), alpha_fill),
+                lambda: decode_rgb(data, alpha_fill),
+            )
+            image = orient_graph(image, orientation)
             check = tf.debugging.assert_equal(tf.shape(image)[:2], size, message="decoded size differs from header")
             with tf.control_dependencies([check]):
                 image = tf.identity(image)
-            payload, stats = self._body(image[tf.newaxis], flags[tf.newaxis], vals[tf.newaxis], single)
+            # A batch of one whose size is unknown when traced, as ``render_checked``'s is: ops after a per-image
+            # run see the same static shapes on both paths (with a static 1, contrast's mean rounded differently).
+            images, flags, vals = (_unknown_batch(t[tf.newaxis]) for t in (image, flags, vals))
+            payload, stats = self._body(images, flags, vals, single)
             return payload[0], stats[0]
 
         payload_spec = (
@@ -252,16 +292,17 @@ class Renderer:
                 tf.TensorSpec([None], tf.string),
                 tf.TensorSpec([None, 2], tf.int32),
                 tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, 5], tf.int32),
                 tf.TensorSpec([None, n], tf.bool),
                 tf.TensorSpec([None, n, self.width_params], tf.float32),
             ],
         )
-        def render_encoded(data: Any, sizes: Any, orientations: Any, applied: Any, values: Any) -> Any:
+        def render_encoded(data: Any, sizes: Any, orientations: Any, rows: Any, applied: Any, values: Any) -> Any:
             self.trace_count += 1
             with _on_device(device):
                 return tf.map_fn(
                     lambda elem: decode_and_render(*elem),
-                    (data, sizes, orientations, applied, values),
+                    (data, sizes, orientations, rows, applied, values),
                     fn_output_signature=(payload_spec, tf.TensorSpec([6], tf.float32)),
                 )
 
@@ -407,6 +448,13 @@ class Renderer:
             raise RangeError(f"images entering augmentation must be uint8 [0, 255], got {images.dtype}")
         if images.ndim != 4 or images.shape[-1] != 3 or len(sampled) != len(images):
             raise ValueError(f"expected images [B, H, W, 3] and B params, got {images.shape} and {len(sampled)}")
+        for one in sampled:
+            plan = plan_of(one)
+            if plan is not None and plan.upright_size() != images.shape[1:3]:
+                raise ValueError(
+                    f"params plan a decoded window of {plan.upright_size()}, but the image is {images.shape[1:3]}: "
+                    "decode it with Decoder.decode_for"
+                )
         single = len(images) == 1 and self.single_path
         if self._fns.get(single) is None:
             self._fns[single] = self._build_single() if single else self._build_batch()
@@ -426,8 +474,9 @@ class Renderer:
         ``shapes`` and ``orientations`` come from the headers
         (``decode.header_shape``); the decoded image must have that size, else
         the call raises (the caller then decodes and renders the usual way).
-        Each image is decoded as ``Decoder`` does and rendered as alone, so
-        the bytes equal ``render_checked`` on the decoded image (tested).
+        Each image is decoded as ``Decoder.decode_for`` does (the planned JPEG
+        window where its params have a plan) and rendered as alone, so the
+        bytes equal ``render_checked`` on the decoded image (tested).
         """
         if len(data) != len(shapes) or len(data) != len(orientations) or len(data) != len(sampled):
             raise ValueError("render_encoded: data, shapes, orientations and params must have the same length")
@@ -435,10 +484,14 @@ class Renderer:
         if self._fns.get(key) is None:
             self._fns[key] = self._build_encoded(float(alpha_fill))
         applied, values = self._packed(sampled)
-        sizes = np.asarray(shapes, np.int32).reshape(-1, 2)
-        return self._checked(
-            *self._fns[key](np.asarray(data, object), sizes, np.asarray(orientations, np.int32), applied, values)
-        )
+        rows = np.zeros([len(data), 5], np.int32)  # [ratio, y, x, h, w]; ratio 0: the whole image
+        sizes = np.asarray(shapes, np.int32).reshape(-1, 2).copy()
+        turns = np.asarray(orientations, np.int32).reshape(-1).copy()
+        for j, one in enumerate(sampled):
+            plan = plan_of(one)
+            if plan is not None:
+                rows[j], sizes[j], turns[j] = plan.row(), plan.upright_size(), plan.orientation
+        return self._checked(*self._fns[key](np.asarray(data, object), sizes, turns, rows, applied, values))
 
     def _packed(self, sampled: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         packed = [self.pack(s) for s in sampled]

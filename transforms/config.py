@@ -89,8 +89,19 @@ PREPROCESSING_WORDS = (
 DEFAULT_PRESET = "standard"
 
 
-def ops_from_data(data: Any, source: str = "config") -> tuple[Op, ...]:
-    """Validates parsed config data (list of ops, or ``{"ops": [...]}``) into ops."""
+# The job's default --image-size: what an op's "output size" default (``random_resized_crop``) means outside a job.
+DEFAULT_IMAGE_SIZE = (224, 224)
+
+
+def ops_from_data(
+    data: Any, source: str = "config", image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE
+) -> tuple[Op, ...]:
+    """Validates parsed config data (list of ops, or ``{"ops": [...]}``) into ops.
+
+    Sizes that mean "the job's output size" are made ``image_size`` here, so
+    the ops (and the config the job writes from them) name them; None leaves
+    them as written (a template to print, not ops to run).
+    """
     if isinstance(data, dict):
         _refuse_preprocessing(sorted(set(data) & set(PREPROCESSING_WORDS)), source)
         unknown = sorted(set(data) - {"ops"})
@@ -102,7 +113,11 @@ def ops_from_data(data: Any, source: str = "config") -> tuple[Op, ...]:
     for entry in data:
         if isinstance(entry, dict) and entry.get("op") in PREPROCESSING_WORDS:
             _refuse_preprocessing([entry["op"]], source)
-    return tuple(op_from_config(entry, f"{source}: ops[{i}]") for i, entry in enumerate(data))
+    ops = tuple(op_from_config(entry, f"{source}: ops[{i}]") for i, entry in enumerate(data))
+    if image_size is None:
+        return ops
+    size = (int(image_size[0]), int(image_size[1]))
+    return tuple(op.with_output_size(size) for op in ops)
 
 
 def _refuse_preprocessing(found: list[str], source: str) -> None:
@@ -114,16 +129,16 @@ def _refuse_preprocessing(found: list[str], source: str) -> None:
         )
 
 
-def load_ops(spec: str) -> tuple[Op, ...]:
-    """Loads ops from a preset name or a ``.yaml``/``.yml``/``.json`` file path."""
+def load_ops(spec: str, image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE) -> tuple[Op, ...]:
+    """Loads ops from a preset name or a ``.yaml``/``.yml``/``.json`` file path, for output size ``image_size``."""
     if spec in PRESETS:
-        return ops_from_data(PRESETS[spec], f"preset {spec!r}")
+        return ops_from_data(PRESETS[spec], f"preset {spec!r}", image_size)
     path = Path(spec)
     if not path.is_file():
         presets = ", ".join(sorted(PRESETS))
         raise ConfigError(f"--config {spec!r}: no such file, and not a preset ({presets})")
     text = path.read_text(encoding="utf-8")
-    return ops_from_data(parse_text(text, path.suffix.lower(), str(path)), str(path))
+    return ops_from_data(parse_text(text, path.suffix.lower(), str(path)), str(path), image_size)
 
 
 def parse_text(text: str, suffix: str, source: str) -> Any:

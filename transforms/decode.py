@@ -220,6 +220,7 @@ class Decoder:
         self.max_pixels = int(max_pixels)
         self.depth = depth
         self._fn: Any = None
+        self._window_fn: Any = None
 
     def _build(self) -> Any:
         import tensorflow as tf
@@ -256,8 +257,42 @@ class Decoder:
             image = tf.gather(tf.constant(palette, tf.uint8), tf.cast(image[:, :, 0], tf.int32))
         return image
 
+    def _decode_window(self, data: bytes, fmt: str, plan: Any) -> Any:
+        """The planned window of a JPEG (``transforms.window``), turned upright by the plan's orientation."""
+        import tensorflow as tf
+
+        from transforms.window import decode_window_graph
+
+        if fmt != "jpeg":
+            raise DecodeError(
+                "CorruptImage", f"the record's params plan a JPEG window decode, but this is {NAMES[fmt]}"
+            )
+        if self._window_fn is None:
+            alpha_fill = self.alpha_fill
+
+            @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([5], tf.int32)], autograph=False)
+            def decode(data: Any, row: Any) -> Any:
+                return to_rgb(decode_window_graph(data, row), alpha_fill)
+
+            self._window_fn = FlatCall(decode.get_concrete_function())
+        image = self._window_fn(data, tf.constant(plan.row(), tf.int32))
+        return formats.orient(image, plan.orientation)
+
+    def decode_for(self, data: bytes, sampled: list[dict[str, Any]]) -> Any:
+        """The image a record's params are applied to: its planned JPEG window (``transforms.window``), else whole."""
+        from transforms.window import plan_of
+
+        plan = plan_of(sampled)
+        if plan is None:
+            return self(data)
+        return self._checked(data, lambda fmt: self._decode_window(data, fmt, plan))
+
     def __call__(self, data: bytes) -> Any:
         """RGB uint8 [H, W, 3] tensor, or ``DecodeError`` with a readable reason."""
+        return self._checked(data, lambda fmt: self._decode(data, fmt))
+
+    def _checked(self, data: bytes, decode: Any) -> Any:
+        """``decode(fmt)`` after the header checks, its failures as ``DecodeError``, its size checked."""
         import tensorflow as tf
 
         try:
@@ -268,7 +303,7 @@ class Decoder:
             raise DecodeError("CorruptImage", f"unreadable header: {type(exc).__name__}: {exc}"[:300]) from None
         name = NAMES[fmt]
         try:
-            image = self._decode(data, fmt)
+            image = decode(fmt)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
             raise DecodeError("CorruptImage", f"cannot decode: {tf_message(exc)}") from None
         except tf.errors.OpError as exc:  # anything else TF refuses is still this input's problem
@@ -292,10 +327,16 @@ class Decoder:
         return image
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"alpha_fill": self.alpha_fill, "max_pixels": self.max_pixels, "depth": self.depth, "_fn": None}
+        return {
+            "alpha_fill": self.alpha_fill,
+            "max_pixels": self.max_pixels,
+            "depth": self.depth,
+            "_fn": None,
+            "_window_fn": None,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"depth": "scale", **state})
+        self.__dict__.update({"depth": "scale", "_window_fn": None, **state})
 
 
 def tf_message(exc: Exception) -> str:

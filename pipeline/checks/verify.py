@@ -912,7 +912,9 @@ def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: s
                 device=config.device,
             )
         try:
-            payload = renderers[split].render(decoder(data), json.loads(row.params))
+            sampled = json.loads(row.params)
+            # the image its params apply to: the planned JPEG window where they record one, else the whole image
+            payload = renderers[split].render(decoder.decode_for(data, sampled), sampled)
         except (DecodeError, ValueError) as exc:
             report.fail(f"{where}: could not be regenerated: {exc}")
             continue

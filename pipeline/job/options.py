@@ -108,13 +108,15 @@ class JobConfig:
             raise UserError(f"--max-error-rate {self.max_error_rate}: use a fraction in [0, 1]")
         if not 1 <= self.batch_size <= 1024:
             raise UserError(f"--batch-size {self.batch_size}: must be in [1, 1024]")
-        self.train_ops()  # validates the op list
+        # Validates the op list, and names the sizes that mean "the job's output size" (random_resized_crop),
+        # so the manifest's config replays exactly whatever --image-size a later run is given.
+        object.__setattr__(self, "ops", tuple(op.to_config() for op in self.train_ops()))
 
     @classmethod
     def create(cls, config: str | None = None, **kwargs: Any) -> JobConfig:
         """Builds a config, loading the op list from a preset name or file."""
         source = config or DEFAULT_PRESET
-        ops = tuple(op.to_config() for op in load_ops(source))
+        ops = tuple(op.to_config() for op in load_ops(source, None))  # sizes resolved once --image-size is checked
         return cls(config_source=source, ops=ops, **kwargs)
 
     @classmethod
@@ -128,7 +130,8 @@ class JobConfig:
         return get_preprocessing(self.model, self.mean, self.std)
 
     def train_ops(self) -> tuple[Op, ...]:
-        return ops_from_data(list(self.ops), f"--config {self.config_source}")
+        size = (int(self.image_size[0]), int(self.image_size[1]))
+        return ops_from_data(list(self.ops), f"--config {self.config_source}", size)
 
     def ops_for(self, split: str) -> tuple[Op, ...]:
         """Training gets the op list; evaluation splits none unless ``augment_eval``."""

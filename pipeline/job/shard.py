@@ -50,10 +50,11 @@ from pipeline.format.tables import write_table
 from pipeline.job.options import JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
-from transforms.decode import DecodeError, header_shape
+from transforms.decode import DecodeError, header_shape, sniff_format
 from transforms.encoding import stored_dtype
 from transforms.errors import ConfigError
 from transforms.rng import stable_hash64
+from transforms.window import add_plan, ends_whole, plan_of, plans_windows
 
 if TYPE_CHECKING:
     from pipeline.job.plan import Plan
@@ -162,13 +163,22 @@ class ShardProcessor:
         run.write_summary(summary)
         return summary
 
-    def _load(self, path: str) -> tuple[Any, str] | _Failed:
-        """The decoded image and the source's sha256, or why it failed (read or decode)."""
+    def _load(self, path: str, source: tuple[bytes, str] | None = None) -> tuple[Any, str] | _Failed:
+        """The decoded image and the source's sha256, or why it failed (read or decode); ``source``: already read."""
+        if source is None:
+            read = self._source(path)
+            if isinstance(read, _Failed):
+                return read
+            source = read
+        return self._decode_bytes(*source)
+
+    def _source(self, path: str) -> tuple[bytes, str] | _Failed:
+        """The file's bytes and their sha256, or why they could not be read."""
         try:
             data = self._read(path)
         except _InputFailed as exc:
             return _Failed("read", exc.kind, str(exc))
-        return self._decode_bytes(data, hashlib.sha256(data).hexdigest())
+        return data, hashlib.sha256(data).hexdigest()
 
     def _decode_bytes(self, data: bytes, source_sha: str) -> tuple[Any, str] | _Failed:
         try:
@@ -240,6 +250,8 @@ class _ShardRun:
         self.ordered = sorted(planned, key=lambda r: (r.order, r.key, r.copy))
         self.left = Counter(r.key for r in self.ordered)  # copies of each key still to come in this shard
         self.images = _ImageCache()
+        self.windows = plans_windows(self.renderer.ops)  # a JPEG may be decoded as its crop window only
+        self.whole_only: set[str] = set()  # keys whose file is never decoded as a window (not a whole JPEG)
         self.window = 4 * cfg.batch_size
         self.slots: dict[int, _Rendered | None] = {}
         self.refused = refused  # listing rows routed to this shard
@@ -320,16 +332,81 @@ class _ShardRun:
     # --- one record ----------------------------------------------------------------------------------------------
 
     def start(self, position: int, rec: PlannedRecord) -> None:
-        """Reads the record's image (or reuses it), or plans it for decoding inside its render call."""
+        """Reads the record's image (or reuses it), or plans it for decoding inside its render call.
+
+        A JPEG whose first applied op is a resizing crop gets only its crop window decoded, each copy its own
+        (``start_window``): its copies never share a decoded image, so its bytes never depend on how many
+        copies a shard holds.
+        """
         cached = self.images.get(rec.key)
+        source: tuple[bytes, str] | None = None
+        # Every copy of a JPEG is planned on its own, even when another copy's decoded image is at hand (that
+        # copy's crop was not applied): its bytes must not depend on which copies share the shard.
+        if self.windows and rec.key not in self.whole_only and not isinstance(cached, _Failed):
+            read = self.start_window(position, rec)
+            if read is None:  # planned (or failed): nothing more to do here
+                if self.left[rec.key] == 1:
+                    self.images.drop(rec.key)
+                self.left[rec.key] -= 1
+                return
+            source = read
         if cached is None and self.left[rec.key] == 1 and self.processor.decode_in_render:
-            self.plan_encoded(position, rec)
+            self.plan_encoded(position, rec, source)
         else:
-            loaded = cached or self.images.put(rec.key, self.processor._load(rec.path))
+            loaded = cached or self.images.put(rec.key, self.processor._load(rec.path, source))
             if self.left[rec.key] == 1:
                 self.images.drop(rec.key)  # its last copy in this shard
             self.take(position, rec, loaded)
         self.left[rec.key] -= 1
+
+    def start_window(self, position: int, rec: PlannedRecord) -> tuple[bytes, str] | None:
+        """Plans a JPEG window decode (``transforms.window``) for the record: None when done, else the bytes read.
+
+        The plan depends only on the sampled crop and the header, never on batching, order or copies.
+        """
+        read = self.processor._source(rec.path)
+        if isinstance(read, _Failed):
+            if self.left[rec.key] > 1:
+                self.images.put(rec.key, read)  # its other copies here fail the same way, without reading again
+            self.take(position, rec, read)
+            return None
+        data, source_sha = read
+        header = None
+        try:  # a truncated JPEG is decoded (and fails) whole; --max-pixels and the header checks come before decoding
+            if sniff_format(data) == "jpeg" and ends_whole(data):
+                header = header_shape(data, self.cfg.max_pixels)
+        except Exception:  # the decoder names the reason
+            header = None
+        if header is None:
+            self.whole_only.add(rec.key)  # never planned: its copies here share one decoded image
+            return read
+        height, width, orientation = header
+        sampled = self.sample(position, rec, (height, width, 3))
+        if sampled is None:
+            return None
+        stored = (width, height) if orientation >= 5 else (height, width)
+        sampled = add_plan(self.renderer.ops, sampled, stored, orientation)
+        if plan_of(sampled) is None:  # its first applied op is not the resizing crop
+            return read
+        item = _Encoded(rec, data, (height, width), orientation, sampled, source_sha, position)
+        if self.processor.decode_in_render:
+            self.encoded.add(item)
+        else:
+            self.take_window(item)
+        return None
+
+    def take_window(self, item: _Encoded) -> None:
+        """A planned record decoded here (its window only), to its batch; or its error row.
+
+        A window that cannot be decoded fails this record only (stage ``window``): another copy's window of the
+        same file may decode, so it is not the whole input's failure (which all its copies share).
+        """
+        try:
+            image = self.processor.decoder.decode_for(item.data, item.sampled)
+        except DecodeError as exc:
+            self.fail(item.position, item.rec, "window", exc.kind, f"cannot decode the crop's window: {exc}"[:500])
+            return
+        self.batches.add(_Pending(item.rec, image, item.sampled, item.source_sha, item.position))
 
     def advance(self, position: int) -> None:
         """Renders what is pending once the window is full, writes what is ready, and reports progress."""
@@ -350,20 +427,20 @@ class _ShardRun:
         if sampled is not None:
             self.batches.add(_Pending(rec, image, sampled, source_sha, position))
 
-    def plan_encoded(self, position: int, rec: PlannedRecord) -> None:
+    def plan_encoded(self, position: int, rec: PlannedRecord, source: tuple[bytes, str] | None = None) -> None:
         """A key's only copy in this shard: decoded inside the render call when its header gives the size.
 
         One TensorFlow call then decodes and renders a group of such images
         of any sizes (measured: a call costs about 0.2-0.4 ms of Python and
         executor set-up, and the decoded pixels no longer cross into Python).
         Other formats, and headers that do not give the size, go the usual way.
+        ``source``: the bytes and sha256, when already read.
         """
-        try:
-            data = self.processor._read(rec.path)
-        except _InputFailed as exc:
-            self.take(position, rec, _Failed("read", exc.kind, str(exc)))
+        read = source or self.processor._source(rec.path)
+        if isinstance(read, _Failed):
+            self.take(position, rec, read)
             return
-        source_sha = hashlib.sha256(data).hexdigest()
+        data, source_sha = read
         try:
             header = header_shape(data, self.cfg.max_pixels)
         except Exception:  # the decoder names the reason
@@ -461,7 +538,10 @@ class _ShardRun:
             raise
         except Exception:  # a file the header alone could not judge: the usual path names the reason
             for it in items:
-                self.take(it.position, it.rec, self.processor._decode_bytes(it.data, it.source_sha))
+                if plan_of(it.sampled) is not None:
+                    self.take_window(it)  # the same plan, decoded here
+                else:
+                    self.take(it.position, it.rec, self.processor._decode_bytes(it.data, it.source_sha))
             return
         self.finish([(it.rec, it.sampled, it.source_sha, it.position) for it in items], payloads)
 

@@ -77,6 +77,8 @@ def _add_params(values: dict[str, list[Any]], prefix: str, params: dict[str, Any
     for key, value in params.items():
         if key.startswith("seed"):
             continue  # noise seeds: uniform by construction, and say nothing to a reader
+        if key in ("decode_window", "decode_orientation"):
+            continue  # a JPEG window decode's plumbing (transforms.window); its decode_ratio is drawn
         if isinstance(value, list):
             for j, item in enumerate(value):
                 values.setdefault(f"{prefix}.{key}[{j}]", []).append(item)

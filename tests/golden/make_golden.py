@@ -28,7 +28,17 @@ KEYS = ("golden/a.jpg", "golden/b.png")
 COPIES = (0, 7)
 SHAPE = (48, 64, 3)
 # op -> the copy of key "pixels" whose params are applied to the photo
-PIXEL_OPS = ("rotation", "affine", "equalize", "gaussian_blur", "hue", "sharpness", "random_erasing", "randaugment")
+PIXEL_OPS = (
+    "rotation",
+    "affine",
+    "equalize",
+    "gaussian_blur",
+    "hue",
+    "sharpness",
+    "random_erasing",
+    "randaugment",
+    "random_resized_crop",
+)
 
 
 def golden_params() -> dict:

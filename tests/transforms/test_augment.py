@@ -19,13 +19,14 @@ from tests.helpers import DATA, PHOTOS, _crop_then_every_op, _mixed_ops, decoded
 from tests.helpers import Overflow as _Overflow
 from tests.helpers import render_sampled as _render
 from transforms.augment import Augmenter, RangeError, Renderer, segments
-from transforms.config import PRESETS, load_ops
+from transforms.config import PRESETS, load_ops, ops_from_data
 from transforms.decode import Decoder, header_shape
 from transforms.ops.base import Op
 from transforms.ops.crops import RandomResizedCrop
 from transforms.ops.geometric import HorizontalFlip, Rotation
 from transforms.ops.photometric import Brightness, Contrast
 from transforms.preprocess import Preprocessing, get_preprocessing
+from transforms.window import add_plan
 
 keys = st.text(min_size=1, max_size=40)
 seeds = st.integers(min_value=0, max_value=2**63 - 1)
@@ -36,7 +37,11 @@ entry = sampled_entry  # not imported under this name: a test below shadows it w
 @settings(max_examples=60, deadline=None)
 @given(seed=seeds, key=keys, copy=st.integers(0, 1000), shape=shapes)
 def test_params_within_declared_ranges_and_repeatable(seed, key, copy, shape):
-    ops = load_ops("standard") + (Rotation(degrees=(-90, 45)), RandomResizedCrop(scale=(0.5, 0.9)))
+    crops = (
+        RandomResizedCrop(scale=(0.5, 0.9), height=30, width=20),
+        RandomResizedCrop(scale=(0.5, 0.9), resize=False),
+    )
+    ops = load_ops("standard") + (Rotation(degrees=(-90, 45)), *crops)
     aug = Augmenter(ops, seed)
     first = aug.sample(key, copy, shape)
     assert first == aug.sample(key, copy, shape)
@@ -57,7 +62,8 @@ def test_params_within_declared_ranges_and_repeatable(seed, key, copy, shape):
             assert 0 <= p["y"] and p["y"] + p["height"] <= shape[0]
             assert 0 <= p["x"] and p["x"] + p["width"] <= shape[1]
             assert p["height"] >= 1 and p["width"] >= 1
-            shape = (p["height"], p["width"], 3)
+            shape = op.output_shape(shape, p)
+            assert shape[:2] == ((op.height, op.width) if op.resize else (p["height"], p["width"]))
 
 
 def test_sampled_values_cover_the_range():
@@ -81,8 +87,8 @@ def photo():
 
 def test_neutral_params_give_identity(photo):
     x = photo.numpy().astype(np.float32)
-    ops = [Rotation(), Brightness(), Contrast(), HorizontalFlip(), RandomResizedCrop()]
     h, w = x.shape[:2]
+    ops = [Rotation(), Brightness(), Contrast(), HorizontalFlip(), RandomResizedCrop(height=h, width=w)]
     sampled = [
         entry(ops[0], angle=0.0),
         entry(ops[1], delta=0.0),
@@ -116,7 +122,10 @@ def test_one_trace_for_many_sizes():
 def test_segments_cut_where_sizes_diverge_and_rejoin():
     ops = _mixed_ops()
     assert segments(ops) == [("batch", 0, 2), ("each", 2, 5), ("batch", 5, 9)]
-    assert segments(load_ops("standard")) == [("each", 0, 5)]
+    # a resizing crop is a per-image run of one op: every image leaves it at 224x224, and the rest run batched
+    assert segments(load_ops("standard")) == [("each", 0, 1), ("batch", 1, 5)]
+    keep = ops_from_data([{**load_ops("standard")[0].to_config(), "resize": False}, *PRESETS["standard"][1:]])
+    assert segments(keep) == [("each", 0, 5)]
     assert segments(()) == []
 
 
@@ -175,6 +184,10 @@ def test_encoded_render_gives_the_bytes_of_decode_then_render(inputs, preset, en
         image = decoder(raw).numpy()
         assert header[:2] == image.shape[:2], name  # the header's upright size is the decoded size
         params = augmenter.sample(name, 0, image.shape)
+        if raw[:3] == b"\xff\xd8\xff":  # a JPEG: its crop window only, where the first applied op is the crop
+            stored = header[1::-1] if header[2] >= 5 else header[:2]
+            params = add_plan(ops, params, stored, header[2])
+            image = decoder.decode_for(raw, params).numpy()
         data.append(raw)
         shapes.append(header[:2])
         orientations.append(header[2])

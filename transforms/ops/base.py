@@ -17,7 +17,8 @@ Writing an op:
 - class attributes ``name`` (registry key), ``version`` (bump when the pixels
   or the sampling change), ``param_names`` (the scalar params, in the order
   they are packed into a float32 row for the traced function), and
-  ``changes_shape`` (True when the output size may differ from the input's);
+  ``changes_shape`` (True when the output size may differ from the input's),
+  ``per_image`` (True when each image has its own window: one image per call);
 - dataclass fields with defaults: the configuration, checked in ``validate``
   with ``check_range``/``check_interval``/``check_choice``;
 - ``sample(rng, shape) -> {param: number}``: host side, no TensorFlow; every
@@ -60,6 +61,9 @@ class Op:
     param_names: ClassVar[tuple[str, ...]] = ()
     # True when the output size may differ from the input's (crops, resize).
     changes_shape: ClassVar[bool] = False
+    # True when each image gets its own window (crops): apply_batch is called with one image at a time, even
+    # when every output has the same size (``random_resized_crop``, which then ends a per-image run).
+    per_image: ClassVar[bool] = False
     # True when the op only moves or selects pixels (flips, crops): it gives the same values on uint8 as on
     # float32, so the renderer runs it before converting, on 4x fewer bytes.
     moves_pixels_only: ClassVar[bool] = False
@@ -96,6 +100,14 @@ class Op:
     def fixed_size(self) -> tuple[int, int] | None:
         """The (height, width) every output has whatever the input, for ops that set it (``resize``)."""
         return None
+
+    def float_output(self) -> bool:
+        """True when ``apply_batch`` returns float32 even from uint8 input (``moves_pixels_only`` ops that resample)."""
+        return False
+
+    def with_output_size(self, size: tuple[int, int]) -> Op:
+        """The op with any size that means "the job's output size" made concrete (most ops have none)."""
+        return self
 
     def param_bounds(self, shape: Shape) -> dict[str, tuple[float, float]]:
         """The closed interval each sampled param lies in, for an image of ``shape``."""

@@ -1,8 +1,11 @@
 """Ops that change the image size: random resized crop, random crop, centre crop, resize.
 
-A crop keeps its pixels (no resampling); the pipeline's final resize brings
-the result to the output size, unless a ``resize`` op already did. These ops
-run on one image at a time (their outputs differ in size from image to image).
+``random_resized_crop`` crops and resizes in one op (as torchvision's
+``RandomResizedCrop(size)``): its output has a fixed size, by default the
+job's ``--image-size``, so the ops after it run on small, same-size images.
+The other crops keep their pixels (no resampling); the pipeline's final resize
+brings the result to the output size, unless a ``resize`` op already did.
+Crops run on one image at a time (each image has its own window).
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ class _Crop(Op):
     param_names = ("y", "x", "height", "width")
     changes_shape = True
     moves_pixels_only = True
+    per_image = True
 
-    def neutral_params(self, shape: Shape) -> Params:
+    def neutral_params(self, shape: Shape) -> Params | None:
         return {"y": 0, "x": 0, "height": shape[0], "width": shape[1]}
 
     def output_shape(self, shape: Shape, params: Params) -> Shape:
@@ -86,19 +90,71 @@ class _Crop(Op):
 @register
 @dataclasses.dataclass(frozen=True)
 class RandomResizedCrop(_Crop):
-    """Crops a region of random area and aspect ratio (Inception-style training crop).
+    """Crops a region of random area and aspect ratio and resizes it to ``height`` x ``width`` (Inception-style).
 
     Sampling follows torchvision: ten tries for a crop of ``scale`` x area and
-    log-uniform ``ratio`` that fits, then a centre crop clamped to the ratio range.
+    log-uniform ``ratio`` that fits, then a centre crop clamped to the ratio
+    range. The resize is the final resize's (antialiased bilinear, stretch), so
+    the ops after it run at the output size. ``height``/``width`` 0 mean the
+    job's ``--image-size`` (filled in when the config is loaded, so a manifest
+    names the size). ``resize: false`` keeps the crop's pixels (version 1).
+    Version 2: resizes by default.
     """
 
     name = "random_resized_crop"
+    version = 2
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+    height: int = 0
+    width: int = 0
+    resize: bool = True
 
     def validate(self) -> None:
         check_interval(self, "scale", self.scale, 1e-6, 1.0)
         check_interval(self, "ratio", self.ratio, 1e-3, 1e3)
+        check_range(self, "height", self.height, 0, 1 << 14)
+        check_range(self, "width", self.width, 0, 1 << 14)
+        if (self.height == 0) != (self.width == 0):
+            raise ConfigError(f"{self.name}: give both height and width, or neither (then the job's --image-size)")
+
+    def with_output_size(self, size: tuple[int, int]) -> RandomResizedCrop:
+        """The op with ``height``/``width`` 0 ("the job's output size") made concrete."""
+        if self.height:
+            return self
+        return dataclasses.replace(self, height=int(size[0]), width=int(size[1]))
+
+    def _size(self) -> tuple[int, int]:
+        if not self.height:
+            raise ConfigError(
+                f"{self.name}: its output size is not set (height/width 0 mean the job's --image-size: "
+                "load ops with transforms.config.ops_from_data(..., image_size) or give height and width)"
+            )
+        return (self.height, self.width)
+
+    def output_shape(self, shape: Shape, params: Params) -> Shape:
+        if not self.resize:
+            return super().output_shape(shape, params)
+        return (*self._size(), shape[2])
+
+    def fixed_size(self) -> tuple[int, int] | None:
+        return (self.height, self.width) if self.resize and self.height else None
+
+    def float_output(self) -> bool:
+        return self.resize  # takes uint8 (the window is cut before converting), resizes in float32
+
+    def neutral_params(self, shape: Shape) -> Params | None:
+        if self.resize and (shape[0], shape[1]) != self._size():
+            return None  # the whole image resized to another size is not the image
+        return super().neutral_params(shape)
+
+    def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
+        """The window (on uint8 or float32 input), then, when resizing, float32 resized as the final resize does."""
+        import tensorflow as tf
+
+        crop = _slice(images, params)
+        if not self.resize:
+            return crop
+        return resize_images(tf.cast(crop, tf.float32), self._size())
 
     def sample(self, rng: Rng, shape: Shape) -> Params:
         height, width = shape[0], shape[1]

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,9 +98,18 @@ def _shard(
     assert (processor.render_thread is not None) == threaded  # two TensorFlow threads: calls on a helper thread
     processor.decode_in_render = decode_in_render
     calls = []
-    if decode_in_render:
+    if decode_in_render:  # every file reaches the in-render path: planned as a JPEG window, or plan_encoded
         original = shard_worker._ShardRun.plan_encoded
         monkeypatch.setattr(shard_worker._ShardRun, "plan_encoded", lambda *a: calls.append(1) or original(*a))
+        window = shard_worker._ShardRun.start_window
+
+        def counted(*a: Any) -> Any:
+            read = window(*a)
+            if read is None:
+                calls.append(1)
+            return read
+
+        monkeypatch.setattr(shard_worker._ShardRun, "start_window", counted)
     summary = processor.process("train", 0, sample_plan(), planned, [])
     written = json.loads(Path(shard_worker.summary_path(str(out), "train", 0, 1)).read_text())
     assert written == summary.to_json()
@@ -127,6 +137,83 @@ def test_a_shard_is_the_same_with_and_without_decoding_in_render(tmp_path, monke
     assert {e["key"].split("/")[-1] for e in usual["errors"]} == {"truncated_half.jpg", "not_an_image.jpg", "empty.jpg"}
     assert fused["index"] == usual["index"]
     assert fused["summary"] == usual["summary"]
+
+
+@pytest.mark.parametrize(("decode_in_render", "crop_p"), [(True, 1.0), (False, 1.0), (True, 0.5), (False, 0.5)])
+def test_a_jpeg_record_is_the_same_whatever_copies_share_its_shard(tmp_path, decode_in_render, crop_p):
+    """Each copy decodes its own crop window: six copies in one shard, or one alone, give the same records.
+
+    With the crop applied to some copies only (p 0.5), a copy whose crop ran is still planned on its own even
+    when another copy's whole decoded image is at hand.
+    """
+    root = tmp_path / "in" / "c"
+    root.mkdir(parents=True)
+    shutil.copy(PHOTOS / "train" / "everyday" / "rocket.jpg", root / "rocket.jpg")
+    shutil.copy(DATA / "exif_rotate6.jpg", root / "exif.jpg")
+    ops = tmp_path / "ops.yaml"
+    ops.write_text(f"ops:\n  - {{op: random_resized_crop, p: {crop_p}}}\n  - {{op: rotation, p: 0.5}}\n")
+
+    def records(name: str, copies: list[int]) -> dict[tuple[str, int], tuple[str, str]]:
+        out = tmp_path / name
+        (out / ".augbeam-work").mkdir(parents=True)
+        config = JobConfig.create(
+            config=str(ops), input=str(root.parent), output=str(out), image_size=(24, 24), batch_size=4, copies=6
+        )
+        planned = [
+            PlannedRecord(record_order(f"c/{f.name}", c), f"c/{f.name}", c, str(f), 0)
+            for f in sorted(root.iterdir())
+            for c in copies
+        ]
+        processor = ShardProcessor(config, tf_threads=1)
+        processor.setup()
+        processor.decode_in_render = decode_in_render
+        summary = processor.process("train", 0, sample_plan(copies=6), planned, [])
+        rows = iter_rows(str(out / summary.info.index.name), IndexRow)
+        return {(r.key, r.copy): (r.record_sha256, r.params) for r in rows}
+
+    together = records("together", list(range(6)))
+    planned = {pair for pair, (_, params) in together.items() if '"decode_ratio"' in params}
+    assert len(together) == 12
+    assert len(planned) == 12 if crop_p == 1.0 else 0 < len(planned) < 12
+    for copy in range(6):
+        alone = records(f"alone{copy}", [copy])
+        assert len(alone) == 2
+        for pair, record in alone.items():
+            assert record == together[pair], pair
+
+
+def test_a_window_that_cannot_be_decoded_fails_only_its_record(tmp_path, monkeypatch):
+    """Another copy's window of the same file may decode: the row names the copy (stage window), not the input."""
+    from transforms.decode import DecodeError, Decoder, header_shape
+    from transforms.window import add_plan
+
+    root = tmp_path / "in" / "c"
+    root.mkdir(parents=True)
+    shutil.copy(PHOTOS / "train" / "everyday" / "rocket.jpg", root / "rocket.jpg")
+    out = tmp_path / "out"
+    (out / ".augbeam-work").mkdir(parents=True)
+    config = JobConfig.create(input=str(root.parent), output=str(out), image_size=(24, 24), copies=2)
+    real = Decoder.decode_for
+
+    def failing(self: Decoder, data: bytes, sampled: list) -> Any:
+        if sampled[0]["params"]["decode_window"] == bad:
+            raise DecodeError("CorruptImage", "synthetic")
+        return real(self, data, sampled)
+
+    monkeypatch.setattr(Decoder, "decode_for", failing)
+    processor = ShardProcessor(config, tf_threads=1)
+    processor.setup()
+    processor.decode_in_render = False
+    path = str(root / "rocket.jpg")
+    planned = [PlannedRecord(record_order("c/rocket.jpg", c), "c/rocket.jpg", c, path, 0) for c in (0, 1)]
+    height, width, orientation = header_shape((root / "rocket.jpg").read_bytes())
+    ops = config.train_ops()
+    sampled = processor._augmenters["train"].sample("c/rocket.jpg", 1, (height, width, 3))
+    bad = add_plan(ops, sampled, (height, width), orientation)[0]["params"]["decode_window"]
+    summary = processor.process("train", 0, sample_plan(copies=2), planned, [])
+    errors = [e.to_json() for e in iter_rows(str(out / summary.info.errors.name), ErrorRow)]
+    assert summary.info.records == 1
+    assert [(e["copy"], e["stage"], e["error_type"]) for e in errors] == [(1, "window", "CorruptImage")]
 
 
 def test_close_stops_the_helper_thread(tmp_path):

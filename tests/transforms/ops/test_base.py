@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import _crop_then_every_op, _mixed_ops, decoded_rocket, example_op, traced_batch
+from tests.helpers import (
+    _crop_then_every_op,
+    _mixed_ops,
+    _resized_crop_then_every_op,
+    decoded_rocket,
+    example_op,
+    traced_batch,
+)
 from transforms.augment import Augmenter, Renderer
 from transforms.config import load_ops, ops_from_data
 from transforms.ops import registered_ops
@@ -84,6 +91,7 @@ def test_neutral_params_are_the_identity(name, photo):
 NO_NEUTRAL = {
     "horizontal_flip", "vertical_flip", "grayscale", "equalize", "auto_contrast", "invert", "jpeg_quality",
     "one_of", "some_of", "randaugment", "trivial_augment", "autoaugment", "gaussian_blur", "resize",
+    "random_resized_crop",  # resizes to its own size (24x32 here), not the photo's
 }  # fmt: skip
 # hue goes through HSV and back in float32.
 NEUTRAL_TOLERANCE = {"hue": 2e-3 * 255}
@@ -106,14 +114,17 @@ def test_every_op_pickles_and_round_trips_config(name):
 
 
 @pytest.mark.parametrize("encoding", ["float32", "uint8", "jpeg"])
-@pytest.mark.parametrize(("make_ops", "single_path"), [(_mixed_ops, False), (_crop_then_every_op, True)])
+@pytest.mark.parametrize(
+    ("make_ops", "single_path"),
+    [(_mixed_ops, False), (_crop_then_every_op, True), (_resized_crop_then_every_op, False)],
+)
 def test_batched_equals_one_by_one(photo, encoding, make_ops, single_path):
     """Same-size images in one call give exactly the bytes each gives alone (tolerance: none).
 
     Alone, an image whose only per-image run is the last skips the map_fn loop (``single_path``).
     """
     ops = make_ops()
-    if not single_path:
+    if make_ops is _mixed_ops:
         ops += tuple(example_op(n) for n in NAMES if not example_op(n).changes_shape)
     renderer = Renderer(ops, (20, 24), "crop", get_preprocessing("mobilenet_v2"), encoding)
     assert renderer.single_path == single_path
@@ -135,7 +146,9 @@ def test_replay_from_recorded_json_is_byte_exact(photo):
     assert renderer.render(photo, recorded) == renderer.render(photo, sampled)
 
 
-@pytest.mark.parametrize(("config", "atol"), [("heavy", 0.0), ("randaugment", 0.0), ("mixed", 1e-4)])
+# heavy: after its resizing crop the ops run in the renderer's batched segment (a batch of unknown length), where
+# a float32 result may differ from Op.apply's one-image graph in the last bits (measured: 7.6e-5 of 255).
+@pytest.mark.parametrize(("config", "atol"), [("heavy", 1e-4), ("randaugment", 0.0), ("mixed", 1e-4)])
 def test_op_apply_chain_replays_a_record(photo, config, atol):
     """Op by op with the recorded params: the record's pixels (same machine).
 
