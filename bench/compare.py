@@ -340,9 +340,13 @@ def sample_params(
 ) -> tuple[dict[str, Any], str, tuple[int, int, int, bool]]:
     """The job's params for ``key`` (sampled on the upright shape), their JSON, and the file's header."""
     from transforms.augment import params_json
+    from transforms.window import add_plan, ends_whole
 
     header = read_header(source)
     sampled = augmenter.sample(key, 0, upright_shape(*header[:3]))
+    data = source.getvalue() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
+    if header[3] and ends_whole(data):  # the job records its JPEG window plan in the crop's params
+        sampled = add_plan(augmenter.ops, sampled, header[:2], header[2])
     p = unpack(sampled)
     p["stored_box"] = stored_box(p["crop"], *header[:3])
     p["orientation"] = header[2]
