@@ -160,7 +160,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import dataclasses
 import glob
 import hashlib
 import io
@@ -239,27 +238,19 @@ def list_corpus(root: Path) -> list[tuple[str, str, int]]:
 def crop_resizes_detect() -> tuple[bool, str]:
     """Whether the job's ``random_resized_crop`` also resizes to the output size, and why we think so.
 
-    torchvision's ``RandomResizedCrop(size)`` semantics: the crop comes out at the output size, so the later
-    ops run at 224x224 and the job's final resize is a no-op. The op says so by a version above 1, a size
-    field, or an output shape that is not the crop's; ``--crop-resizes yes|no`` overrides.
+    torchvision's ``RandomResizedCrop(size)`` semantics (the op's version 2 default, ``resize: true``): the
+    crop comes out at the output size, so the later ops run at 224x224 and the job's final resize is a
+    no-op. ``resize: false`` keeps the crop's pixels. ``--crop-resizes yes|no`` overrides.
     """
     from transforms.config import load_ops
-    from transforms.ops import registered_ops
 
-    cls = registered_ops()["random_resized_crop"]
-    fields = {f.name for f in dataclasses.fields(cls)} & {"size", "height", "width", "output_size"}
-    if fields:
-        return True, f"random_resized_crop has field(s) {sorted(fields)}"
-    if cls.version > 1:
-        return True, f"random_resized_crop version {cls.version} > 1"
     crop = next(op for op in load_ops(CONFIG) if op.name == "random_resized_crop")
-    try:
-        shape = tuple(crop.output_shape((600, 800, 3), {"y": 0, "x": 0, "height": 300, "width": 400})[:2])
-    except Exception as exc:  # the op wants more than the crop box: say so rather than guess
-        raise SystemExit(f"cannot tell what random_resized_crop does ({exc!r}); pass --crop-resizes yes|no") from None
-    if shape != (300, 400):
-        return True, f"random_resized_crop's output shape for a 300x400 crop is {shape}"
-    return False, f"random_resized_crop version {cls.version} keeps the crop's size (the final resize scales it)"
+    resizes = bool(getattr(crop, "resize", False)) and crop.fixed_size() is not None
+    size = crop.fixed_size()
+    return resizes, (
+        f"random_resized_crop v{crop.version} of {CONFIG!r}: "
+        + (f"crops and resizes to {size}" if resizes else "keeps the crop's size (the final resize scales it)")
+    )
 
 
 # EXIF orientation -> (reverse rows, reverse columns, transpose), applied in this order to the stored pixels to

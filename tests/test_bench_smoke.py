@@ -216,20 +216,17 @@ def test_baselines_turn_the_crop_upright_as_exif_transpose_does(tmp_path):
     assert tuple(compare.ORIENT_STEPS[o] for o in range(1, 9)) == ORIENT_STEPS  # the job's convention
 
 
-def test_baselines_follow_the_jobs_crop_semantics(monkeypatch):
-    """A version above 1 or an output shape that is not the crop's: the baselines resize right after the crop."""
+def test_baselines_follow_the_jobs_crop_semantics(monkeypatch, tmp_path):
+    """The preset's crop resizes to the output size: the baselines resize right after it; ``resize: false``
+    keeps the crop's pixels, and the baselines resize last."""
     compare = _bench_module("compare")
-    from transforms.ops import registered_ops
-
     value, why = compare.crop_resizes_detect()
-    assert isinstance(value, bool) and "random_resized_crop" in why
-    cls = registered_ops()["random_resized_crop"]
-    monkeypatch.setattr(cls, "version", 2)
-    assert compare.crop_resizes_detect()[0] is True
-    monkeypatch.setattr(cls, "version", 1)
-    monkeypatch.setattr(cls, "output_shape", lambda self, shape, params: (224, 224, shape[2]))
+    assert value is True and "crops and resizes to (224, 224)" in why
+    config = tmp_path / "keep.yaml"
+    config.write_text("ops:\n  - {op: random_resized_crop, resize: false}\n")
+    monkeypatch.setattr(compare, "CONFIG", str(config))
     value, why = compare.crop_resizes_detect()
-    assert value is True and why.endswith("output shape for a 300x400 crop is (224, 224)")
+    assert value is False and "keeps the crop's size" in why
 
 
 # ---------------------------------------------------------------------------------------------- bench/scale.py
