@@ -95,24 +95,13 @@ def peek_size(data: bytes, fmt: str) -> tuple[int, int] | None:
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Walks JPEG markers to the first start-of-frame."""
-    i = 2
-    n = len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+    """The (height, width) of the first start-of-frame segment."""
+    for marker, start, _end in formats.jpeg_segments(data):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            if start + 9 >= len(data):  # as the walk before: the frame header whole, and a byte more
+                return None
+            height, width = struct.unpack(">HH", data[start + 5 : start + 9])
             return height, width
-        i += 2 + length
     return None
 
 

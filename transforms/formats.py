@@ -23,6 +23,7 @@ import io
 import math
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 NAMES = {
@@ -138,6 +139,30 @@ def read_png16(data: bytes, depth: str) -> Any:
     image = tf.io.decode_png(data, channels=0, dtype=tf.uint16)
     channels = int(image.shape[2])
     return map_depth(image, depth, channels - 1 if channels % 2 == 0 else channels)
+
+
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """A JPEG's header segments as (marker, offset of its FF byte, offset past it), up to the first scan.
+
+    Stand-alone markers (SOI, TEM, RSTn) and fill bytes are skipped; the walk ends at a byte that is not a
+    marker, at the start of scan (yielded, with the offset of the data after its header), or at the end.
+    """
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        yield marker, i, end
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            return
+        i = end
 
 
 def jpeg_orientation(data: bytes) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from transforms.formats import jpeg_segments
 from transforms.ops import Op
 from transforms.ops.crops import RandomResizedCrop
 
@@ -104,20 +105,9 @@ def ends_whole(data: bytes) -> bool:
     and fails as a whole input. Markers are walked to the main image's first scan (an EXIF thumbnail inside
     APP1 has its own end marker); inside scan data an FF byte is always followed by 00 or a restart marker.
     """
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return False
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
+    for marker, start, _end in jpeg_segments(data):
         if marker == 0xDA:  # start of scan: the image data follows
-            return data.find(b"\xff\xd9", i) >= 0
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+            return data.find(b"\xff\xd9", start) >= 0
     return False
 
 
