@@ -48,16 +48,22 @@ def is_dir(path: str) -> bool:
 
 
 def list_files(root: str, limit: int | None = None) -> list[tuple[str, int]]:
-    """(path, size) of every file under ``root``, recursively, sorted by path."""
+    """(path, size) of every file under ``root``, recursively, sorted by path.
+
+    Local symbolic links to folders are listed as entries, not followed: a
+    link back up the tree would list forever. (Input folders are walked by
+    ``pipeline.job.folder_walk``, which reports such links.)
+    """
     if is_local(root):
         found = []
 
         def fail(error: OSError) -> None:
             raise error  # an unreadable folder must not drop its files silently
 
-        for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
             dirnames.sort()
-            for name in sorted(filenames):
+            links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
+            for name in sorted(filenames + links):
                 full = os.path.join(dirpath, name)
                 try:
                     found.append((full, os.path.getsize(full)))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -120,11 +124,12 @@ def test_transient_read_errors_are_retried_not_written_off(photos_with_bad, clea
 
 
 def test_a_read_that_keeps_failing_fails_the_job(photos_with_bad, tmp_path, monkeypatch):
+    """A timeout every time says "try later", not "bad file": the runner's retry, not an error row."""
     real = fsutil.read_bytes
 
     def broken(path):
         if path.endswith("horse.png"):
-            raise OSError(5, "Input/output error (injected, every time)")
+            raise OSError(errno.ETIMEDOUT, "Connection timed out (injected, every time)")
         return real(path)
 
     monkeypatch.setattr(fsutil, "read_bytes", broken)
@@ -132,6 +137,72 @@ def test_a_read_that_keeps_failing_fails_the_job(photos_with_bad, tmp_path, monk
     with pytest.raises(Exception, match="horse.png.*failed 3 times"):
         run(photos_with_bad, tmp_path / "out", **CLEAN_ARGS)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_file_that_never_reads_is_its_inputs_error(tmp_path, capsys):
+    """A real EIO on every read (/proc/self/mem at offset 0, as a bad sector gives): an error row, the job goes on."""
+    images = tmp_path / "img"
+    images.mkdir()
+    for name in ("gray.png", "rocket_small.jpg"):
+        shutil.copy(DATA / name, images / name)
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,label\nimg/gray.png,0\nimg/rocket_small.jpg,1\n/proc/self/mem,1\n")
+    out = tmp_path / "out"
+    argv = ["run", "--input", str(listing), "--output", str(out), "--image-size", "16", "16", "--copies", "2"]
+    assert main(in_process([*argv, "--num-shards", "1", "--max-error-rate", "0.5"])) == 0
+    assert sorted({row["key"] for row in read_index(out)}) == ["img/gray.png", "img/rocket_small.jpg"]
+    (row,) = read_errors(out)
+    assert (row["key"], row["copy"], row["stage"], row["error_type"]) == ("/proc/self/mem", None, "read", "Unreadable")
+    assert row["message"].startswith("cannot be read: Input/output error (EIO) on each of 3 tries")
+    assert verify(str(out)).ok
+
+
+def test_symlink_loops_and_links_out_of_the_input_are_listing_rows(tmp_path):
+    """The reported folders: two loops (listed for hours) and `ln -s .. cats/up` (8 photos became 288 inputs).
+
+    The job runs in its own process group with a deadline: a listing that runs away fails this test, not the suite.
+    """
+    root = tmp_path / "in"
+    for n, cls in enumerate(("cats", "dogs")):
+        (root / cls).mkdir(parents=True)
+        for i in range(4):
+            shutil.copy(DATA / ("gray.png" if n else "rocket_small.jpg"), root / cls / f"{i}.png")
+    os.symlink("..", root / "cats" / "up")
+    os.symlink("b", root / "dogs" / "a")
+    os.symlink("a", root / "dogs" / "b")
+    os.symlink("../../in", root / "dogs" / "root")
+    os.symlink(DATA, root / "dogs" / "data")  # out of the input folder
+    os.link(root / "cats" / "0.png", root / "dogs" / "cat_as_dog.png")  # a hard link: one more input
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "pipeline", "run", "--input", str(root), "--output", str(out)]
+    argv += ["--image-size", "16", "16", "--copies", "1", "--num-shards", "2", "--max-error-rate", "0.5"]
+    job = subprocess.Popen(
+        [*argv, "--", "--direct_num_workers=1"], start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, err = job.communicate(timeout=240)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 0, err
+    labels = {row["key"]: row["label"] for row in read_index(out)}
+    assert labels == {
+        **{f"cats/{i}.png": 0 for i in range(4)},
+        **{f"dogs/{i}.png": 1 for i in range(4)},
+        "dogs/cat_as_dog.png": 1,
+    }
+    errors = {row["key"]: (row["stage"], row["error_type"]) for row in read_errors(out)}
+    assert errors == {
+        "cats/up": ("listing", "SymlinkLoop"),
+        "dogs/a": ("listing", "SymlinkLoop"),
+        "dogs/b": ("listing", "SymlinkLoop"),
+        "dogs/root": ("listing", "SymlinkLoop"),
+        "dogs/data": ("listing", "SymlinkOutsideRoot"),
+    }
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["counts"]["listed"] == 9 + 5
+    assert verify(str(out), source=str(root)).ok
 
 
 def test_max_error_rate_fails_with_a_summary(photos_with_bad, tmp_path, capsys):

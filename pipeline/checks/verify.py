@@ -6,8 +6,9 @@ checks the three files' sizes and checksums (and the DALI index's); the
 TFRecord framing, CRCs and record count; that index row i is record i, with
 its bytes' sha256 and the key, copy, label, params and source the record
 says; that every (key, copy) sits in the shard its hash names, in hash order,
-once; and that every error row is in the part the routing rules name, in
-order. Each shard gives a small ``ShardCheck``; ``Collected`` folds them
+once; for a folder input, that each label is its key's class folder's; and
+that every error row is in the part the routing rules name, in order.
+Each shard gives a small ``ShardCheck``; ``Collected`` folds them
 (O(shards) + the sample), and ``reconcile`` checks per split, against the
 manifest: listed = decoded + failed, decoded x copies = written + failed
 records, the index and error rows' counts, and (by sums of hashes, no set of
@@ -18,7 +19,8 @@ machine: the same checks, merge and report.
 
 Given the source (``--source``, or with ``--sample`` the recorded input) it
 lists it again and checks every entry is a record or an error row and
-nothing else; that comparison holds every key in memory (O(inputs)). With
+nothing else, and every record has the label the source gives its key; that
+comparison holds every key in memory (O(inputs)). With
 ``--sample N`` it re-reads the N records with the smallest
 ``stable_hash64(split NUL key NUL copy)`` (the same ones every time), checks
 their sources are the files that were used (sha256), and re-renders them
@@ -35,7 +37,7 @@ import os
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from pipeline import fsutil
@@ -187,7 +189,11 @@ class _ShardState:
         self.failed_keys: set[str] = set()  # inputs that failed whole (not duplicate listing rows)
         self.failed_pairs: set[tuple[str, int]] = set()  # records that failed
         self.written: set[tuple[str, int]] = set()
-        self.previous_order: int | None = None
+        self.previous: tuple[int, str, int] | None = None  # (hash order, key, copy) of the record before
+        # A folder input's label is its key's class folder: checked on every record, no listing needed.
+        self.classes = (
+            {name: label for label, name in enumerate(manifest.classes)} if manifest.input.kind == "folder" else None
+        )
         self.content_dropped = 0  # what the records say against the index, past the cap
 
     def fail(self, message: str) -> None:
@@ -404,12 +410,18 @@ class _ShardState:
                         f"{where}: the record at {self.entry.file}[{position}] says otherwise "
                         "(key, copy, label, params or source)"
                     )
+                elif self.classes is not None:  # the record and its row agree: is the label the key's class?
+                    self.check_class(position, row, problem)
         order = record_order(key, copy)
         if order % self.num_shards != self.shard:
             problem(f"{where}: in {self.entry.file}, but its hash names another shard")
-        if self.previous_order is not None and order < self.previous_order:
-            problem(f"{where}: out of hash order in {self.entry.file}")
-        self.previous_order = order
+        if self.previous is not None and (order, key, copy) < self.previous:
+            problem(
+                f"{where}: out of hash order in {self.entry.file}: record {position} sorts before record "
+                f"{position - 1} ({self.previous[1]!r}, copy {self.previous[2]}); the job writes records in "
+                "the order of the hash of (key, copy)"
+            )
+        self.previous = (order, key, copy)
         if not 0 <= copy < self.copies:
             problem(f"{where}: copy out of range (the split has {self.copies} copies)")
         pair = (key, copy)
@@ -427,6 +439,22 @@ class _ShardState:
             self.candidates.append((sample_order(row), row))  # the orders are distinct: rows are never compared
             if len(self.candidates) >= 2 * self.sample:
                 self.candidates = sorted(self.candidates)[: self.sample]
+
+    def check_class(self, position: int, row: IndexRow, problem: Callable[[str], None]) -> None:
+        """A folder input's record: its label must be the index of its key's class folder."""
+        from pipeline.job.listing import class_folder_of  # imported once, then found in sys.modules
+
+        assert self.classes is not None
+        folder = class_folder_of(row.key)
+        expected = self.classes.get(folder) if folder is not None else None
+        if row.label != expected:
+            said = f"class folder {folder!r}" + (
+                ", which is not one of the classes" if expected is None else f" (label {expected})"
+            )
+            problem(
+                f"{self.entry.file}[{position}] ({row.key!r}, copy {row.copy}): label {row.label}, "
+                f"but its key is in {said}"
+            )
 
 
 class _FramingError(Exception):
@@ -842,10 +870,14 @@ def _check_against_listing(root: str, manifest: Manifest, source: str | None, re
         report.fail(f"cannot list the source again to compare ({exc}); give --source")
         return
     accounted: dict[str, dict[str, bool]] = {}  # split -> listed key -> has a record or an error row
+    labels: dict[str, dict[str, int]] = {}  # split -> listed input -> its label now
     for item in listing.items:
         accounted.setdefault(item.split, {})[item.key] = False
+        labels.setdefault(item.split, {})[item.key] = item.label
     for error in listing.errors:
         accounted.setdefault(error.split, {})[error.key] = False
+    relabelled: list[str] = []  # the first few records whose label is not the source's
+    more = 0
     extra: dict[str, set[str]] = {}
     tables: tuple[Iterable[IndexRow | ErrorRow], ...] = (
         iter_table(root, manifest.index_tables(), IndexRow),
@@ -858,6 +890,19 @@ def _check_against_listing(root: str, manifest: Manifest, source: str | None, re
                 keys[row.key] = True
             else:
                 extra.setdefault(row.split, set()).add(row.key)
+            if not isinstance(row, IndexRow):
+                continue
+            listed = labels.get(row.split, {}).get(row.key)
+            if listed is not None and listed != row.label:
+                if len(relabelled) < SHARD_FAILURES:
+                    relabelled.append(
+                        f"{row.shard}[{row.position}] ({row.key!r}, copy {row.copy}): label {row.label}, "
+                        f"but the source lists it with {listed}"
+                    )
+                else:
+                    more += 1
+    report.problems += relabelled
+    report.more_problems += more
     for split in sorted(set(accounted) | set(extra)):
         missing = sorted(key for key, seen in accounted.get(split, {}).items() if not seen)
         if missing:

@@ -12,7 +12,9 @@ are resolved against the listing's folder.
 
 Keys are paths relative to the input root, ``/``-separated. A file listed
 twice is kept once (deterministically, whatever the row order) and the other
-rows are reported.
+rows are reported. A local folder is walked by ``folder_walk``: a symbolic
+link is followed at most once, and only to a hidden place inside the input
+folder; every other link, and a folder too deep, is a listing error row.
 
 The driver only opens the source (``open_source``: the top-level folders,
 O(classes)); the files are listed by the workers, one ``Unit`` (a class
@@ -35,12 +37,12 @@ from typing import Any
 from pipeline import fsutil
 from pipeline.errors import UserError
 from pipeline.format.manifest import ErrorRow
+from pipeline.job.folder_walk import DUPLICATE, Refused, judge_link, walk
 
 SPLIT_FOLDERS = ("train", "validation", "test")
 LISTING_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 UNLABELED = -1
-DUPLICATE = "DuplicateInput"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +175,10 @@ def _open_folder(source: str, root: str, classes: tuple[str, ...] | None) -> Sou
     if not fsutil.is_local(root):
         return Source(root, "folder", (Unit("tree", root),), None, classes)
     top_dirs, top_files = _visible_entries(root)
+    # A link that is not followed is a unit of its own: its worker gives its listing error row.
+    real_root = os.path.realpath(root)
+    refused = [d for d in top_dirs if _refused_link(real_root, os.path.join(root, d))]
+    top_dirs = [d for d in top_dirs if d not in refused]
     used = [d for d in top_dirs if _has_visible_file(os.path.join(root, d))]
     split_tops = sorted(set(used) & set(SPLIT_FOLDERS))
     if split_tops and set(used) - set(split_tops):
@@ -182,6 +188,7 @@ def _open_folder(source: str, root: str, classes: tuple[str, ...] | None) -> Sou
             "put every class folder inside a split folder, or use none"
         )
     units = [Unit("loose", root)] if top_files else []
+    units += [Unit("tree", os.path.join(root, d)) for d in refused]
     if split_tops:
         for split in split_tops:
             folder = os.path.join(root, split)
@@ -207,29 +214,31 @@ def _visible_entries(folder: str) -> tuple[list[str], list[str]]:
     return sorted(dirs), sorted(files)
 
 
+def _refused_link(real_root: str, path: str) -> bool:
+    """A symbolic link the walk will not follow (out of the input folder, a loop, or listed under its own name)."""
+    return os.path.islink(path) and isinstance(judge_link(real_root, path), Refused)
+
+
 def _has_visible_file(folder: str) -> bool:
     """Whether any file under ``folder`` counts; stops at the first one found.
 
     ``os.scandir`` yields entries as it reads them, so a class folder of a
     million files costs one read of its first entries, not a listing of all
-    of them (``os.walk`` lists each folder whole before yielding it).
+    of them (``os.walk`` lists each folder whole before yielding it). A link
+    counts without being followed: its worker lists it, or gives its error row.
     """
-    pending, seen = [folder], set()
+    pending = [folder]
     while pending:
         current = pending.pop()
-        real = os.path.realpath(current)
-        if real in seen:  # a link back up the tree: once is enough
-            continue
-        seen.add(real)
         try:
             with os.scandir(current) as entries:
                 for entry in entries:
                     if entry.name.startswith("."):
                         continue
-                    if entry.is_dir():
+                    if entry.is_dir(follow_symlinks=False):
                         pending.append(entry.path)
-                    else:
-                        return True
+                        continue
+                    return True  # a file, or a link
         except OSError:
             continue  # an unreadable folder: the workers that list it report it
     return False
@@ -241,18 +250,26 @@ def _has_visible_file(folder: str) -> bool:
 def list_folder_unit(source: Source, unit: Unit) -> Iterator[FolderEntry | ErrorRow]:
     """The files of one folder unit, each as an entry or as its listing error."""
     root = source.root
+    found: Iterable[tuple[str, Refused | None]]
     if unit.kind == "loose":
-        paths: Iterable[str] = (os.path.join(unit.path, name) for name in _visible_entries(unit.path)[1])
-    else:
-        paths = (path for path, _size in fsutil.list_files(unit.path))
-    for path in paths:
-        found = classify_file(root, path, source.split_layout)
-        if found is not None:
-            yield found
+        found = ((os.path.join(unit.path, name), None) for name in _visible_entries(unit.path)[1])
+    elif fsutil.is_local(unit.path):
+        found = ((f.path, f.refused) for f in walk(root, unit.path))
+    else:  # an object store: no links, no loops
+        found = ((path, None) for path, _size in fsutil.list_files(unit.path))
+    for path, refused in found:
+        entry = classify_file(root, path, source.split_layout, refused)
+        if entry is not None:
+            yield entry
 
 
-def classify_file(root: str, path: str, split_layout: bool | None) -> FolderEntry | ErrorRow | None:
-    """One file of a folder input: an entry, the reason it cannot be one, or None for a hidden file."""
+def classify_file(
+    root: str, path: str, split_layout: bool | None, refused: Refused | None = None
+) -> FolderEntry | ErrorRow | None:
+    """One file of a folder input: an entry, the reason it cannot be one, or None for a hidden file.
+
+    ``refused``: the walk did not enter this link or folder, and says why (its row's type and sentence).
+    """
     rel = path[len(root) :].lstrip("/\\").replace("\\", "/")
     parts = rel.split("/")
     if any(part.startswith(".") for part in parts):
@@ -268,11 +285,24 @@ def classify_file(root: str, path: str, split_layout: bool | None) -> FolderEntr
     except UnicodeEncodeError:  # a name that is not valid UTF-8 cannot be a key, nor go in a report as is
         shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         return listing_error(shown, split, "BadFileName", "the file name is not valid UTF-8; rename it")
+    if refused is not None:
+        return listing_error(rel, split, refused.error_type, refused.message)
     depth = 3 if split_layout else 2
     if len(parts) < depth:
         where = f"{split}/<class>/" if split_layout else "<class>/"
         return listing_error(rel, split, "NotInClassFolder", f"file is not inside a class folder ({where})")
     return FolderEntry(rel, path, parts[depth - 2], split)
+
+
+def class_folder_of(key: str) -> str | None:
+    """The class folder a folder input's key lies in (``<class>/...`` or ``<split>/<class>/...``), else None.
+
+    A folder is in the split layout exactly when its used top-level folders
+    are split folders, so a key's first name says which layout it has.
+    """
+    parts = key.split("/")
+    depth = 3 if parts[0] in SPLIT_FOLDERS else 2
+    return parts[depth - 2] if len(parts) >= depth else None
 
 
 def label_folder_entry(entry: FolderEntry, classes: tuple[str, ...]) -> InputItem | ErrorRow:

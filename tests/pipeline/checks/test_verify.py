@@ -5,6 +5,7 @@ memory, and the same report from a Beam job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from pipeline.checks.verify import Collected, check_shard, sample_order, verify
 from pipeline.cli import main
 from pipeline.format.manifest import record_order
 from pipeline.format.reader import iter_errors, iter_index, read_manifest
+from pipeline.format.records import TFRecordWriter, build_example, iter_records, parse_example, record_sha256
 from tests.helpers import rewrite_part, run, write_output
 from tests.helpers import write_listing as _listing
 
@@ -78,14 +80,120 @@ def test_verify_checks_what_records_say_and_error_splits(clean, tmp_path):
     assert not report.ok and "not valid JSON" in report.problems[0]
 
 
-def test_verify_passes_with_duplicate_listing_rows(photos_with_bad, tmp_path):
+@pytest.fixture(scope="module")
+def from_listing(photos_with_bad, tmp_path_factory) -> Path:
+    """A run from a CSV listing that names two files twice."""
     files = sorted(p for p in photos_with_bad.rglob("*") if p.is_file())
     listing = _listing(photos_with_bad, files + files[:2], photos_with_bad.parent / "dups.csv")
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("listed") / "out"
     run(listing, out, copies=1, num_shards=2)
-    kinds = [row.error_type for row in iter_errors(str(out))]
+    return out
+
+
+def test_verify_passes_with_duplicate_listing_rows(from_listing):
+    kinds = [row.error_type for row in iter_errors(str(from_listing))]
     assert kinds.count("DuplicateInput") == 2
-    assert verify(str(out), sample=3).ok
+    assert verify(str(from_listing), sample=3).ok
+
+
+def _relabel(record: bytes, label: int) -> bytes:
+    """The same Example with another label (every other field as it was)."""
+    f = parse_example(record)
+    return build_example(
+        image=bytes(f["image"][0]),
+        shape=tuple(f["image/shape"]),
+        dtype=bytes(f["image/dtype"][0]).decode(),
+        encoding=bytes(f["image/encoding"][0]).decode(),
+        label=label,
+        key=bytes(f["key"][0]).decode(),
+        copy=int(f["copy"][0]),
+        params=bytes(f["params"][0]).decode(),
+        source_sha256=bytes(f["source_sha256"][0]).decode(),
+    )
+
+
+def _rewrite_shard(out: Path, name: str, records: list[bytes], rows: list[dict]) -> None:
+    """A shard and its index part rewritten, every checksum and count in the manifest made to match: a tamperer's."""
+    with open(out / name, "wb") as handle:
+        writer = TFRecordWriter(handle)
+        for record in records:
+            writer.write(record)
+    data = (out / name).read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    for info in manifest["splits"].values():
+        for shard in info["shards"]:
+            if shard["file"] == name:
+                shard.update(records=len(records), bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+                index = shard["index"]["name"]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    for position, row in enumerate(rows):
+        row["position"] = position
+    rewrite_part(out, index, rows)
+
+
+def _tampered(run_dir: Path, tmp_path: Path, change) -> tuple[Path, str, list[dict]]:
+    """A copy of a run with one shard's records and index rows changed by ``change(records, rows)``."""
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    shard = next(p for p in sorted(out.glob("train-*.tfrecord")) if len(list(iter_records(str(p)))) > 2)
+    records = list(iter_records(str(shard)))
+    rows = pq.read_table(
+        out / shard.name.replace("train-", "index-train-").replace(".tfrecord", ".parquet")
+    ).to_pylist()
+    assert [_relabel(r, rows[i]["label"]) for i, r in enumerate(records)] == records  # the helper changes nothing else
+    change(records, rows)
+    for i, record in enumerate(records):
+        rows[i]["record_sha256"] = record_sha256(record)
+    _rewrite_shard(out, shard.name, records, rows)
+    return out, shard.name, rows
+
+
+def test_records_reordered_in_a_shard_are_found(clean, tmp_path):
+    def swap(records, rows):
+        records[1], records[2] = records[2], records[1]
+        rows[1], rows[2] = rows[2], rows[1]
+
+    out, shard, rows = _tampered(clean, tmp_path, swap)
+    report = verify(str(out), sample=1000)
+    assert [p for p in report.problems] == [
+        f"index row ({rows[2]['key']!r}, copy {rows[2]['copy']}): out of hash order in {shard}: record 2 sorts "
+        f"before record 1 ({rows[1]['key']!r}, copy {rows[1]['copy']}); the job writes records in the order of "
+        "the hash of (key, copy)"
+    ], report.text(str(out))
+
+
+def test_a_label_flipped_with_every_checksum_made_to_match_is_found(clean, photos_with_bad, tmp_path):
+    manifest = read_manifest(str(clean))
+
+    def flip(records, rows):
+        rows[1]["label"] = (rows[1]["label"] + 1) % len(manifest.classes)
+        records[1] = _relabel(records[1], rows[1]["label"])
+
+    out, shard, rows = _tampered(clean, tmp_path, flip)
+    key, label = rows[1]["key"], rows[1]["label"]
+    folder = key.split("/")[1]  # train/<class>/...
+    expected = manifest.classes.index(folder)
+    line = (
+        f"{shard}[1] ({key!r}, copy {rows[1]['copy']}): label {label}, "
+        f"but its key is in class folder {folder!r} (label {expected})"
+    )
+    for report in (verify(str(out)), verify(str(out), sample=1000), verify(str(out), source=str(photos_with_bad))):
+        assert report.problems == [line], report.text(str(out))
+
+
+def test_a_label_flipped_in_a_listings_run_is_found_against_the_source(from_listing, photos_with_bad, tmp_path):
+    """A listing's labels are its rows': with the source at hand, each record's label is compared with it."""
+
+    def flip(records, rows):
+        rows[0]["label"] = rows[0]["label"] + 1
+        records[0] = _relabel(records[0], rows[0]["label"])
+
+    out, shard, rows = _tampered(from_listing, tmp_path, flip)
+    assert verify(str(out)).ok  # without the source, a listing's labels are not known
+    row = rows[0]
+    line = f"{shard}[0] ({row['key']!r}, copy 0): label {row['label']}, but the source lists it with {row['label'] - 1}"
+    for report in (verify(str(out), sample=3), verify(str(out), source=str(photos_with_bad.parent))):
+        assert report.problems == [line], report.text(str(out))
 
 
 def test_verify_compares_with_the_source_listing(photos_with_bad, clean, tmp_path):

@@ -67,10 +67,21 @@ def test_folder_listing_on_workers_is_the_one_process_listing(tmp_path, layout):
     files = ["dogs/a b ü.png", "cats/x/nested.png", "cats/1.png", "README.png", ".hidden/c.png", "cats/.d.png"]
     if layout == "splits":
         files = [f"train/{f}" for f in files] + ["validation/cats/v.png", "validation/stray.png", "test/birds/t.png"]
+    files += [".stash/s.png", ".stash/deeper/t.png"]
     _make_tree(tmp_path / "in", files)
-    os.symlink(DATA / "gray.png", tmp_path / "in" / ("train/cats" if layout == "splits" else "cats") / "link.png")
+    cats = tmp_path / "in" / ("train/cats" if layout == "splits" else "cats")
+    os.symlink(DATA / "gray.png", cats / "link.png")  # out of the input folder: a listing error row
+    os.symlink("..", cats / "up")  # a loop
+    os.symlink(os.path.relpath(tmp_path / "in" / ".stash", cats), cats / "stash")  # hidden: followed, once
+    os.symlink(os.path.relpath(tmp_path / "in" / ".stash" / "deeper", cats), cats / "again")  # reached already
+    os.symlink(os.path.relpath(tmp_path / "in", cats.parent), cats.parent / "loop")  # a class folder that loops
     for classes in (None, ("dogs", "cats")):
         one = list_inputs(str(tmp_path / "in"), classes)
+        assert {e.error_type for e in one.errors} >= {"SymlinkOutsideRoot", "SymlinkLoop", "DuplicateInput"}
+        assert sorted(i.key.rsplit("/", 1)[1] for i in one.items if "/stash/" in i.key or "/again/" in i.key) == [
+            "s.png",
+            "t.png",
+        ]  # each hidden file once
         items, errors, plan = _collect(str(tmp_path / "in"), str(tmp_path / "out"), classes)
         assert items == sorted(one.items, key=lambda i: i.key)
         assert errors == sorted(one.errors, key=lambda e: (e.key, e.message))
