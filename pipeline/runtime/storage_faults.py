@@ -169,9 +169,9 @@ def _bucket_fault(exc: BaseException, noted: str | None) -> Fault | None:
     if status is None or noted is None:
         return None
     text = str(getattr(exc, "message", None) or exc)
-    lowered = text.lower()
+    lowered = " ".join((text, *map(str, getattr(exc, "errors", None) or ()))).lower()  # google.api_core's reasons
     short = " ".join(text.split())[:160]
-    if status == 429 or "ratelimit" in lowered or "slowdown" in lowered or "quota" in lowered:
+    if status == 429 or any(word in lowered for word in ("ratelimit", "rate limit", "slowdown", "quota")):
         return Fault(
             noted,
             f"the bucket's quota or request-rate limit was hit ({status}: {short})",
