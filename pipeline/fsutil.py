@@ -2,16 +2,20 @@
 
 Writes are atomic: bytes go to a temporary name next to the target, which is
 then renamed over it. A retried or duplicated worker writes the same bytes to
-the same name, so a rename race is harmless.
+the same name, so a rename race is harmless. A write that fails removes its
+temporary file and notes the path it was writing on the exception
+(``written_path``), so the error a user sees can name it, whatever the
+filesystem's own error says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO
 
 from apache_beam.io.filesystems import FileSystems
@@ -93,8 +97,31 @@ def open_read(path: str) -> IO[bytes]:
     return FileSystems.open(path, compression_type="uncompressed")
 
 
+WRITING = "augbeam: while writing "  # the note ``writing`` adds to an exception; ``written_path`` reads it back
+
+
+def written_path(exc: BaseException) -> str | None:
+    """The path ``writing`` noted on ``exc`` (the innermost one), if any."""
+    for note in reversed(getattr(exc, "__notes__", ())):
+        if isinstance(note, str) and note.startswith(WRITING):
+            return note[len(WRITING) :]
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Notes ``path`` on any exception the block raises (once), so its message can name what was written."""
+    try:
+        yield
+    except BaseException as exc:
+        if written_path(exc) is None:
+            exc.add_note(WRITING + path)
+        raise
+
+
 def open_write(path: str) -> IO[bytes]:
-    return FileSystems.create(path, compression_type="uncompressed")
+    with writing(path):
+        return FileSystems.create(path, compression_type="uncompressed")
 
 
 def temp_name(path: str) -> str:
@@ -104,27 +131,67 @@ def temp_name(path: str) -> str:
 
 def commit(temp: str, final: str) -> None:
     """Renames a finished temporary file to its final name, replacing any older one."""
-    if is_local(final):
-        os.replace(temp, final)
-        return
-    if FileSystems.exists(final):
-        FileSystems.delete([final])
-    FileSystems.rename([temp], [final])
+    with writing(final):
+        if is_local(final):
+            os.replace(temp, final)
+            return
+        if FileSystems.exists(final):
+            FileSystems.delete([final])
+        FileSystems.rename([temp], [final])
+
+
+def commit_all(pairs: Iterable[tuple[str, str]]) -> None:
+    """Renames each (from, to), replacing any older file; remote ones in one batched call (Beam batches them)."""
+    pairs = list(pairs)
+    local = [(a, b) for a, b in pairs if is_local(b)]
+    remote = [(a, b) for a, b in pairs if not is_local(b)]
+    for temp, final in local:
+        commit(temp, final)
+    if remote:
+        with writing(remote[0][1]):
+            FileSystems.rename([a for a, _ in remote], [b for _, b in remote])
+
+
+@contextlib.contextmanager
+def atomic_file(path: str) -> Iterator[IO[bytes]]:
+    """A handle whose bytes take ``path``'s name when the block ends.
+
+    If the block or the write fails (a full disk, a bucket that refuses),
+    the temporary file is removed, best effort, and the error notes ``path``:
+    nothing half-written stays behind to fill the disk or be mistaken for output.
+    """
+    temp = temp_name(path)
+    try:
+        with writing(path):
+            with open_write(temp) as handle:
+                yield handle
+            commit(temp, path)
+    except BaseException:
+        discard(temp)
+        raise
 
 
 def write_atomic(path: str, data: bytes) -> None:
     """Writes ``data`` to ``path`` through a temporary name and a rename."""
-    temp = temp_name(path)
-    with open_write(temp) as handle:
+    with atomic_file(path) as handle:
         handle.write(data)
-    commit(temp, path)
+
+
+def discard(path: str) -> None:
+    """Deletes a file if it is there; never raises (for clean-up on a path that is already failing)."""
+    with contextlib.suppress(Exception):
+        if is_local(path):
+            os.remove(path)
+        elif FileSystems.exists(path):
+            FileSystems.delete([path])
 
 
 def make_dirs(path: str) -> None:
-    if is_local(path):
-        os.makedirs(path, exist_ok=True)
-    elif not FileSystems.exists(path):
-        FileSystems.mkdirs(path)
+    with writing(path):
+        if is_local(path):
+            os.makedirs(path, exist_ok=True)
+        elif not FileSystems.exists(path):
+            FileSystems.mkdirs(path)
 
 
 def is_empty_dir(path: str) -> bool:
@@ -136,6 +203,11 @@ def is_empty_dir(path: str) -> bool:
 
 def clear_dir(path: str, first: Iterable[str] = ()) -> None:
     """Deletes everything inside ``path``; the names in ``first`` go before the rest."""
+    with writing(path):
+        _clear_dir(path, first)
+
+
+def _clear_dir(path: str, first: Iterable[str]) -> None:
     for name in first:
         target = join(path, name)
         if exists(target):
@@ -158,14 +230,16 @@ def remove_tree(path: str) -> None:
     if is_local(path):
         shutil.rmtree(path, ignore_errors=True)
         return
-    paths = [p for p, _ in list_files(path)]
-    if paths:
-        FileSystems.delete(paths)
+    with writing(path):
+        paths = [p for p, _ in list_files(path)]
+        if paths:
+            FileSystems.delete(paths)
 
 
 def delete(path: str) -> None:
     """Deletes one file."""
-    if is_local(path):
-        os.remove(path)
-    else:
-        FileSystems.delete([path])
+    with writing(path):
+        if is_local(path):
+            os.remove(path)
+        else:
+            FileSystems.delete([path])

@@ -8,8 +8,8 @@ How a kill point is hit: the test polls the output folder until the point's sign
 with SIGSTOP, checks that the folder is still at that point (a stopped group writes nothing more, so this is
 exactly what the SIGKILL that follows leaves behind), then kills it. A poll that came too late is retried with a
 fresh run, at most ``ATTEMPTS`` times. The short window is finalize (about 0.4 s here, while report.html is drawn):
-its sign is ``dataset_info.json``, the first side file, which finalize writes before ``manifest.json`` whatever it
-does with the work folder. Shards take seconds, the time before the plan (workers starting, listing) several.
+its sign is the side files staged in the work folder, which finalize writes before ``manifest.json`` (and moves
+beside the shards after it). Shards take seconds, the time before the plan (workers starting, listing) several.
 
 After each kill no process of the group may be left (polled in /proc), and after each run none either. Linux only.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.format.manifest import ShardSummary
-from pipeline.job.shard import WORK_DIR
+from pipeline.job.shard import STAGED_DIR, WORK_DIR
 from tests.helpers import PHOTOS, ROOT, all_files, group_members, process_stat, progress_lines
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches the job's processes in /proc")
@@ -63,8 +63,9 @@ ALL_SHARDS = [(split, shard) for split in SPLITS for shard in range(SHARDS)]
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:
-    """The job in its own process group (so its workers too), stderr to ``log``."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    """The job in its own process group (so its workers too), stderr to ``log``, its temporary folder beside it."""
+    (log.parent / "tmp").mkdir(exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(log.parent / "tmp"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     with log.open("wb") as err:
         return subprocess.Popen(
@@ -258,15 +259,27 @@ def test_killed_while_writing_shards_resumes_to_the_same_bytes(killed_writing, p
             assert name not in before or identity(out / name) != before[name], f"{name} was not written again"
 
 
-def test_killed_during_finalize_resumes_to_the_same_bytes(photos, clean, tmp_path):
+def test_killed_during_finalize_is_not_loadable_and_resumes_to_the_same_bytes(photos, clean, tmp_path):
+    """Killed with its side files staged, before the manifest: neither augbeam's reader nor TFDS loads the folder."""
+    import tensorflow_datasets as tfds
+
+    from pipeline.format.reader import ReaderError, load
+
     out = tmp_path / "out"
+    staged = out / WORK_DIR / STAGED_DIR
     kill_at(
         command(photos, out),
         tmp_path / "killed.txt",
-        reached=lambda pgid: (out / "dataset_info.json").exists(),
+        reached=lambda pgid: (staged / "dataset_info.json").exists(),
         still=lambda: not (out / "manifest.json").exists(),
         reset=lambda: shutil.rmtree(out),
     )
+    assert not {"dataset_info.json", "features.json", "report.html"} & {p.name for p in out.iterdir()}
+    with pytest.raises(ReaderError, match="has no manifest.json"):
+        load(str(out), split="train")
+    with pytest.raises(Exception):  # noqa: B017, PT011  TFDS's own error: the folder has no dataset_info.json
+        tfds.builder_from_directory(str(out))
+    assert not list((tmp_path / "tmp").glob("beam-pipeline-temp*"))  # Beam's, dropped as soon as it was made
     shards = [name for key in ALL_SHARDS for name in shard_files(*key)]
     before = {name: identity(out / name) for name in shards}  # every shard was complete
     code, err = finish(command(photos, out, "--resume"), tmp_path / "stderr.txt")
@@ -408,3 +421,23 @@ def test_resume_and_overwrite_together_are_refused(killed_writing, photos, tmp_p
     assert "pass one of them" in line, line
     assert err.strip() == line
     assert all_files(out) == before
+
+
+def test_a_run_killed_after_its_manifest_is_resumed(killed_writing, clean, photos, tmp_path):
+    """Killed between the manifest and the end of finalize (too short a window for a real kill): the plan is still
+    there, so --resume finishes it; once the work folder is gone the run is finished and nothing is resumed."""
+    from pipeline.errors import UserError
+    from pipeline.job.listing import open_source
+    from pipeline.job.options import JobConfig
+    from pipeline.job.prepare import check_output
+
+    out = copy_of(killed_writing, tmp_path)
+    shutil.copy(clean.out / "manifest.json", out / "manifest.json")
+    config = JobConfig.create(
+        input=str(photos), output=str(out), image_size=(32, 32), copies=2, num_shards=SHARDS, seed=1, resume=True
+    )
+    source = open_source(config.input, config.classes)
+    check_output(config, source)  # not refused: resumable
+    shutil.rmtree(out / WORK_DIR)
+    with pytest.raises(UserError, match=r"holds a finished run \(manifest.json\): nothing to resume"):
+        check_output(config, source)

@@ -18,8 +18,11 @@ def dali_index_name(shard_file: str) -> str:
     return f"{shard_file}.idx"
 
 
-def write_dali_index(output: str, shard_file: str, offsets: list[tuple[int, int]]) -> dict[str, Any]:
-    """Writes the index for ``shard_file``: one ``offset length`` line per record; returns its manifest entry.
+def write_dali_index(folder: str, shard_file: str, offsets: list[tuple[int, int]]) -> dict[str, Any]:
+    """Writes the index for ``shard_file`` into ``folder``: one ``offset length`` line per record; its manifest entry.
+
+    The job writes it into its work folder; finalize moves it beside the
+    shard once the manifest is written.
 
     ``length`` is the whole framed record (length, CRCs and data), as
     ``tfrecord2idx`` writes it, so the file is byte-identical to that tool's.
@@ -28,5 +31,5 @@ def write_dali_index(output: str, shard_file: str, offsets: list[tuple[int, int]
     """
     data = "".join(f"{offset} {length}\n" for offset, length in offsets).encode()
     name = dali_index_name(shard_file)
-    fsutil.write_atomic(fsutil.join(output, name), data)
+    fsutil.write_atomic(fsutil.join(folder, name), data)
     return {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}

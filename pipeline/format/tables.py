@@ -36,11 +36,9 @@ def write_table(out: str, name: str, rows: Iterable[IndexRow] | Iterable[ErrorRo
     import pyarrow.parquet as pq
 
     schema = arrow_schema(row_type)
-    path = fsutil.join(out, name)
-    temp = fsutil.temp_name(path)
     count = 0
     digest = hashlib.sha256()
-    with fsutil.open_write(temp) as raw:
+    with fsutil.atomic_file(fsutil.join(out, name)) as raw:
         handle = _Hashing(raw, digest)
         with pq.ParquetWriter(handle, schema, compression="zstd") as writer:
             batch: list[dict[str, Any]] = []
@@ -53,7 +51,6 @@ def write_table(out: str, name: str, rows: Iterable[IndexRow] | Iterable[ErrorRo
             if batch or count == 0:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
         size = handle.size
-    fsutil.commit(temp, path)
     return TableInfo(name, count, size, digest.hexdigest())
 
 

@@ -117,16 +117,18 @@ class SpilledPart:
         return Packed(self.kind, self.count, data)
 
 
-def spill(folder: str, parts: Sequence[tuple[Any, Packed]]) -> list[tuple[Any, SpilledPart]]:
+def spill(folder: str, parts: Sequence[tuple[Any, Packed]], output: str | None = None) -> list[tuple[Any, SpilledPart]]:
     """Writes a bundle's packed parts to one new file in ``folder``; their references, by the same keys.
 
     A retried bundle writes another file (a fresh name) and Beam keeps only
     one attempt's references; the work folder and every file in it go once
-    the manifest is written.
+    the manifest is written. A full disk (or another write fault) fails the
+    job in one line naming ``folder``: ``output`` is the --output it is in, if any.
     """
     import uuid
 
     from pipeline import fsutil
+    from pipeline.runtime.storage_faults import AGAIN, on_worker
 
     if not parts:
         return []
@@ -136,8 +138,9 @@ def spill(folder: str, parts: Sequence[tuple[Any, Packed]]) -> list[tuple[Any, S
         refs.append((key, SpilledPart(path, offset, len(part.data), part.kind, part.count)))
         blobs.append(part.data)
         offset += len(part.data)
-    fsutil.make_dirs(folder)
-    fsutil.write_atomic(path, b"".join(blobs))
+    with on_worker(output, AGAIN):
+        fsutil.make_dirs(folder)
+        fsutil.write_atomic(path, b"".join(blobs))
     return refs
 
 

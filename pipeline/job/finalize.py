@@ -1,8 +1,17 @@
-"""Finishing a run: gather the shards' summaries, reconcile the counts, write the manifest last.
+"""Finishing a run: gather the shards' summaries, reconcile the counts, write the manifest, then publish.
 
 The manifest holds no timestamps, host names or runner details, so the same
 input and config give the same manifest bytes on any runner. A folder
 without ``manifest.json`` is an unfinished run and readers refuse it.
+
+Files another reader opens on their own wait in the work folder until the
+manifest is written (``shard.STAGED_DIR``): TensorFlow Datasets loads a folder
+by its ``dataset_info.json``, DALI a shard by its index, and a person opens
+``report.html``. Only then are they moved beside the shards, ``dataset_info.json``
+last, and the work folder removed. So a run that fails or is killed before
+its manifest leaves none of them beside the shards (for SIGKILL, which has no
+failure path, the order alone carries it), and one killed after its manifest
+is complete: ``--resume`` finishes the moves.
 """
 
 from __future__ import annotations
@@ -31,8 +40,8 @@ from pipeline.format.records import FEATURES, FORMAT_VERSION
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import MASK64, Plan
 from pipeline.job.prepare import read_run
-from pipeline.job.shard import WORK_DIR, summary_path
-from pipeline.job.side_files import make_side_files, write_side_files
+from pipeline.job.shard import WORK_DIR, staged_dir, summary_path
+from pipeline.job.side_files import make_side_files, publish_order, write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
 
 # Pillow draws report.html's contact sheets (its font and zlib decide the report's bytes).
@@ -53,16 +62,33 @@ def finalize(config: JobConfig) -> Manifest:
     splits = {name: _split_info(config, plan, name) for name in plan.splits()}
     manifest = _manifest(config, plan, splits)
     side = make_side_files(out, manifest)
-    # A finalize killed after writing some side files left them: they are written again, not strangers.
+    # A finalize killed after its manifest moved some side files beside the shards: written again, not strangers.
     check_only_listed_files(out, manifest, set(side))
     check_error_rate(splits, config.max_error_rate, out)
-    # Only a run that passed every check gets its side files (a TFDS reader must not load a failed run),
-    # and the manifest after them; the work folder goes last, so a finalize killed midway can be resumed.
-    manifest = manifest.with_side_files(write_side_files(out, side))
+    # Only a run that passed every check gets its side files, staged in the work folder; then the manifest;
+    # then they are moved beside the shards. The work folder goes last, so a finalize killed midway resumes.
+    manifest = manifest.with_side_files(write_side_files(staged_dir(out), side))
     data = (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode()
     fsutil.write_atomic(fsutil.join(out, MANIFEST), data)
+    publish(out, manifest)
     fsutil.remove_tree(fsutil.join(out, WORK_DIR))
     return manifest
+
+
+def publish(out: str, manifest: Manifest) -> None:
+    """Moves the staged files beside the shards: the DALI indexes, then the side files, ``dataset_info.json`` last.
+
+    A file already moved (by a finalize killed after its manifest) is not staged any more, and stays.
+    """
+    staged = staged_dir(out)
+    names = [shard.dali_index.file for _split, shard in manifest.iter_shards() if shard.dali_index is not None]
+    names += publish_order(manifest.side_files or {})
+    present = {path for path, _size in fsutil.list_files(staged)} if fsutil.exists(staged) else set()
+    moves = [(fsutil.join(staged, name), fsutil.join(out, name)) for name in names]
+    missing = [dst for src, dst in moves if src not in present and not fsutil.exists(dst)]
+    if missing:
+        raise ReconcileError(f"{missing[0]!r} was neither staged in {staged!r} nor moved beside the shards")
+    fsutil.commit_all((src, dst) for src, dst in moves if src in present)
 
 
 def read_summaries(out: str, plan: Plan, split: str) -> list[ShardSummary]:

@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from pipeline.errors import UserError, WorkerRefusal
+from pipeline.errors import WorkerRefusal
 from pipeline.format.manifest import ErrorRow, record_order
 from pipeline.job.chunks import Packed, SpilledPart, pack, spill, unpack
 from pipeline.job.list_stage import expand_work
@@ -30,6 +30,7 @@ from pipeline.job.listing import Source
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import Plan
 from pipeline.job.shard import PlannedRecord, ShardProcessor
+from pipeline.runtime.storage_faults import AGAIN, RESUME, on_worker
 from transforms.errors import ConfigError
 
 ShardKey = tuple[str, int]
@@ -56,14 +57,15 @@ class PlanRecords(beam.PTransform):
     gets an empty list, so a shard no record went to is still written.
     """
 
-    def __init__(self, plan: Any, source: Source, spill_dir: str | None = None) -> None:
+    def __init__(self, plan: Any, source: Source, spill_dir: str | None = None, output: str | None = None) -> None:
         super().__init__()
         self.plan = plan  # the prepared Plan singleton: spilled parts go into a folder prepare has readied
         self.source = source
         self.spill_dir = spill_dir
+        self.output = output  # the --output the spill folder is in, for a write fault's line
 
     def expand(self, work: beam.PCollection) -> beam.PCollection:
-        assign = _AssignShards(self.source, self.spill_dir)
+        assign = _AssignShards(self.source, self.spill_dir, self.output)
         return (
             work | "AssignShards" >> beam.ParDo(assign, beam.pvalue.AsSingleton(self.plan)),
             self.plan | "EveryShard" >> beam.FlatMap(_every_shard),
@@ -82,9 +84,10 @@ class _AssignShards(beam.DoFn):
 
     FLUSH_RECORDS = 200_000
 
-    def __init__(self, source: Source, spill_dir: str | None) -> None:
+    def __init__(self, source: Source, spill_dir: str | None, output: str | None = None) -> None:
         self.source = source
         self.spill_dir = spill_dir
+        self.output = output
 
     def start_bundle(self) -> None:
         self.records: dict[ShardKey, list[PlannedRecord]] = {}
@@ -117,7 +120,7 @@ class _AssignShards(beam.DoFn):
         records, errors = self.records, self.errors
         self.records, self.errors, self.held = {}, {}, 0
         packed = [(key, pack("record", records[key], self.source.prefix)) for key in sorted(records)]
-        yield from spill(self.spill_dir, packed) if self.spill_dir else packed
+        yield from spill(self.spill_dir, packed, self.output) if self.spill_dir else packed
         for key in sorted(errors):
             yield key, errors[key]
 
@@ -147,10 +150,8 @@ class Prepare(beam.PTransform):
 def _prepare(plan: Plan, config: JobConfig) -> Plan:
     from pipeline.job.prepare import prepare_on_worker
 
-    try:
+    with on_worker(config.output, AGAIN):  # a refused listing, or a write fault while clearing the folder
         prepare_on_worker(config, plan)
-    except UserError as exc:
-        raise WorkerRefusal(str(exc)) from None
     return plan
 
 
@@ -205,7 +206,8 @@ class _WriteShardFn(beam.DoFn):
                 planned.extend(unpack(part, self.prefix))
             else:
                 refused.extend(part)
-        summary = self.processor.process(split, shard, plan, planned, refused)
+        with on_worker(self.config.output, RESUME):  # a full disk, a bucket's refusal: one line at the driver
+            summary = self.processor.process(split, shard, plan, planned, refused)
         info = summary.info
         count("written", info.records, split)
         count("bytes", info.bytes, split)

@@ -53,7 +53,8 @@ def check_output(config: JobConfig, source: Source) -> None:
     if previous is None and _killed_before_plan(out):
         return  # a run killed or refused while listing left its work folder and nothing else: as good as empty
     if config.resume:
-        if fsutil.exists(fsutil.join(out, MANIFEST)):
+        # A manifest with the run's plan still beside it: finalize was killed after the manifest, before its end.
+        if previous is None and fsutil.exists(fsutil.join(out, MANIFEST)):
             raise UserError(f"--output {out!r} holds a finished run (manifest.json): nothing to resume")
         if previous is None:
             raise UserError(
@@ -64,6 +65,19 @@ def check_output(config: JobConfig, source: Source) -> None:
     if not config.overwrite:
         hint = "pass --resume to continue its unfinished run, " if previous is not None else ""
         raise UserError(f"--output {out!r} is not empty; {hint}pass --overwrite to replace it, or choose a new folder")
+
+
+WRITE_CHECK = "write-check"  # in the work folder: a run killed between writing and deleting it leaves no stray file
+
+
+def check_writable(out: str) -> None:
+    """Writes and deletes one small file in the work folder: a read-only or unwritable output fails here, in one
+    line (``storage_faults``), before any work, rather than on every worker. O(1) calls."""
+    work = fsutil.join(out, WORK_DIR)
+    fsutil.make_dirs(work)
+    probe = fsutil.join(work, WRITE_CHECK)
+    fsutil.write_atomic(probe, b"")
+    fsutil.discard(probe)
 
 
 def _killed_before_plan(out: str) -> bool:
@@ -168,6 +182,8 @@ def prepare_on_worker(config: JobConfig, plan: Plan) -> None:
             raise UserError(
                 "--resume: the unfinished run was planned differently (classes or shard counts); use --overwrite"
             )
+        if not fsutil.exists(fsutil.join(out, MANIFEST)) and fsutil.exists(fsutil.join(out, TFDS_INFO)):
+            fsutil.delete(fsutil.join(out, TFDS_INFO))  # left by an older augbeam that wrote it before the manifest
     elif not fsutil.is_empty_dir(out) and (config.overwrite or previous is not None):
         # The manifest and TFDS's metadata go first: from then on no reader takes the folder for a finished run.
         fsutil.clear_dir(out, first=[MANIFEST, TFDS_INFO])

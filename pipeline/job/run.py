@@ -11,9 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import resource
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from pipeline.format.manifest import Manifest
 from pipeline.job.finalize import finalize
 from pipeline.job.listing import Source, open_source
 from pipeline.job.options import JobConfig
-from pipeline.job.prepare import check_output, run_file
+from pipeline.job.prepare import check_output, check_writable, run_file
 from pipeline.job.side_files import warm_up
 from pipeline.runtime.runners import (
     check_paths_reachable,
@@ -35,6 +33,8 @@ from pipeline.runtime.runners import (
     runs_remotely,
     worker_packaging,
 )
+from pipeline.runtime.scratch import drop_pipeline_temp, make_scratch, remove_dead_scratch, remove_scratch
+from pipeline.runtime.storage_faults import AGAIN, RESUME, as_storage_fault, storage_faults
 from pipeline.runtime.tf_threads import resolve_tf_threads
 from pipeline.runtime.worker_logs import quiet_worker_logs
 
@@ -106,6 +106,7 @@ def build_pipeline(
 
     runner = fn_api_runner(options)  # None: Beam picks
     p = beam.Pipeline(runner=runner, options=options)
+    drop_pipeline_temp(p)  # so neither a graph that is never run nor a killed run leaves it in the temp folder
     # On the DirectRunner a listing file's rows go through files too (``listing_spill``: a folder the caller
     # made outside the output folder, which the prepare step may clear while they are still to be read).
     listing_dir = listing_spill if runner is not None else None
@@ -113,7 +114,7 @@ def build_pipeline(
     prepared = plan | "Prepare" >> Prepare(config)
     # On the DirectRunner whatever crosses the shuffle stays in this process: the records go through files.
     spill_dir = fsutil.join(work_dir(config.output), SPILL_DIR) if runner is not None else None
-    planned = work | "PlanRecords" >> PlanRecords(prepared, source, spill_dir)
+    planned = work | "PlanRecords" >> PlanRecords(prepared, source, spill_dir, config.output)
     _ = planned | "WriteShards" >> WriteShards(config, prepared, source.prefix, tf_threads)
     return p
 
@@ -159,10 +160,13 @@ def run_job(
     monitor = ProgressMonitor(progress_dir(config.output), 0, progress, plan_file=run_file(config.output))
     clock.done("check")
     source = open_source(config.input, config.classes)
-    check_output(config, source)
-    fsutil.make_dirs(config.output)
+    with storage_faults(config.output, AGAIN):  # read-only, not writable, a file in the way: before any work
+        check_output(config, source)
+        fsutil.make_dirs(config.output)
+        check_writable(config.output)
+        remove_dead_scratch()  # the listing spills of killed runs
+        listing_spill = make_scratch() if source.is_table else None
     clock.done("listing")
-    listing_spill = tempfile.mkdtemp(prefix="augbeam-listing-") if source.is_table else None
     try:
         p = build_pipeline(
             config, source, options, threads, remote=runs_remotely(beam_args), listing_spill=listing_spill
@@ -175,19 +179,34 @@ def run_job(
         with monitor, quiet_worker_logs():
             result = run_watched(p, work_dir(config.output), start_bound(options), start_hint(options))
     except Exception as exc:
-        message = refusal_in(exc)
-        if message is not None:
-            raise UserError(message) from None
-        raise
+        refused = _one_line(exc, config.output)
+        if refused is None:
+            raise
+        raise refused from None
     finally:
         if listing_spill is not None:
-            shutil.rmtree(listing_spill, ignore_errors=True)
+            remove_scratch(listing_spill)
     clock.done("run")
     log = logging.getLogger(__name__)
     if log.isEnabledFor(logging.INFO):
         log.info("augbeam counters (for runner UIs, not the manifest's counts): %s", counters(result))
     if on_result is not None:
         on_result(result)
-    manifest = finalize(config)
+    with storage_faults(config.output, RESUME):
+        manifest = finalize(config)
     clock.done("finalize")
     return manifest
+
+
+def _one_line(exc: Exception, output: str) -> UserError | None:
+    """A run's failure as a one-line ``UserError`` (a worker's refusal, a write fault), or None for anything else.
+
+    A worker's ``UserError`` or write fault reaches here as a runner's error whose text carries the line
+    (``errors.refusal_in``); a write fault in this process (the driver's own writes) is found in ``exc``.
+    """
+    message = refusal_in(exc)
+    if message is not None:
+        return UserError(message)
+    if isinstance(exc, UserError):
+        return exc
+    return as_storage_fault(exc, output, RESUME)

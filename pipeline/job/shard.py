@@ -64,6 +64,9 @@ WORK_DIR = ".augbeam-work"
 PROGRESS_DIR = "progress"  # under WORK_DIR: one small JSON per shard for the driver's progress display
 SUMMARY_DIR = "summaries"  # under WORK_DIR: one ShardSummary per written shard
 SPILL_DIR = "planned"  # under WORK_DIR: on the DirectRunner, the planned records on their way to the shards
+# Under WORK_DIR: files a reader could open on their own (the DALI indexes, finalize's side files), kept here until
+# the manifest is written, then moved beside the shards, so that no reader takes an unfinished run for a finished one.
+STAGED_DIR = "staged"
 MASK64 = 2**64 - 1
 READ_ATTEMPTS = 3
 READ_RETRY_DELAY_S = 0.2  # before the 2nd try; 0.4 before the 3rd: 0.6 s in all for a file that never reads
@@ -114,6 +117,11 @@ def summary_path(output: str, split: str, shard: int, num_shards: int) -> str:
 def work_dir(output: str) -> str:
     """The run's work folder: its plan, the shards' summaries and progress files; gone once the run finishes."""
     return fsutil.join(output, WORK_DIR)
+
+
+def staged_dir(output: str) -> str:
+    """Where files wait for the manifest before they go beside the shards (``finalize.publish``)."""
+    return fsutil.join(output, WORK_DIR, STAGED_DIR)
 
 
 def progress_dir(output: str) -> str:
@@ -313,15 +321,13 @@ class _ShardRun:
 
     def write_records(self) -> None:
         """Every record, in order, into a temporary file that takes the shard's name once complete."""
-        temp = fsutil.temp_name(self.final)
-        with fsutil.open_write(temp) as handle:
+        with fsutil.atomic_file(self.final) as handle:  # a failed write leaves no temporary file behind
             self.writer = TFRecordWriter(handle)
             for position, rec in enumerate(self.ordered):
                 self.start(position, rec)
                 self.advance(position)
             self.flush_in_flight()
             self.write_ready()
-        fsutil.commit(temp, self.final)
 
     def summary(self) -> ShardSummary:
         """Writes the index and error parts (and the DALI index if asked for); the shard's summary."""
@@ -331,7 +337,8 @@ class _ShardRun:
         errors = sorted([*self.refused, *self.errors], key=lambda e: e.sort_key)
         index_info = write_table(out, index_name(split, shard, n), self.index, IndexRow)
         errors_info = write_table(out, errors_name(split, shard, n), errors, ErrorRow)
-        dali = write_dali_index(out, self.name, self.offsets) if self.cfg.dali_index else None
+        # The DALI index waits in the work folder: DALI reads a shard with its index and knows no manifest.
+        dali = write_dali_index(staged_dir(out), self.name, self.offsets) if self.cfg.dali_index else None
         info = ShardInfo(
             self.name,
             self.writer.records,
@@ -673,9 +680,14 @@ def kept_summary(output: str, split: str, shard: int, plan: Plan) -> ShardSummar
         return None
     info = summary.info
     files = [(info.file, info.bytes, info.sha256)] + [(t.name, t.bytes, t.sha256) for t in (info.index, info.errors)]
-    if info.dali_index is not None:
-        files.append((info.dali_index.file, info.dali_index.bytes, info.dali_index.sha256))
-    return summary if all(_has_bytes(fsutil.join(output, name), size, sha) for name, size, sha in files) else None
+    if not all(_has_bytes(fsutil.join(output, name), size, sha) for name, size, sha in files):
+        return None
+    dali = info.dali_index
+    if dali is not None and not any(  # staged, or already moved by a finalize killed after the manifest
+        _has_bytes(fsutil.join(folder, dali.file), dali.bytes, dali.sha256) for folder in (staged_dir(output), output)
+    ):
+        return None
+    return summary
 
 
 def _has_bytes(path: str, size: int, sha: str) -> bool:

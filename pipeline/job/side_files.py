@@ -2,18 +2,22 @@
 
 Each maker is a module with ``make_files(out, manifest: Manifest) -> {name: bytes}``:
 TensorFlow Datasets metadata and the run report. They are written before
-the manifest (which names them with their sizes and checksums), must be
-deterministic (no times or host names: the same run gives the same bytes on
-any runner), and so are checked by ``augbeam verify`` like every other file.
+the manifest (which names them with their sizes and checksums), into the work
+folder, and moved beside the shards after it (``finalize.publish``, in
+``publish_order``); they must be deterministic (no times or host names: the
+same run gives the same bytes on any runner), and so are checked by
+``augbeam verify`` like every other file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Iterable
 
 from pipeline import fsutil
 from pipeline.format.manifest import FileInfo, Manifest
+from pipeline.format.tfds_info import DATASET_INFO
 
 MAKERS: tuple[str, ...] = ("pipeline.format.tfds_info", "pipeline.report.page")
 # What the makers import when they run (warm_up imports them ahead).
@@ -32,13 +36,18 @@ def make_side_files(out: str, manifest: Manifest) -> dict[str, bytes]:
     return made
 
 
-def write_side_files(out: str, files: dict[str, bytes]) -> dict[str, FileInfo]:
-    """Writes the files atomically; returns their sizes and checksums for the manifest."""
+def write_side_files(folder: str, files: dict[str, bytes]) -> dict[str, FileInfo]:
+    """Writes the files atomically into ``folder``; returns their sizes and checksums for the manifest."""
     written: dict[str, FileInfo] = {}
     for name, data in files.items():
-        fsutil.write_atomic(fsutil.join(out, name), data)
+        fsutil.write_atomic(fsutil.join(folder, name), data)
         written[name] = FileInfo(len(data), hashlib.sha256(data).hexdigest())
     return written
+
+
+def publish_order(names: Iterable[str]) -> list[str]:
+    """The order side files go beside the shards: ``dataset_info.json``, by which TFDS loads a folder, last."""
+    return sorted(names, key=lambda name: (name == DATASET_INFO, name))
 
 
 def warm_up() -> None:

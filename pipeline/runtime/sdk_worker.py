@@ -8,12 +8,20 @@ such as a user's mistake that the command then also prints as one line. Every lo
 driver through Beam's logging service, which shows the warnings and errors (``worker_logs`` drops the known
 noise there), and every error reaches it as the job's failure. So here the worker's own stderr handler
 passes only CRITICAL records (a harness that dies), and the harness's print of a refusal is dropped.
+
+When a job fails (one worker's shard met a full disk, say), the runner ends every worker's harness while
+another worker may still be rendering a shard inside TensorFlow. The harness then returns, and Python's
+teardown with that thread still in TensorFlow's C++ aborted the process ("terminate called ... FATAL:
+exception not rethrown", exit code 134), which the driver printed as a traceback of its own beside the job's
+one-line error. Nothing is left to do once the harness returns: the worker exits at once instead (its
+unfinished shard is under a temporary name, which the next run's finalize removes).
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
+import os
 import sys
 from typing import Any
 
@@ -38,7 +46,11 @@ def main() -> None:
     # The harness prints a failed instruction's traceback with the builtin print (sdk_worker._execute); a
     # module global of that name comes first.
     sdk_worker.print = _print_unless_refusal  # type: ignore[attr-defined]
-    sdk_worker_main.main(sys.argv)
+    sdk_worker_main.main(sys.argv)  # returns when the runner ends the harness; raises if the harness failed
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # no teardown: a bundle still running in TensorFlow would abort it (see above)
 
 
 if __name__ == "__main__":

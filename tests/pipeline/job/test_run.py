@@ -95,3 +95,21 @@ def test_listing_over_the_error_rate_fails_before_touching_the_output(tmp_path, 
     assert (out / "keep.txt").read_text() == "an older run"
     assert main(in_process([*args[:-1], "--classes", "everyday,", "--overwrite"])) == 2
     assert "distinct, non-empty class names" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["output", "parent", "work folder"])
+def test_a_file_in_the_way_of_the_output_is_one_line(tmp_path, capsys, where):
+    """The output is a file, sits under one, or its work folder's name is taken by a file: one line, nothing run."""
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    out = {"output": blocker, "parent": blocker / "run1" / "out", "work folder": tmp_path / "out"}[where]
+    if where == "work folder":
+        out.mkdir()
+        (out / ".augbeam-work").write_text("not a folder")
+        blocker = out / ".augbeam-work"
+    assert main(in_process(cli_args(PHOTOS, out))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("augbeam: error: ") and "Traceback" not in err, err
+    expected = "is a file; give a folder" if where == "output" else f"{str(blocker)!r} is a file, not a folder"
+    assert expected in err, err
+    assert blocker.read_text() == "not a folder"
