@@ -1,0 +1,178 @@
+"""pipeline/job/output_lock.py on real lock files: a live holder refuses, a gone one (killed, pid reused, machine
+rebooted, another host's stale heartbeat) is taken over, of runs racing for a gone lock exactly one wins, and a
+holder keeps its heartbeat and gives back only its own lock. Holders are real processes: a subprocess killed with
+SIGKILL, and forked racers. The whole job's use of it is in tests/test_output_lock.py.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import OutputInUse, OutputTaken
+from pipeline.job.output_lock import LOCK_FILE, Holder, OutputLock, gone_reason, this_process
+from tests.helpers import ROOT
+
+HOLD = """
+import sys, time
+from pipeline.job.output_lock import OutputLock
+lock = OutputLock.take(sys.argv[1])
+print(lock.token, flush=True)
+time.sleep(600)
+"""
+
+
+def write_lock(out: Path, holder: Holder, age_s: float = 0.0) -> Path:
+    """A lock file naming ``holder``, last touched ``age_s`` ago."""
+    path = out / LOCK_FILE
+    path.write_text(json.dumps(holder.to_json()))
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_a_live_holder_is_named_and_a_killed_one_is_taken_over(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], env=env, stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        token = holder.stdout.readline().decode().strip()  # type: ignore[union-attr]
+        assert token, "the holder did not take the lock"
+        with pytest.raises(OutputInUse) as refused:
+            OutputLock.take(str(tmp_path))
+        message = str(refused.value)
+        held = Holder.from_bytes((tmp_path / LOCK_FILE).read_bytes())
+        assert held is not None and held.token == token and held.pid == holder.pid
+        assert f"--output {str(tmp_path)!r} is being written by another augbeam run" in message
+        assert f"(host {socket.gethostname()}, pid {holder.pid}, started {held.started})" in message
+        assert f"kill {holder.pid}" in message and "\n" not in message
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    said: list[str] = []
+    with OutputLock.take(str(tmp_path), say=said.append) as lock:
+        assert Holder.from_bytes((tmp_path / LOCK_FILE).read_bytes()) == lock.holder
+    assert said == [
+        f"augbeam: --output {str(tmp_path)!r} was locked by a run that is gone ({held.describe()}: "
+        f"process {holder.pid} is not running); taking its lock over"
+    ]
+    assert not (tmp_path / LOCK_FILE).exists()  # given back
+
+
+def test_a_reused_pid_or_another_boot_means_the_holder_is_gone(tmp_path):
+    me = this_process()  # this process: alive, with its real start
+    assert gone_reason(me, 0.0) is None
+    reused = Holder(me.host, me.pid, me.started, "a" * 32, me.boot_id, (me.pid_start or 0) - 1)
+    assert gone_reason(reused, 0.0) == f"pid {me.pid} now belongs to a process started later"
+    rebooted = Holder(me.host, me.pid, me.started, "b" * 32, "another-boot", me.pid_start)
+    if me.boot_id:  # Linux
+        assert gone_reason(rebooted, 0.0) == "the machine has restarted since"
+    said: list[str] = []
+    write_lock(tmp_path, reused)
+    with OutputLock.take(str(tmp_path), say=said.append):
+        pass
+    assert len(said) == 1 and "now belongs to a process started later" in said[0]
+
+
+def test_another_hosts_lock_is_judged_by_its_heartbeat(tmp_path):
+    other = Holder("elsewhere", 4242, "2030-01-02 03:04:05 UTC", "c" * 32)
+    path = write_lock(tmp_path, other, age_s=30.0)
+    with pytest.raises(OutputInUse) as refused:
+        OutputLock.take(str(tmp_path))
+    message = str(refused.value)
+    assert "(host elsewhere, pid 4242, started 2030-01-02 03:04:05 UTC)" in message
+    assert f"taken over once untouched for 120 s (or delete {path})" in message
+    assert Holder.from_bytes(path.read_bytes()) == other  # not touched
+    write_lock(tmp_path, other, age_s=600.0)
+    said: list[str] = []
+    with OutputLock.take(str(tmp_path), say=said.append):
+        pass
+    assert len(said) == 1 and "its heartbeat is 600 s old, over 120 s" in said[0]
+
+
+def test_an_unreadable_lock_is_refused_until_stale(tmp_path):
+    """A lock file that stays empty: its holder died between creating and writing it."""
+    path = tmp_path / LOCK_FILE
+    path.write_bytes(b"")
+    with pytest.raises(OutputInUse, match="another augbeam run \\(an unreadable lock file\\)"):
+        OutputLock.take(str(tmp_path))
+    old = time.time() - 600
+    os.utime(path, (old, old))
+    with OutputLock.take(str(tmp_path), say=lambda line: None) as lock:
+        assert Holder.from_bytes(path.read_bytes()) == lock.holder
+
+
+def test_the_holder_keeps_its_heartbeat_and_gives_back_only_its_own_lock(tmp_path):
+    path = tmp_path / LOCK_FILE
+    lock = OutputLock.take(str(tmp_path), heartbeat_s=0.05)
+    try:
+        old = time.time() - 600
+        os.utime(path, (old, old))
+        deadline = time.monotonic() + 10
+        while time.time() - path.stat().st_mtime > 60:
+            assert time.monotonic() < deadline, "the heartbeat did not touch the lock"
+            time.sleep(0.02)
+        lock.check_held()
+        other = Holder("elsewhere", 1, "then", "d" * 32)
+        write_lock(tmp_path, other)  # taken over meanwhile (its holder judged this one gone)
+        with pytest.raises(OutputTaken, match="was taken over by another run \\(host elsewhere, pid 1"):
+            lock.check_held()
+    finally:
+        lock.release()
+    assert Holder.from_bytes(path.read_bytes()) == Holder("elsewhere", 1, "then", "d" * 32)  # not removed
+    path.unlink()
+    with pytest.raises(OutputTaken, match="lock \\(.augbeam-lock\\) was removed while it ran"):
+        lock.check_held()
+
+
+def _race(out: str, start: multiprocessing.synchronize.Barrier, results: multiprocessing.Queue, done) -> None:
+    """One racer: waits for the others, takes the lock or is refused, reports, and lives until told."""
+    start.wait()
+    try:
+        lock = OutputLock.take(out, say=lambda line: None)
+        results.put(("won", os.getpid(), lock.token))
+    except OutputInUse as exc:
+        results.put(("refused", os.getpid(), str(exc)))
+    done.wait(60)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks racers")
+def test_of_runs_racing_for_a_gone_lock_exactly_one_gets_it(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is not running
+    me = this_process()
+    racers = 6
+    for _round in range(3):
+        out = tmp_path / f"round{_round}"
+        out.mkdir()
+        write_lock(out, Holder(me.host, dead.pid, "then", "e" * 32, me.boot_id, None))
+        start, done, results = ctx.Barrier(racers), ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(str(out), start, results, done)) for _ in range(racers)]
+        for p in procs:
+            p.start()
+        try:
+            got = [results.get(timeout=60) for _ in range(racers)]
+        finally:
+            done.set()
+            for p in procs:
+                p.join(30)
+        winners = [g for g in got if g[0] == "won"]
+        assert len(winners) == 1, got
+        _, pid, token = winners[0]
+        for outcome, _pid, message in got:
+            if outcome == "refused":
+                assert f"pid {pid}," in message, message  # each loser names the winner
+        # The winner has exited since without giving it back (a forked racer): its lock names it, nothing else.
+        assert json.loads((out / LOCK_FILE).read_text())["token"] == token
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # no file moved aside is left
