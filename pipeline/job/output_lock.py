@@ -276,8 +276,8 @@ class OutputLock:
                 age = self._age()
             except FileNotFoundError:
                 return None
-            except OSError:
-                if not fsutil.exists(self.path):  # Beam's filesystems raise their own errors for a missing file
+            except Exception:
+                if not fsutil.exists(self.path):  # object stores' clients raise their own errors for a missing object
                     return None
                 raise
             holder = Holder.from_bytes(data)
@@ -289,12 +289,13 @@ class OutputLock:
         return None
 
     def _age(self) -> float | None:
+        """Seconds since the lock file was last written or touched (its heartbeat); None when unknown."""
         if fsutil.is_local(self.path):
             return time.time() - os.stat(self.path).st_mtime
         from apache_beam.io.filesystems import FileSystems
 
         try:
-            return time.time() - FileSystems.last_updated(self.path)
+            return time.time() - float(FileSystems.last_updated(self.path))
         except Exception:  # a filesystem without update times: no heartbeat to judge by
             return None
 

@@ -268,3 +268,25 @@ def test_the_check_after_the_open_comes_before_the_first_record(made):
     assert served == []
     if Path("/proc/self/fd").is_dir():
         assert seen == [False, True]  # before the open, then after it
+
+
+def test_the_watch_of_a_folder_at_a_url_uses_the_manifests_update_time(made, tmp_path):
+    """On ``dirfs://`` (tests/helpers.py, an object store's API): one metadata request per check."""
+    import shutil
+
+    from tests.helpers import DirFileSystem  # noqa: F401  (registers dirfs:// with Beam)
+
+    folder = _with_run_id(shutil.copytree(made, tmp_path / "out"), "1" * 32)
+    url = f"dirfs://{folder}"
+    seen = reader.manifest_identity(url)
+    assert seen == (os.path.getsize(folder / "manifest.json"), os.stat(folder / "manifest.json").st_mtime)
+    watch = reader.FolderWatch(url, seen, read_manifest(url), "train")
+    assert watch.problem() == ""
+    other = tmp_path / "other"
+    write_output(other, {"train": ["cat/x.jpg"]}, copies=1)
+    _replace_folder(folder, _with_run_id(other, "2" * 32))
+    later = os.stat(folder / "manifest.json").st_mtime + 5
+    os.utime(folder / "manifest.json", (later, later))  # update times in seconds: make the rewrite's visible
+    assert "(run 111111111111 then, 222222222222 now)" in watch.problem()
+    (folder / "manifest.json").unlink()
+    assert reader.manifest_identity(url) is None and "manifest.json is gone" in watch.problem()

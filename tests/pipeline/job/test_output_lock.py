@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 from pipeline.errors import OutputInUse, OutputTaken
 from pipeline.job.output_lock import LOCK_FILE, Holder, OutputLock, gone_reason, this_process
-from tests.helpers import ROOT
+from tests.helpers import ROOT, DirFileSystem  # noqa: F401  (registers dirfs:// with Beam)
 
 HOLD = """
 import sys, time
@@ -176,3 +177,42 @@ def test_of_runs_racing_for_a_gone_lock_exactly_one_gets_it(tmp_path):
         # The winner has exited since without giving it back (a forked racer): its lock names it, nothing else.
         assert json.loads((out / LOCK_FILE).read_text())["token"] == token
         assert [p.name for p in out.iterdir()] == [LOCK_FILE]  # no file moved aside is left
+
+
+def test_on_an_object_store_a_live_lock_refuses_and_a_read_back_settles_two_writers(tmp_path):
+    """Through Beam's FileSystems on ``dirfs://`` (tests/helpers.py): an object store's API, no create-if-absent."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = f"dirfs://{folder}"
+    with OutputLock.take(out, settle_s=0.05) as lock:
+        assert Holder.from_bytes((folder / LOCK_FILE).read_bytes()) == lock.holder
+        with pytest.raises(OutputInUse, match=f"pid {os.getpid()}, started"):
+            OutputLock.take(out, settle_s=0.05)
+        lock.check_held()
+    assert not (folder / LOCK_FILE).exists()
+    write_lock(folder, Holder("elsewhere", 9, "then", "f" * 32), age_s=600.0)
+    said: list[str] = []
+    with OutputLock.take(out, say=said.append, settle_s=0.05):
+        pass
+    assert len(said) == 1 and "its heartbeat is 600 s old" in said[0]
+
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def racer() -> None:
+        start.wait()
+        try:
+            results.append(OutputLock.take(out, settle_s=0.3))
+        except OutputInUse as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=racer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [r for r in results if isinstance(r, OutputLock)]
+    assert len(won) == 1 and len(results) == 2, results
+    assert Holder.from_bytes((folder / LOCK_FILE).read_bytes()) == won[0].holder
+    won[0].release()
+    assert not (folder / LOCK_FILE).exists()
