@@ -18,6 +18,7 @@ docs/reliability.md, "One writer per output folder").
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline import fsutil
-from pipeline.errors import OutputInUse, OutputTaken
+from pipeline.errors import OutputInUse, OutputTaken, UserError
 
 LOCK_FILE = ".augbeam-lock"
 HEARTBEAT_S = 15.0  # how often a live holder touches its lock file
@@ -203,11 +204,18 @@ class OutputLock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 pass
+            except OSError as exc:
+                raise self._unwritable(exc) from None
             else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(self.data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                try:
+                    with os.fdopen(fd, "wb") as handle:
+                        handle.write(self.data)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                except OSError as exc:  # a full disk: no half-written lock is left to refuse the next run
+                    with contextlib.suppress(OSError):
+                        os.remove(self.path)
+                    raise self._unwritable(exc) from None
                 return
             found = self._read()
             if found is None:
@@ -355,6 +363,12 @@ class OutputLock:
                 f"(or delete {self.path})"
             )
         return line
+
+    def _unwritable(self, exc: OSError) -> UserError:
+        return UserError(
+            f"--output {self.output!r}: cannot write its lock file {self.path} ({exc.strerror or exc}); "
+            "give a folder you can write to, on a disk with free space"
+        )
 
     def _takeover(self, holder: Holder, reason: str) -> str:
         return (

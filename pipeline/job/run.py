@@ -168,7 +168,12 @@ def run_job(
     clock.done("check")
     source = open_source(config.input, config.classes)
     check_target(config, source)
-    fsutil.make_dirs(config.output)
+    try:
+        fsutil.make_dirs(config.output)
+    except OSError as exc:
+        raise UserError(
+            f"--output {config.output!r}: cannot create it ({exc.strerror or exc}); give a folder you can write to"
+        ) from None
     with OutputLock.take(config.output) as lock:
         check_output(config, source)
         clock.done("listing")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -216,3 +217,41 @@ def test_on_an_object_store_a_live_lock_refuses_and_a_read_back_settles_two_writ
     assert Holder.from_bytes((folder / LOCK_FILE).read_bytes()) == won[0].holder
     won[0].release()
     assert not (folder / LOCK_FILE).exists()
+
+
+TAKE_EACH = """
+import os, sys
+from pipeline.errors import UserError
+from pipeline.job.output_lock import LOCK_FILE, OutputLock
+for out in sys.argv[1:]:
+    try:
+        OutputLock.take(out).release()
+        print("taken")
+    except UserError as exc:
+        print(exc, "| left:", os.listdir(out))
+"""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+def test_a_folder_it_cannot_write_its_lock_in_fails_in_one_line(tmp_path):
+    """A read-only mount and a full disk (a 16 KiB tmpfs, filled), in a user and mount namespace."""
+    ro, full = tmp_path / "ro", tmp_path / "full"
+    ro.mkdir()
+    full.mkdir()
+    script = tmp_path / "take.py"
+    script.write_text(TAKE_EACH)
+    shell = (
+        f"mount --bind -o ro {ro} {ro} && mount -t tmpfs -o size=16k tmpfs {full} && "
+        f"(cat /dev/zero > {full}/filler 2>/dev/null; true) && {sys.executable} {script} {ro} {full}"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", shell]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0 and "unshare" in done.stderr:
+        pytest.skip(f"no user namespaces here: {done.stderr.strip()}")
+    fix = "give a folder you can write to, on a disk with free space"
+    assert done.stdout.splitlines() == [
+        f"--output {str(ro)!r}: cannot write its lock file {ro}/{LOCK_FILE} (Read-only file system); {fix} | left: []",
+        f"--output {str(full)!r}: cannot write its lock file {full}/{LOCK_FILE} (No space left on device); {fix} "
+        "| left: ['filler']",
+    ], done.stderr
