@@ -3,11 +3,12 @@
 ``augbeam run`` takes ``DST/.augbeam-lock`` before it reads what the folder holds (so before ``--overwrite``
 deletes anything and before the work folder is written), and gives it back when the run ends, failed or not.
 The file says who holds it (``Holder``: host, pid, start time, the pid's start in clock ticks, the machine's
-boot id, a random token), and the holder refreshes its modification time every ``HEARTBEAT_S``. Another run
-finds it and is refused in one line naming the holder, unless the holder is gone: on the same host, its
-process is not running, or the pid now belongs to a process started later, or the machine booted since; on
-another host (a shared disk), its heartbeat is older than ``STALE_S``. A gone holder's lock is taken over, and
-the run says so on stderr (a ``--resume`` after a SIGKILL does exactly this).
+boot id, the pid namespace, a random token), and the holder refreshes its modification time every
+``HEARTBEAT_S``. Another run finds it and is refused in one line naming the holder, unless the holder is
+gone: on the same host, its process is not running, or the pid now belongs to a process started later, or
+the machine booted since; on another host (a shared disk) or in another pid namespace, its heartbeat is
+older than ``STALE_S``. A gone holder's lock is taken over, and the run says so on stderr (a ``--resume``
+after a SIGKILL does exactly this).
 
 On a local disk (a network mount too) the lock is created with ``O_CREAT | O_EXCL``, and a gone holder's lock
 is first renamed aside and checked to be the one judged gone, so of several runs at once exactly one gets it.
@@ -58,6 +59,7 @@ class Holder:
     token: str  # random per run: tells this run's lock from any other
     boot_id: str | None = None  # the host's boot (Linux); another boot means the holder died with the machine
     pid_start: int | None = None  # the pid's start in clock ticks since boot (Linux), against a reused pid
+    pid_ns: str | None = None  # the pid namespace (Linux): a container's pids mean nothing outside it
 
     def describe(self) -> str:
         if not self.token:
@@ -79,6 +81,7 @@ class Holder:
                 token=str(raw["token"]),
                 boot_id=raw.get("boot_id"),
                 pid_start=raw.get("pid_start"),
+                pid_ns=raw.get("pid_ns"),
             )
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
             return None
@@ -98,6 +101,7 @@ def this_process() -> Holder:
         token=uuid.uuid4().hex,
         boot_id=_boot_id(),
         pid_start=stat[1] if stat else None,
+        pid_ns=_pid_namespace(),
     )
 
 
@@ -105,6 +109,13 @@ def _boot_id() -> str | None:
     try:
         with open(BOOT_ID, encoding="ascii") as handle:
             return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
     except OSError:
         return None
 
@@ -141,9 +152,11 @@ def _running(pid: int) -> tuple[bool, int | None]:
 def gone_reason(holder: Holder, age_s: float | None, stale_s: float = STALE_S) -> str | None:
     """Why the lock's holder is certainly gone, or None when it may still be running.
 
-    ``age_s`` is how long ago the lock file was last touched (its heartbeat), None when unknown.
+    ``age_s`` is how long ago the lock file was last touched (its heartbeat), None when unknown. Its pid
+    is looked at only where it means the same process: the same host name and pid namespace (two
+    containers may share both a host name and a disk).
     """
-    if holder.token and holder.host == socket.gethostname():
+    if holder.token and holder.host == socket.gethostname() and holder.pid_ns == _pid_namespace():
         boot = _boot_id()
         if holder.boot_id and boot and holder.boot_id != boot:
             return "the machine has restarted since"
@@ -353,7 +366,7 @@ class OutputLock:
     # --- messages -----------------------------------------------------------------------------------------------
 
     def _refusal(self, holder: Holder, stale_s: float) -> str:
-        here = holder.token and holder.host == socket.gethostname()
+        here = holder.token and holder.host == socket.gethostname() and holder.pid_ns == _pid_namespace()
         fix = f"wait for it to end (or stop it: kill {holder.pid})" if here else "wait for it to end"
         line = f"--output {self.output!r} is being written by another augbeam run ({holder.describe()}); "
         line += f"{fix}, or choose another folder"

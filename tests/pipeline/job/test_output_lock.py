@@ -6,6 +6,7 @@ SIGKILL, and forked racers. The whole job's use of it is in tests/test_output_lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -74,11 +75,18 @@ def test_a_live_holder_is_named_and_a_killed_one_is_taken_over(tmp_path):
 def test_a_reused_pid_or_another_boot_means_the_holder_is_gone(tmp_path):
     me = this_process()  # this process: alive, with its real start
     assert gone_reason(me, 0.0) is None
-    reused = Holder(me.host, me.pid, me.started, "a" * 32, me.boot_id, (me.pid_start or 0) - 1)
+    reused = Holder(me.host, me.pid, me.started, "a" * 32, me.boot_id, (me.pid_start or 0) - 1, me.pid_ns)
     assert gone_reason(reused, 0.0) == f"pid {me.pid} now belongs to a process started later"
-    rebooted = Holder(me.host, me.pid, me.started, "b" * 32, "another-boot", me.pid_start)
+    rebooted = Holder(me.host, me.pid, me.started, "b" * 32, "another-boot", me.pid_start, me.pid_ns)
     if me.boot_id:  # Linux
         assert gone_reason(rebooted, 0.0) == "the machine has restarted since"
+    # A container on this host with its own pids: a pid not running here says nothing; its heartbeat decides.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    contained = Holder(me.host, dead.pid, me.started, "c" * 32, me.boot_id, None, "pid:[1]")
+    assert gone_reason(contained, 30.0) is None
+    assert gone_reason(contained, 600.0) == "its heartbeat is 600 s old, over 120 s"
+    assert gone_reason(dataclasses.replace(contained, pid_ns=me.pid_ns), 30.0) == f"process {dead.pid} is not running"
     said: list[str] = []
     write_lock(tmp_path, reused)
     with OutputLock.take(str(tmp_path), say=said.append):
@@ -158,7 +166,7 @@ def test_of_runs_racing_for_a_gone_lock_exactly_one_gets_it(tmp_path):
     for _round in range(3):
         out = tmp_path / f"round{_round}"
         out.mkdir()
-        write_lock(out, Holder(me.host, dead.pid, "then", "e" * 32, me.boot_id, None))
+        write_lock(out, Holder(me.host, dead.pid, "then", "e" * 32, me.boot_id, None, me.pid_ns))
         start, done, results = ctx.Barrier(racers), ctx.Event(), ctx.Queue()
         procs = [ctx.Process(target=_race, args=(str(out), start, results, done)) for _ in range(racers)]
         for p in procs:
