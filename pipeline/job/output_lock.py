@@ -149,6 +149,14 @@ def _running(pid: int) -> tuple[bool, int | None]:
     return True, None
 
 
+def _pids_comparable(holder: Holder) -> bool:
+    """Whether the holder's pid names a process here: same host name, and same pid namespace where both are known."""
+    if not holder.token or holder.host != socket.gethostname():
+        return False
+    here = _pid_namespace()
+    return holder.pid_ns is None or here is None or holder.pid_ns == here
+
+
 def gone_reason(holder: Holder, age_s: float | None, stale_s: float = STALE_S) -> str | None:
     """Why the lock's holder is certainly gone, or None when it may still be running.
 
@@ -156,7 +164,7 @@ def gone_reason(holder: Holder, age_s: float | None, stale_s: float = STALE_S) -
     is looked at only where it means the same process: the same host name and pid namespace (two
     containers may share both a host name and a disk).
     """
-    if holder.token and holder.host == socket.gethostname() and holder.pid_ns == _pid_namespace():
+    if _pids_comparable(holder):
         boot = _boot_id()
         if holder.boot_id and boot and holder.boot_id != boot:
             return "the machine has restarted since"
@@ -366,7 +374,7 @@ class OutputLock:
     # --- messages -----------------------------------------------------------------------------------------------
 
     def _refusal(self, holder: Holder, stale_s: float) -> str:
-        here = holder.token and holder.host == socket.gethostname() and holder.pid_ns == _pid_namespace()
+        here = _pids_comparable(holder)
         fix = f"wait for it to end (or stop it: kill {holder.pid})" if here else "wait for it to end"
         line = f"--output {self.output!r} is being written by another augbeam run ({holder.describe()}); "
         line += f"{fix}, or choose another folder"
