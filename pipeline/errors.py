@@ -43,3 +43,11 @@ def refusal_in(exc: BaseException) -> str | None:
             return line.split(" [while running ")[0].strip().rstrip("'\"")
         current = current.__cause__ or current.__context__
     return None
+
+
+class OutputInUse(UserError):
+    """Another live run holds the output folder's lock; the message names it (host, pid, start) and the fix."""
+
+
+class OutputTaken(UserError):
+    """Another run took over or wrote into this run's output folder while it ran: no manifest is written."""

@@ -15,7 +15,7 @@ import os
 import posixpath
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import IO
 
 from apache_beam.io.filesystems import FileSystems
@@ -194,33 +194,39 @@ def make_dirs(path: str) -> None:
             FileSystems.mkdirs(path)
 
 
-def is_empty_dir(path: str) -> bool:
-    """True when ``path`` does not exist or holds nothing."""
+def is_empty_dir(path: str, ignore: Collection[str] = ()) -> bool:
+    """True when ``path`` does not exist or holds nothing but the top-level names in ``ignore``."""
     if is_local(path):
-        return not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path))
-    return not list_files(path, limit=1)
+        return not os.path.exists(path) or (
+            os.path.isdir(path) and not [n for n in os.listdir(path) if n not in ignore]
+        )
+    skip = {join(normalize(path), name) for name in ignore}
+    return not [p for p, _ in list_files(path, limit=len(skip) + 1) if p not in skip]
 
 
-def clear_dir(path: str, first: Iterable[str] = ()) -> None:
-    """Deletes everything inside ``path``; the names in ``first`` go before the rest."""
+def clear_dir(path: str, first: Iterable[str] = (), keep: Collection[str] = ()) -> None:
+    """Deletes everything inside ``path`` but the top-level names in ``keep``; the names in ``first`` go first."""
     with writing(path):
-        _clear_dir(path, first)
+        _clear_dir(path, first, keep)
 
 
-def _clear_dir(path: str, first: Iterable[str]) -> None:
+def _clear_dir(path: str, first: Iterable[str], keep: Collection[str]) -> None:
     for name in first:
         target = join(path, name)
         if exists(target):
             FileSystems.delete([target])
     if is_local(path):
         for name in sorted(os.listdir(path)):
+            if name in keep:
+                continue
             target = os.path.join(path, name)
             if os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
             else:
                 os.remove(target)
         return
-    paths = [p for p, _ in list_files(path)]
+    skip = {join(normalize(path), name) for name in keep}
+    paths = [p for p, _ in list_files(path) if p not in skip]
     if paths:
         FileSystems.delete(paths)
 

@@ -579,3 +579,95 @@ class Overflow(Op):
 
     def apply_batch(self, images: Any, params: dict[str, Any]) -> Any:
         return images + 300.0 * params["on"][:, None, None, None]
+
+
+# --- an object store stand-in --------------------------------------------------------------------------------------
+
+
+def _dir_file_system() -> type:
+    """``dirfs://<absolute path>``: a Beam FileSystem whose objects are the files under a local folder.
+
+    It has what an object store has and no more: no folders (``has_dirs`` is False; ``mkdirs`` does
+    nothing), a listing by prefix, an update time per object, and no create-if-absent. So the code paths
+    for ``gs://`` or ``s3://`` run through Beam's ``FileSystems`` on real files. Defining the class registers
+    its scheme with Beam.
+    """
+    import os
+    import posixpath
+
+    from apache_beam.io.filesystem import BeamIOError, CompressionTypes, FileMetadata, FileSystem
+
+    class DirFileSystem(FileSystem):
+        PREFIX = "dirfs://"
+
+        @classmethod
+        def scheme(cls) -> str:
+            return "dirfs"
+
+        def _local(self, url: str) -> str:
+            return url[len(self.PREFIX) :]
+
+        def join(self, basepath: str, *paths: str) -> str:
+            return posixpath.join(basepath, *paths)
+
+        def split(self, path: str) -> tuple[str, str]:
+            return posixpath.split(path)  # type: ignore[return-value]
+
+        def mkdirs(self, path: str) -> None:
+            pass
+
+        def has_dirs(self) -> bool:
+            return False
+
+        def _list(self, dir_or_prefix: str) -> Any:
+            base = self._local(dir_or_prefix)
+            top = base if os.path.isdir(base) else os.path.dirname(base)
+            for folder, _dirs, files in os.walk(top):
+                for name in files:
+                    local = os.path.join(folder, name)
+                    if local.startswith(base):
+                        yield self.metadata(self.PREFIX + local)
+
+        def create(self, path: str, mime_type: str = "", compression_type: str = CompressionTypes.AUTO) -> Any:
+            local = self._local(path)
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            return open(local, "wb")
+
+        def open(self, path: str, mime_type: str = "", compression_type: str = CompressionTypes.AUTO) -> Any:
+            return open(self._local(path), "rb")
+
+        def copy(self, source_file_names: list[str], destination_file_names: list[str]) -> None:
+            for src, dst in zip(source_file_names, destination_file_names, strict=True):
+                shutil.copyfile(self._local(src), self._local(dst))
+
+        def rename(self, source_file_names: list[str], destination_file_names: list[str]) -> None:
+            for src, dst in zip(source_file_names, destination_file_names, strict=True):
+                os.replace(self._local(src), self._local(dst))
+
+        def exists(self, path: str) -> bool:
+            return os.path.isfile(self._local(path))
+
+        def size(self, path: str) -> int:
+            return os.path.getsize(self._local(path))
+
+        def last_updated(self, path: str) -> float:
+            try:
+                return os.stat(self._local(path)).st_mtime
+            except OSError as exc:
+                raise BeamIOError("last_updated", {path: exc}) from None
+
+        def checksum(self, path: str) -> str:
+            return str(self.size(path))
+
+        def metadata(self, path: str) -> FileMetadata:
+            st = os.stat(self._local(path))
+            return FileMetadata(path, st.st_size, st.st_mtime)
+
+        def delete(self, paths: list[str]) -> None:
+            for path in paths:
+                os.remove(self._local(path))
+
+    return DirFileSystem
+
+
+DirFileSystem = _dir_file_system()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.job.output_lock import LOCK_FILE
 from pipeline.job.shard import WORK_DIR
 from tests.helpers import ROOT, all_files, cli_args, group_members, process_stat
 
@@ -261,7 +262,7 @@ def test_a_read_only_output_fails_before_any_work(namespace, photos_with_bad, tm
     ns.sh(f'mkdir "{out}" && mount -o remount,ro "{ns.mount}"')
     proc = start(ns.command(job_argv(photos_with_bad, out, beam=IN_PROCESS)), tmp_path / "ro.txt")
     line = one_line(*ended(proc, tmp_path / "ro.txt"))
-    assert f"cannot write {str(out / WORK_DIR)!r} (--output {str(out)!r}): the filesystem is read-only" in line, line
+    assert f"cannot write {str(out / LOCK_FILE)!r} (--output {str(out)!r}): the filesystem is read-only" in line, line
     assert "choose a writable --output (or remount it read-write), then run again" in line
     assert not list(ns.view(out).iterdir())
 

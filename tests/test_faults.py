@@ -65,8 +65,8 @@ def test_shuffled_listing_gives_the_same_bytes(photos_with_bad, tmp_path):
         elif name != "manifest.json":
             assert first[name] == second[name], name
     manifests = [json.loads(m["manifest.json"]) for m in (first, second)]
-    for m in manifests:  # only the listing's own name differs (and so the report that shows it)
-        del m["input"]["root"], m["config"]["input"], m["files"]["side"]["report.html"]
+    for m in manifests:  # only the listing's own name differs (and so the report that shows it, and the run id)
+        del m["input"]["root"], m["config"]["input"], m["files"]["side"]["report.html"], m["run"]
     assert manifests[0] == manifests[1]
     assert verify(str(outs[1]), sample=5).ok  # sources found next to the listing
 

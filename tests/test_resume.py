@@ -11,7 +11,8 @@ fresh run, at most ``ATTEMPTS`` times. The short window is finalize (about 0.4 s
 its sign is the side files staged in the work folder, which finalize writes before ``manifest.json`` (and moves
 beside the shards after it). Shards take seconds, the time before the plan (workers starting, listing) several.
 
-After each kill no process of the group may be left (polled in /proc), and after each run none either. Linux only.
+After each kill no process of the group may be left (polled in /proc), and after each run none either. The killed
+run's lock (``.augbeam-lock``) is left behind; the resumed run takes it over, says so, and gives it back. Linux only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.format.manifest import ShardSummary
+from pipeline.job.output_lock import LOCK_FILE, Holder
 from pipeline.job.shard import STAGED_DIR, WORK_DIR
 from tests.helpers import PHOTOS, ROOT, all_files, group_members, process_stat, progress_lines
 
@@ -171,10 +173,14 @@ def identity(path: Path) -> tuple[int, int, int]:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def copy_of(folder: Path, tmp_path: Path) -> Path:
-    """A copy of a killed run's folder (the config does not name the output folder, so it resumes as well)."""
+def copy_of(folder: Path, tmp_path: Path, keep_lock: bool = False) -> Path:
+    """A copy of a killed run's folder (the config does not name the output folder, so it resumes as well).
+
+    The killed run's lock is left out unless asked: a run taking it over says so on stderr, and the tests
+    that are not about the lock check stderr line by line.
+    """
     out = tmp_path / "out"
-    shutil.copytree(folder, out, symlinks=True)
+    shutil.copytree(folder, out, symlinks=True, ignore=None if keep_lock else shutil.ignore_patterns(LOCK_FILE))
     return out
 
 
@@ -243,14 +249,17 @@ def killed_writing(photos, tmp_path_factory) -> Path:
 
 
 def test_killed_while_writing_shards_resumes_to_the_same_bytes(killed_writing, photos, clean, tmp_path):
-    out = copy_of(killed_writing, tmp_path)
+    out = copy_of(killed_writing, tmp_path, keep_lock=True)
     kept = {(s.split, s.shard) for s in summaries(out)}
     missing = [key for key in ALL_SHARDS if key not in kept]
     assert kept and missing
+    dead = Holder.from_bytes((out / LOCK_FILE).read_bytes())  # the killed driver's lock, left by the SIGKILL
+    assert dead is not None
     before = {p.name: identity(p) for p in out.iterdir() if p.is_file()}
     code, err = finish(command(photos, out, "--resume"), tmp_path / "stderr.txt")
     assert code == 0, err[-4000:]
-    assert_same_output(out, clean.files)
+    assert f"was locked by a run that is gone ({dead.describe()}: " in err, err[-4000:]  # its pid is not running
+    assert_same_output(out, clean.files)  # the lock given back too
     for split, shard in kept:  # kept: not written again
         for name in shard_files(split, shard):
             assert identity(out / name) == before[name], f"{name} was written again; its shard was complete"
@@ -301,7 +310,8 @@ def test_killed_before_any_shard_then_killed_again_resumes_to_the_same_bytes(pho
         poll_s=0.02,
     )
     assert workers >= 2
-    assert not [p for p in out.rglob("*") if p.is_file() and ".tmp-" not in p.name]  # at most a half-written plan
+    written = [p for p in out.rglob("*") if p.is_file() and ".tmp-" not in p.name and p.name != LOCK_FILE]
+    assert not written  # at most a half-written plan, and the killed run's lock
     kill_at(
         command(photos, out, "--resume"),
         tmp_path / "killed-2.txt",

@@ -707,9 +707,14 @@ def verify(dst: str, sample: int = 0, source: str | None = None, beam_args: list
 
 
 def _check_folder(root: str, manifest: Manifest, report: Report) -> None:
-    """No file the manifest does not name; the side files' checksums (the shards' files are ``check_shard``'s)."""
+    """No file the manifest does not name; the side files' checksums (the shards' files are ``check_shard``'s).
+
+    The lock file of a run writing the folder (or of one killed after its manifest) is no part of the output.
+    """
+    from pipeline.job.output_lock import LOCK_FILE
+
     expected = manifest.expected_files()
-    present = {_relative(root, p) for p, _ in fsutil.list_files(root)}
+    present = {_relative(root, p) for p, _ in fsutil.list_files(root)} - {LOCK_FILE}
     for name in sorted(present - set(expected)):
         report.fail(f"{name}: in the folder but not in the manifest (left over, or written by something else)")
     for name, info in sorted((manifest.side_files or {}).items()):

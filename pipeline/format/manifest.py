@@ -349,6 +349,10 @@ class Manifest:
     sharding: str
     splits: Mapping[str, SplitInfo]
     side_files: Mapping[str, FileInfo] | None = None  # None in the draft the side-file makers see
+    # The run's fingerprint (config, input listing, shard counts, format, version): the same input and config
+    # give the same id, and the same bytes, so a reader tells another run's data from this one's by it.
+    # None in manifests written before it was recorded.
+    run: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -358,7 +362,9 @@ class Manifest:
         files: JSON = {}
         if self.side_files is not None:
             files["side"] = {name: info.to_json() for name, info in self.side_files.items()}
+        run: JSON = {} if self.run is None else {"run": self.run}
         return {
+            **run,
             "format": FORMAT_NAME,
             "format_version": self.format_version,
             "producer": self.producer,
@@ -393,6 +399,7 @@ class Manifest:
             sharding=_get(data, "sharding", w),
             splits={name: SplitInfo.from_json(s) for name, s in _get(data, "splits", w).items()},
             side_files=({name: FileInfo.from_json(info) for name, info in side.items()} if side is not None else None),
+            run=data.get("run"),
         )
 
     def with_side_files(self, side: Mapping[str, FileInfo]) -> Manifest:

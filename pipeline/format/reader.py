@@ -9,6 +9,13 @@ refuses a folder without a manifest (an unfinished run) and shards whose size
 O(records): nothing is read before the first batch but the manifest and a
 stat per file. ``iter_index`` / ``iter_errors`` stream the per-shard parts of
 the index and the error table.
+
+A folder can be rewritten by another run while a training job reads it
+(``--overwrite`` removes the manifest first). ``FolderWatch`` checks, each
+time a shard file is opened (every epoch), that the folder still holds the
+run ``load`` started from: a stat of ``manifest.json`` (O(1)), and only when
+that changed, the new manifest's run id and the split's shard checksums.
+Another run's data is refused with one error instead of being served.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,6 +156,126 @@ def _known(path: str, manifest: Manifest, split: str | None) -> str | None:
     return split
 
 
+Identity = tuple[Any, ...]
+
+
+def manifest_identity(root: str) -> Identity | None:
+    """What changes when ``manifest.json`` is written again or removed; None when there is none. O(1).
+
+    A local file: device, inode, size, mtime and ctime (a rewrite goes through a new file and a rename). A
+    URL: size and update time from one metadata request, or the content's sha256 where the store has none.
+    """
+    path = fsutil.join(root, MANIFEST)
+    if fsutil.is_local(root):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    from apache_beam.io.filesystems import FileSystems
+
+    found = FileSystems.match([path])[0].metadata_list
+    if not found:
+        return None
+    meta = found[0]
+    if meta.last_updated_in_seconds:
+        return (meta.size_in_bytes, meta.last_updated_in_seconds)
+    try:
+        return (meta.size_in_bytes, hashlib.sha256(fsutil.read_bytes(path)).hexdigest())
+    except FileNotFoundError:
+        return None
+
+
+class FolderWatch:
+    """Tells whether the folder still holds the run a ``load`` started from; asked at every shard file's open.
+
+    Cheap while nothing changed: one stat of ``manifest.json``. When it changed, the new manifest is read:
+    the same run id and the same shard files (names and sha256) of the split mean the same bytes (a rerun of
+    the same input and config), which may be read on; anything else, or no manifest, is another run's.
+    """
+
+    def __init__(self, path: str, identity: Identity | None, manifest: Manifest, split: str) -> None:
+        self.path = path
+        self.root = fsutil.normalize(path)
+        self.identity = identity  # taken before the manifest was read, so a change in between is seen
+        self.run = manifest.run
+        self.split = split
+        self.shards = _shard_sums(manifest, split)
+        self._lock = threading.Lock()
+
+    def problem(self) -> str:
+        """'' while the folder holds the same run, else the one-line reason to stop reading."""
+        now = manifest_identity(self.root)
+        with self._lock:
+            if now is not None and now == self.identity:
+                return ""
+        if now is None:
+            return self._replaced("its manifest.json is gone: a run is rewriting the folder")
+        try:
+            manifest = read_manifest(self.path)
+        except ReaderError:
+            return self._replaced("its manifest.json is gone or incomplete: a run is rewriting the folder")
+        if manifest.run != self.run or _shard_sums(manifest, self.split) != self.shards:
+            return self._replaced(f"run {_short_id(self.run)} then, {_short_id(manifest.run)} now")
+        with self._lock:
+            self.identity = now  # rewritten by a run of the same input and config: the same bytes
+        return ""
+
+    def check(self) -> None:
+        """Raises ``ReaderError`` when the folder no longer holds the run (``problem``)."""
+        message = self.problem()
+        if message:
+            raise ReaderError(message)
+
+    def _replaced(self, why: str) -> str:
+        # No quotes: TensorFlow's Assert, which carries this message out of tf.data, escapes them.
+        return f"the folder {self.path} was replaced by another run while reading ({why}); reload it with augbeam.load"
+
+
+def _shard_sums(manifest: Manifest, split: str) -> tuple[tuple[str, str], ...] | None:
+    info = manifest.splits.get(split)
+    return None if info is None else tuple((shard.file, shard.sha256) for shard in info.shards)
+
+
+def _short_id(run: str | None) -> str:
+    return "unknown" if run is None else run[:12]
+
+
+def _guarded(watch: FolderWatch, value: Any) -> Any:
+    """``value`` once ``watch`` found the folder unchanged, computed after ``value``; else the op fails.
+
+    The check runs in Python (``tf.py_function``, once per shard file opened, never per record); its
+    message leaves ``tf.data`` through ``tf.debugging.Assert`` as one ``InvalidArgumentError``.
+    """
+    import tensorflow as tf
+
+    message = tf.py_function(lambda _after: watch.problem(), [value], tf.string)
+    message = tf.ensure_shape(message, [])
+    with tf.control_dependencies([tf.debugging.Assert(tf.equal(message, ""), [message])]):
+        return tf.identity(value)
+
+
+def open_watched(file: Any, watch: FolderWatch | None) -> Any:
+    """One shard's records as ``tf.data``; with a watch, ``(record, "")`` pairs, the folder checked before
+    the file is opened and again once its first record is read (so after the open).
+
+    The second check is what rules out a mix: ``--overwrite`` removes the manifest before any shard
+    changes, so a manifest unchanged after the open means the opened file is the run's, and a local file
+    stays that file once open. The first makes the usual case (the manifest already gone) this error
+    rather than a missing file's. ``zip`` asks its inputs in order, so the second check's one element is
+    made after the first record and before it is passed on; then a constant follows each record, with no
+    per-record function call (a ``tf.cond`` per record cost a quarter of the throughput of tiny records).
+    """
+    import tensorflow as tf
+
+    if watch is None:
+        return tf.data.TFRecordDataset(file)
+    records = tf.data.TFRecordDataset(_guarded(watch, file))
+    after_open = tf.data.Dataset.from_tensors(file).map(lambda f: _guarded(watch, f))
+    checked = after_open.map(lambda _f: tf.constant("")).concatenate(tf.data.Dataset.from_tensors("").repeat())
+    return tf.data.Dataset.zip((records, checked))
+
+
 def check_expected_model(path: str, made: Any, expect_model: str) -> None:
     """Refuses data whose preprocessing differs from ``expect_model``'s, naming both.
 
@@ -184,6 +312,11 @@ def load(
     reads (a flipped bit fails that read with ``DataLossError``); ``full``
     also checks every file's sha256 first, reading the whole split before the
     first batch; ``none`` checks nothing. ``augbeam verify`` is the full check.
+
+    With ``size`` or ``full``, every shard file's open (every epoch) also
+    checks that the folder still holds this run (``FolderWatch``): data of a
+    run that replaced it fails with ``tf.errors.InvalidArgumentError`` saying
+    "was replaced by another run while reading", never reaching the model.
     """
     import tensorflow as tf
 
@@ -191,16 +324,18 @@ def load(
     from transforms import encoding as enc
     from transforms.preprocess import Preprocessing
 
+    identity = manifest_identity(fsutil.normalize(path))  # before the read: a change in between is seen later
     manifest = read_manifest(path)
     preprocessing = Preprocessing.from_description(manifest.preprocessing)
     if expect_model is not None:
         check_expected_model(path, preprocessing, expect_model)
     files = shard_paths(path, manifest, split, verify)
+    watch = FolderWatch(path, identity, manifest, split) if verify != "none" else None
     height, width, _ = manifest.image.shape
     encoding = manifest.image.encoding
     spec = parse_spec()
 
-    def parse(record: Any) -> Any:
+    def parse(record: Any, *_checked: Any) -> Any:  # with a watch: (record, "") pairs (``open_watched``)
         example = tf.io.parse_single_example(record, spec)
         image = enc.decode(example["image"], encoding, preprocessing, height, width)
         image = tf.ensure_shape(image, [height, width, 3])
@@ -214,7 +349,7 @@ def load(
     if shuffle_files:
         dataset = dataset.shuffle(len(files), seed=seed)
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
+        lambda file: open_watched(file, watch),
         cycle_length=max(1, min(len(files), 8)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle_files,

@@ -12,6 +12,12 @@ last, and the work folder removed. So a run that fails or is killed before
 its manifest leaves none of them beside the shards (for SIGKILL, which has no
 failure path, the order alone carries it), and one killed after its manifest
 is complete: ``--resume`` finishes the moves.
+
+Given the run's lock, finalize writes a manifest only over this run's own
+work: ``run.json`` must carry the lock's token, every summary the plan's run
+fingerprint, and the lock must still be this run's just before the manifest
+is written. Otherwise another run wrote into the folder meanwhile, and it
+fails in one line (``OutputTaken``) rather than describe a mix.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Mapping
 from importlib import metadata
 
 from pipeline import __version__, fsutil
-from pipeline.errors import ErrorRateExceeded, ReconcileError
+from pipeline.errors import ErrorRateExceeded, OutputTaken, ReconcileError
 from pipeline.format.manifest import (
     DUPLICATE,
     INPUT_STAGES,
@@ -38,6 +44,7 @@ from pipeline.format.manifest import (
 )
 from pipeline.format.records import FEATURES, FORMAT_VERSION
 from pipeline.job.options import JobConfig
+from pipeline.job.output_lock import LOCK_FILE, OutputLock
 from pipeline.job.plan import MASK64, Plan
 from pipeline.job.prepare import read_run
 from pipeline.job.shard import WORK_DIR, staged_dir, summary_path
@@ -48,16 +55,23 @@ from transforms.encoding import stored_dtype, stores_preprocessed
 PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras", "pillow")
 
 
-def finalize(config: JobConfig) -> Manifest:
+def finalize(config: JobConfig, lock: OutputLock | None = None) -> Manifest:
     """Builds the manifest from ``run.json`` and the shards' summaries, checks the counts, writes it last.
 
     Reads O(shards) small files, never a row: each shard's worker wrote its
-    own index and error parts, and its summary says what they hold.
+    own index and error parts, and its summary says what they hold. With the
+    run's ``lock``, it refuses work that is not this run's (module docstring).
     """
     out = config.output
     run = read_run(out)
     if run is None:
         raise ReconcileError(f"{out!r} has no {WORK_DIR}/run.json: the run's plan was never written")
+    if lock is not None and run.token != lock.token:
+        raise OutputTaken(
+            f"--output {out!r}: the plan in {WORK_DIR}/run.json is another run's: another run wrote into the "
+            "folder while this one ran, so no manifest was written. Run one job at a time into a folder, "
+            "then rerun with --overwrite"
+        )
     plan = run.plan
     splits = {name: _split_info(config, plan, name) for name in plan.splits()}
     manifest = _manifest(config, plan, splits)
@@ -68,6 +82,8 @@ def finalize(config: JobConfig) -> Manifest:
     # Only a run that passed every check gets its side files, staged in the work folder; then the manifest;
     # then they are moved beside the shards. The work folder goes last, so a finalize killed midway resumes.
     manifest = manifest.with_side_files(write_side_files(staged_dir(out), side))
+    if lock is not None:
+        lock.check_held()
     data = (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode()
     fsutil.write_atomic(fsutil.join(out, MANIFEST), data)
     publish(out, manifest)
@@ -99,8 +115,14 @@ def read_summaries(out: str, plan: Plan, split: str) -> list[ShardSummary]:
         if not fsutil.exists(path):
             raise ReconcileError(f"{split} shard {shard} has no summary: it was never written")
         summary = ShardSummary.from_json(json.loads(fsutil.read_bytes(path)))
-        if summary.run != plan.run or (summary.split, summary.shard) != (split, shard):
-            raise ReconcileError(f"{path!r} belongs to another run or shard")
+        if summary.run != plan.run:
+            raise OutputTaken(
+                f"{path!r} was written by another run (run {summary.run[:12]}, this run's is {plan.run[:12]}) "
+                "while this one ran, so no manifest was written. Run one job at a time into a folder, then "
+                "rerun with --overwrite"
+            )
+        if (summary.split, summary.shard) != (split, shard):
+            raise ReconcileError(f"{path!r} belongs to another shard")
         summaries.append(summary)
     return summaries
 
@@ -179,7 +201,7 @@ def check_only_listed_files(out: str, manifest: Manifest, side: set[str] | None 
     root = fsutil.normalize(out).rstrip("/") + "/"
     for path, _size in fsutil.list_files(out):
         name = path[len(root) :] if path.startswith(root) else path
-        if name in expected or name.startswith(WORK_DIR + "/"):
+        if name in expected or name.startswith(WORK_DIR + "/") or name == LOCK_FILE:
             continue
         if TEMP_FILE.search(name):
             fsutil.delete(path)  # a bundle that died while writing; its retry wrote the real file
@@ -236,6 +258,7 @@ def _manifest(config: JobConfig, plan: Plan, splits: dict[str, SplitInfo]) -> Ma
         },
         sharding="shard = H mod num_shards, records sorted by H; H = sha256(key + NUL + copy)[:8] little-endian",
         splits=splits,
+        run=plan.run,
     )
 
 

@@ -139,19 +139,20 @@ class Prepare(beam.PTransform):
     because it takes the result as a side input.
     """
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, token: str = "") -> None:
         super().__init__()
         self.config = config
+        self.token = token  # the run's lock token, written into run.json
 
     def expand(self, plan: beam.PCollection) -> beam.PCollection:
-        return plan | "PrepareOutput" >> beam.Map(_prepare, self.config)
+        return plan | "PrepareOutput" >> beam.Map(_prepare, self.config, self.token)
 
 
-def _prepare(plan: Plan, config: JobConfig) -> Plan:
+def _prepare(plan: Plan, config: JobConfig, token: str) -> Plan:
     from pipeline.job.prepare import prepare_on_worker
 
     with on_worker(config.output, AGAIN):  # a refused listing, or a write fault while clearing the folder
-        prepare_on_worker(config, plan)
+        prepare_on_worker(config, plan, token)
     return plan
 
 

@@ -159,12 +159,17 @@ def plan_from(config: JobConfig, root: str, kind: str, classes: tuple[str, ...],
 
 @dataclasses.dataclass(frozen=True)
 class RunInfo:
-    """``run.json`` in the work folder: the plan and what resume compares (config, version)."""
+    """``run.json`` in the work folder: the plan, what resume compares (config, version), and whose it is.
+
+    ``token`` is the random token of the run that wrote it (its lock's, ``output_lock``): finalize builds a
+    manifest only from its own run's plan. A resumed run writes its own token over the killed run's.
+    """
 
     plan: Plan
     config: Mapping[str, Any]
     augbeam: str
     format_version: int
+    token: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,8 +177,10 @@ class RunInfo:
             "config": dict(self.config),
             "augbeam": self.augbeam,
             "format_version": self.format_version,
+            "token": self.token,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunInfo:
-        return cls(Plan.from_json(data["plan"]), data["config"], data["augbeam"], data["format_version"])
+        plan = Plan.from_json(data["plan"])
+        return cls(plan, data["config"], data["augbeam"], data["format_version"], data.get("token", ""))

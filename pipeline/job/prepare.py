@@ -1,12 +1,15 @@
 """The output folder before the run: the driver's O(1) checks, and the worker's step once the listing is known.
 
-The driver checks what it can without the listing (the folder is not a file,
-is empty or may be overwritten or resumed, the config matches the run being
-resumed). The rest waits for the listing, which now runs on the workers:
+The driver checks what it can without the listing: first what needs no look
+inside the folder (``check_target``: no overlap with the input, not a file),
+then, holding the folder's lock (``output_lock``), what it holds
+(``check_output``: empty, or may be overwritten or resumed, with the config of
+the run being resumed). The lock file is no part of what the folder holds.
+The rest waits for the listing, which now runs on the workers:
 ``prepare_on_worker`` refuses a listing over the error rate or one that does
 not match the run being resumed, and only then clears the folder (for
-``--overwrite``) and writes ``run.json``. So a refused listing never costs
-the user their previous output.
+``--overwrite``: the manifest first, the lock kept) and writes ``run.json``.
+So a refused listing never costs the user their previous output.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pipeline.format.records import FORMAT_VERSION
 from pipeline.format.tfds_info import DATASET_INFO as TFDS_INFO
 from pipeline.job.listing import DUPLICATE, Source, check_usable
 from pipeline.job.options import JobConfig
+from pipeline.job.output_lock import LOCK_FILE
 from pipeline.job.plan import RUN_FILE, Plan, RunInfo
 from pipeline.job.shard import WORK_DIR
 
@@ -39,16 +43,25 @@ def read_run(output: str) -> RunInfo | None:
     return RunInfo.from_json(json.loads(fsutil.read_bytes(path)))
 
 
-def check_output(config: JobConfig, source: Source) -> None:
-    """What the driver can refuse before any work: O(1) calls, whatever the input's size."""
+def check_target(config: JobConfig, source: Source) -> None:
+    """What the driver refuses before it takes the folder's lock: the options and the path, not what it holds."""
     out = config.output
     refuse_overlap(out, source)
     if config.resume and config.overwrite:
         raise UserError("--resume keeps a run's finished shards and --overwrite deletes them: pass one of them")
-    if fsutil.is_empty_dir(out):
-        return
-    if fsutil.is_local(out) and not os.path.isdir(out):
+    if fsutil.is_local(out) and os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--output {out!r} is a file; give a folder")
+
+
+def check_output(config: JobConfig, source: Source) -> None:
+    """What the driver can refuse before any work: O(1) calls, whatever the input's size.
+
+    What the folder holds is only looked at by the run that holds its lock (``run_job`` takes it first).
+    """
+    out = config.output
+    check_target(config, source)
+    if fsutil.is_empty_dir(out, ignore=(LOCK_FILE,)):
+        return
     previous = read_run(out)
     if previous is None and _killed_before_plan(out):
         return  # a run killed or refused while listing left its work folder and nothing else: as good as empty
@@ -83,9 +96,10 @@ def check_writable(out: str) -> None:
 def _killed_before_plan(out: str) -> bool:
     """The folder holds the work folder alone: a run killed or refused before its plan was written (no ``run.json``)."""
     if fsutil.is_local(out):
-        return os.listdir(out) == [WORK_DIR]
+        return [name for name in os.listdir(out) if name != LOCK_FILE] == [WORK_DIR]
     work = fsutil.normalize(fsutil.join(out, WORK_DIR)) + "/"
-    return all(path.startswith(work) for path, _ in fsutil.list_files(out))
+    lock = fsutil.join(fsutil.normalize(out), LOCK_FILE)
+    return all(path.startswith(work) or path == lock for path, _ in fsutil.list_files(out))
 
 
 def check_resumable(config: JobConfig, previous: RunInfo) -> None:
@@ -153,10 +167,11 @@ def check_listing_errors(plan: Plan, max_rate: float) -> None:
         )
 
 
-def prepare_on_worker(config: JobConfig, plan: Plan) -> None:
+def prepare_on_worker(config: JobConfig, plan: Plan, token: str = "") -> None:
     """Once the listing is known: refuse it, or resume, or clear the folder; then write ``run.json``.
 
-    Idempotent, so a retried bundle does the same again.
+    ``token`` is the run's (its lock's): ``run.json`` carries it, so finalize knows the plan it reads is
+    its own run's. Idempotent, so a retried bundle does the same again.
     """
     first = plan.first_refused
     from pipeline.format.manifest import ErrorRow
@@ -184,9 +199,11 @@ def prepare_on_worker(config: JobConfig, plan: Plan) -> None:
             )
         if not fsutil.exists(fsutil.join(out, MANIFEST)) and fsutil.exists(fsutil.join(out, TFDS_INFO)):
             fsutil.delete(fsutil.join(out, TFDS_INFO))  # left by an older augbeam that wrote it before the manifest
-    elif not fsutil.is_empty_dir(out) and (config.overwrite or previous is not None):
-        # The manifest and TFDS's metadata go first: from then on no reader takes the folder for a finished run.
-        fsutil.clear_dir(out, first=[MANIFEST, TFDS_INFO])
+    elif not fsutil.is_empty_dir(out, ignore=(LOCK_FILE,)) and (config.overwrite or previous is not None):
+        # The manifest and TFDS's metadata go first, before any other file of the folder changes: from then on
+        # no reader takes the folder for a finished run, and one reading it already stops at its next shard.
+        # The lock stays: it is this run's.
+        fsutil.clear_dir(out, first=[MANIFEST, TFDS_INFO], keep=(LOCK_FILE,))
     fsutil.make_dirs(fsutil.join(out, WORK_DIR))
-    info = RunInfo(plan, config.resolved(), __version__, FORMAT_VERSION)
+    info = RunInfo(plan, config.resolved(), __version__, FORMAT_VERSION, token)
     fsutil.write_atomic(run_file(out), json.dumps(info.to_json(), sort_keys=True, indent=1).encode())

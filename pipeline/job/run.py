@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import fsutil
 from pipeline.errors import UserError, refusal_in
@@ -23,7 +23,8 @@ from pipeline.format.manifest import Manifest
 from pipeline.job.finalize import finalize
 from pipeline.job.listing import Source, open_source
 from pipeline.job.options import JobConfig
-from pipeline.job.prepare import check_output, check_writable, run_file
+from pipeline.job.output_lock import OutputLock
+from pipeline.job.prepare import check_output, check_target, check_writable, run_file
 from pipeline.job.side_files import warm_up
 from pipeline.runtime.runners import (
     check_paths_reachable,
@@ -37,6 +38,9 @@ from pipeline.runtime.scratch import drop_pipeline_temp, make_scratch, remove_de
 from pipeline.runtime.storage_faults import AGAIN, RESUME, as_storage_fault, storage_faults
 from pipeline.runtime.tf_threads import resolve_tf_threads
 from pipeline.runtime.worker_logs import quiet_worker_logs
+
+if TYPE_CHECKING:
+    from pipeline.job.progress import ProgressMonitor
 
 PHASES = ("check", "listing", "graph", "run", "finalize")
 
@@ -92,11 +96,13 @@ def build_pipeline(
     tf_threads: int = 0,
     remote: bool = False,
     listing_spill: str | None = None,
+    token: str = "",
 ) -> Any:
     """The whole job as a Beam pipeline, not yet run; its size does not depend on the number of inputs.
 
-    What it holds: the source's units (O(classes)) and the config. Listing,
-    planning, preparing the folder and writing the shards all run on workers.
+    What it holds: the source's units (O(classes)), the config and the run's
+    lock token (for ``run.json``). Listing, planning, preparing the folder and
+    writing the shards all run on workers.
     """
     import apache_beam as beam
 
@@ -111,7 +117,7 @@ def build_pipeline(
     # made outside the output folder, which the prepare step may clear while they are still to be read).
     listing_dir = listing_spill if runner is not None else None
     work, plan = p | "ListInputs" >> ListInputs(config, source, refuse_local=remote, spill_dir=listing_dir)
-    prepared = plan | "Prepare" >> Prepare(config)
+    prepared = plan | "Prepare" >> Prepare(config, token)
     # On the DirectRunner whatever crosses the shuffle stays in this process: the records go through files.
     spill_dir = fsutil.join(work_dir(config.output), SPILL_DIR) if runner is not None else None
     planned = work | "PlanRecords" >> PlanRecords(prepared, source, spill_dir, config.output)
@@ -145,11 +151,13 @@ def run_job(
     each ``Phase`` of the driver's work as it ends. Without Beam options
     that choose the DirectRunner's mode, it runs one worker process per core
     (``runners.default_parallelism``) and says so in one line on stderr.
+
+    It holds the output folder's lock (``output_lock``) from before it looks
+    at what the folder holds until it returns or raises: a second run into the
+    folder is refused in one line meanwhile.
     """
-    from pipeline.job.graph import counters
     from pipeline.job.progress import ProgressMonitor
-    from pipeline.job.shard import progress_dir, work_dir
-    from pipeline.runtime.watchdog import run_watched, start_bound, start_hint
+    from pipeline.job.shard import progress_dir
 
     clock = _PhaseClock(on_phase)
     given = list(beam_args or [])
@@ -160,16 +168,48 @@ def run_job(
     monitor = ProgressMonitor(progress_dir(config.output), 0, progress, plan_file=run_file(config.output))
     clock.done("check")
     source = open_source(config.input, config.classes)
-    with storage_faults(config.output, AGAIN):  # read-only, not writable, a file in the way: before any work
-        check_output(config, source)
+    with storage_faults(config.output, AGAIN):  # a file in the way, a folder that cannot be made: before any work
+        check_target(config, source)
         fsutil.make_dirs(config.output)
-        check_writable(config.output)
-        remove_dead_scratch()  # the listing spills of killed runs
-        listing_spill = make_scratch() if source.is_table else None
-    clock.done("listing")
+    with OutputLock.take(config.output) as lock:
+        with storage_faults(config.output, AGAIN):  # read-only, not writable: before any work
+            check_output(config, source)
+            check_writable(config.output)
+            remove_dead_scratch()  # the listing spills of killed runs
+            listing_spill = make_scratch() if source.is_table else None
+        clock.done("listing")
+        return _run_locked(
+            config, source, options, beam_args, given, threads, monitor, clock, lock, on_result, listing_spill
+        )
+
+
+def _run_locked(
+    config: JobConfig,
+    source: Source,
+    options: Any,
+    beam_args: list[str],
+    given: list[str],
+    threads: int,
+    monitor: ProgressMonitor,
+    clock: _PhaseClock,
+    lock: OutputLock,
+    on_result: Callable[[Any], None] | None,
+    listing_spill: str | None,
+) -> Manifest:
+    """``run_job`` once the folder's lock is held and the folder checked: build, run, finalize."""
+    from pipeline.job.graph import counters
+    from pipeline.job.shard import work_dir
+    from pipeline.runtime.watchdog import run_watched, start_bound, start_hint
+
     try:
         p = build_pipeline(
-            config, source, options, threads, remote=runs_remotely(beam_args), listing_spill=listing_spill
+            config,
+            source,
+            options,
+            threads,
+            remote=runs_remotely(beam_args),
+            listing_spill=listing_spill,
+            token=lock.token,
         )
         p.to_runner_api()  # what every runner does first; timed here as part of building the graph
         clock.done("graph")
@@ -193,7 +233,7 @@ def run_job(
     if on_result is not None:
         on_result(result)
     with storage_faults(config.output, RESUME):
-        manifest = finalize(config)
+        manifest = finalize(config, lock)
     clock.done("finalize")
     return manifest
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline import fsutil
+from tests.helpers import DirFileSystem  # noqa: F401  (registers dirfs:// with Beam)
 
 
 def test_write_atomic_leaves_no_temporary_file_and_replaces_the_old_bytes(tmp_path):
@@ -35,3 +38,20 @@ def test_clear_dir_deletes_the_named_files_first_and_keeps_the_folder(tmp_path):
 def test_local_paths_and_urls_are_told_apart():
     assert fsutil.is_local("/data/out") and fsutil.is_local("out") and not fsutil.is_local("gs://bucket/out")
     assert fsutil.join("gs://bucket/out", "train-00000.tfrecord") == "gs://bucket/out/train-00000.tfrecord"
+
+
+@pytest.mark.parametrize("scheme", ["", "dirfs://"])
+def test_empty_and_clear_leave_out_the_names_they_are_told(tmp_path, scheme):
+    """A folder holding only a run's lock counts as empty, and clearing it keeps the lock (local and dirfs://)."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / ".augbeam-lock").write_text("{}")
+    path = scheme + str(folder)
+    assert fsutil.is_empty_dir(path, ignore=(".augbeam-lock",))
+    assert not fsutil.is_empty_dir(path)
+    (folder / "manifest.json").write_text("{}")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "shard.tfrecord").write_text("x")
+    assert not fsutil.is_empty_dir(path, ignore=(".augbeam-lock",))
+    fsutil.clear_dir(path, first=["manifest.json"], keep=(".augbeam-lock",))
+    assert [p.name for p in folder.rglob("*") if p.is_file()] == [".augbeam-lock"]

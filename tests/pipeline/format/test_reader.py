@@ -1,11 +1,12 @@
 """pipeline/format/reader.py: the model's value range, refusals (size, checksum, model, split, unfinished run,
 incomplete manifest), a start that reads no shard, the index and error parts streamed, and a Keras model training
-on what it reads.
+on what it reads; a folder replaced by another run while it is read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,107 @@ def test_iter_index_and_errors_stream_the_parts_in_shard_order(made):
     ]
     with pytest.raises(ReaderError, match="no split 'test'"):
         list(reader.iter_errors(str(made), "test"))
+
+
+# --- a folder replaced while it is read ----------------------------------------------------------------------------
+
+
+def _with_run_id(out: Path, run: str) -> Path:
+    """Gives a synthetic folder's manifest a run id, as the job's finalize does."""
+    path = out / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "run": run}, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def _replace_folder(out: Path, other: Path) -> None:
+    """What ``--overwrite`` does to the folder, in its order: the manifest first, the rest, the new manifest last."""
+    (out / "manifest.json").unlink()
+    for old in out.iterdir():
+        old.unlink()
+    for new in sorted(other.iterdir()):
+        if new.name != "manifest.json":
+            (out / new.name).write_bytes(new.read_bytes())
+    tmp = out / "manifest.json.tmp"
+    tmp.write_bytes((other / "manifest.json").read_bytes())
+    tmp.rename(out / "manifest.json")
+
+
+def test_a_reader_reads_on_through_the_same_run_and_stops_at_another_one(made, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    out = _with_run_id(shutil.copytree(made, tmp_path / "out"), "1" * 32)
+    other = tmp_path / "other"
+    write_output(other, {"train": ["cat/x.jpg", "dog/y.jpg"]}, copies=1)
+    _with_run_id(other, "2" * 32)
+    ds = reader.load(str(out), split="train", with_metadata=True)
+    unwatched = reader.load(str(out), split="train", verify="none")
+
+    def keys() -> list[str]:
+        return sorted(meta["key"].numpy().decode() for _, _, meta in ds)
+
+    first = keys()
+    manifest = out / "manifest.json"
+    data = manifest.read_bytes()
+    manifest.unlink()  # a rerun of the same input and config: new file, same bytes
+    manifest.write_bytes(data)
+    assert keys() == first
+    manifest.unlink()  # --overwrite begins
+    with pytest.raises(tf.errors.InvalidArgumentError) as gone:
+        keys()
+    assert (
+        f"the folder {out} was replaced by another run while reading (its manifest.json is gone" in gone.value.message
+    )
+    manifest.write_bytes(data)
+    _replace_folder(out, other)
+    with pytest.raises(tf.errors.InvalidArgumentError) as replaced:
+        keys()
+    message = replaced.value.message
+    assert "was replaced by another run while reading (run 111111111111 then, 222222222222 now); reload it" in message
+    assert sum(1 for _ in unwatched) == 2  # verify="none" checks nothing, as documented: the new run's 2 records
+
+
+def test_the_check_after_the_open_comes_before_the_first_record(made):
+    """A file that passes the check before its open but not the one after is never read from."""
+    import tensorflow as tf
+
+    shard = made / "train-00000-of-00003.tfrecord"
+    seen: list[bool] = []  # whether the shard was open at each check
+
+    class Watch(reader.FolderWatch):
+        def problem(self) -> str:
+            fds = Path("/proc/self/fd")
+            seen.append(fds.is_dir() and any(os.path.realpath(fd) == str(shard) for fd in fds.iterdir()))
+            return "" if len(seen) == 1 else "replaced after the open"
+
+    watch = Watch(str(made), None, read_manifest(str(made)), "train")
+    served = []
+    with pytest.raises(tf.errors.InvalidArgumentError, match="replaced after the open"):
+        for record, _ in reader.open_watched(tf.constant(str(shard)), watch):
+            served.append(record)
+    assert served == []
+    if Path("/proc/self/fd").is_dir():
+        assert seen == [False, True]  # before the open, then after it
+
+
+def test_the_watch_of_a_folder_at_a_url_uses_the_manifests_update_time(made, tmp_path):
+    """On ``dirfs://`` (tests/helpers.py, an object store's API): one metadata request per check."""
+    import shutil
+
+    from tests.helpers import DirFileSystem  # noqa: F401  (registers dirfs:// with Beam)
+
+    folder = _with_run_id(shutil.copytree(made, tmp_path / "out"), "1" * 32)
+    url = f"dirfs://{folder}"
+    seen = reader.manifest_identity(url)
+    assert seen == (os.path.getsize(folder / "manifest.json"), os.stat(folder / "manifest.json").st_mtime)
+    watch = reader.FolderWatch(url, seen, read_manifest(url), "train")
+    assert watch.problem() == ""
+    other = tmp_path / "other"
+    write_output(other, {"train": ["cat/x.jpg"]}, copies=1)
+    _replace_folder(folder, _with_run_id(other, "2" * 32))
+    later = os.stat(folder / "manifest.json").st_mtime + 5
+    os.utime(folder / "manifest.json", (later, later))  # update times in seconds: make the rewrite's visible
+    assert "(run 111111111111 then, 222222222222 now)" in watch.problem()
+    (folder / "manifest.json").unlink()
+    assert reader.manifest_identity(url) is None and "manifest.json is gone" in watch.problem()

@@ -1,16 +1,20 @@
-"""pipeline/job/finalize.py's cross-shard checks on their own (the whole finalize runs in every job test)."""
+"""pipeline/job/finalize.py's cross-shard checks on their own (the whole finalize runs in every job test), and its
+refusal of work that is not its run's, on a real run's folder as finalize found it."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ErrorRateExceeded, ReconcileError
+from pipeline.errors import ErrorRateExceeded, OutputTaken, ReconcileError
 from pipeline.format.manifest import IndexRow, record_order
-from pipeline.job.finalize import check_error_rate, check_only_listed_files
-from pipeline.job.shard import check_shard_rows
-from tests.helpers import sample_manifest
+from pipeline.job.finalize import check_error_rate, check_only_listed_files, finalize
+from pipeline.job.output_lock import LOCK_FILE
+from pipeline.job.shard import WORK_DIR, check_shard_rows
+from tests.helpers import IN_PROCESS, sample_manifest
 
 TEMP = ".tmp-" + "0" * 32
 
@@ -58,3 +62,80 @@ def test_the_error_rate_counts_inputs_and_records_and_not_duplicates():
     message = str(caught.value)
     assert "1 of 10 inputs (10.0%)" in message and "1 decode/CorruptImage" in message
     assert "DuplicateInput" not in message and "--max-error-rate" in message and "\n" not in message
+
+
+# --- finalize writes a manifest only over its own run's work (the run's lock and run.json's token) ---------------
+
+
+@pytest.fixture(scope="module")
+def before_finalize(small_input, tmp_path_factory) -> tuple[Path, Path]:
+    """A real run's folder as finalize found it (copied when the Beam job had ended), and the finished folder."""
+    import shutil
+
+    from pipeline.job.options import JobConfig
+    from pipeline.job.run import run_job
+
+    root = tmp_path_factory.mktemp("finalize")
+    out, snapshot = root / "out", root / "snapshot"
+    config = JobConfig.create(
+        input=str(small_input), output=str(out), image_size=(16, 16), num_shards=2, max_error_rate=0.5
+    )
+    keep = shutil.ignore_patterns(LOCK_FILE)  # the run's own lock: each test takes one of its own
+    run_job(config, IN_PROCESS, on_result=lambda _result: shutil.copytree(out, snapshot, ignore=keep))
+    return snapshot, out
+
+
+def _ours(before_finalize, tmp_path: Path, token_of_lock: bool = True):
+    """A copy of the folder before finalize, this test's lock on it, and (unless told) its token in run.json."""
+    import shutil
+
+    from pipeline.job.options import JobConfig
+    from pipeline.job.output_lock import OutputLock
+    from pipeline.job.prepare import run_file
+
+    snapshot, finished = before_finalize
+    out = tmp_path / "out"
+    shutil.copytree(snapshot, out)
+    lock = OutputLock.take(str(out))
+    if token_of_lock:
+        plan = Path(run_file(str(out)))
+        plan.write_text(json.dumps({**json.loads(plan.read_text()), "token": lock.token}))
+    manifest = json.loads((finished / "manifest.json").read_text())
+    config = JobConfig.create(input=manifest["input"]["root"], output=str(out), image_size=(16, 16), num_shards=2)
+    return out, dataclasses.replace(config, max_error_rate=0.5), lock
+
+
+def test_finalize_refuses_the_plan_of_another_run(before_finalize, tmp_path):
+    out, config, lock = _ours(before_finalize, tmp_path, token_of_lock=False)  # run.json: the first run's token
+    with lock, pytest.raises(OutputTaken, match="the plan in .augbeam-work/run.json is another run's") as caught:
+        finalize(config, lock)
+    assert "\n" not in str(caught.value) and not (out / "manifest.json").exists()
+
+
+def test_finalize_refuses_a_shard_summary_of_another_run(before_finalize, tmp_path):
+    out, config, lock = _ours(before_finalize, tmp_path)
+    summary = sorted((out / WORK_DIR / "summaries").glob("*.json"))[0]
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "run": "f" * 32}))
+    with lock, pytest.raises(OutputTaken, match="was written by another run \\(run ffffffffffff, this run's is"):
+        finalize(config, lock)
+    assert not (out / "manifest.json").exists()
+
+
+def test_finalize_refuses_once_its_lock_was_taken_over(before_finalize, tmp_path):
+    out, config, lock = _ours(before_finalize, tmp_path)
+    other = {"host": "elsewhere", "pid": 7, "started": "then", "token": "0" * 32}
+    (out / LOCK_FILE).write_text(json.dumps(other))
+    with lock, pytest.raises(OutputTaken, match="was taken over by another run \\(host elsewhere, pid 7"):
+        finalize(config, lock)
+    assert not (out / "manifest.json").exists()
+
+
+def test_finalize_of_its_own_work_gives_the_runs_manifest_with_its_run_id(before_finalize, tmp_path):
+    out, config, lock = _ours(before_finalize, tmp_path)
+    run_id = json.loads((out / WORK_DIR / "run.json").read_text())["plan"]["run"]
+    with lock:
+        manifest = finalize(config, lock)
+    assert manifest.run == run_id
+    finished = before_finalize[1]
+    assert (out / "manifest.json").read_bytes() == (finished / "manifest.json").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in finished.iterdir())  # lock given back
