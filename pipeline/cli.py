@@ -30,8 +30,11 @@ For outputs too big for one machine, check the shards as a Beam job:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.job import options as bounds
+    from pipeline.runtime.tf_threads import MAX_TF_THREADS
     from transforms.augment import DEVICES, RESIZE_MODES
     from transforms.config import DEFAULT_PRESET, PRESETS
+    from transforms.config_bounds import MAX_CONFIG_BYTES
     from transforms.decode import DEFAULT_MAX_PIXELS
     from transforms.encoding import ENCODINGS
 
@@ -53,15 +56,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="model preprocessing: a keras.applications module or model name, or none, scale_0_1, scale_-1_1, "
         "mean_std (`augbeam models` lists them; default: mobilenet_v2)",
     )
-    run.add_argument("--image-size", nargs=2, type=int, metavar=("H", "W"), help="output size (default: the model's)")
+    run.add_argument(
+        "--image-size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        help=f"output size (default: the model's); each side at most {bounds.MAX_IMAGE_SIDE}, at most "
+        f"{bounds.MAX_IMAGE_PIXELS} pixels (4096 x 4096), and with --batch-size at most "
+        f"{bounds.MAX_WORKER_BYTES // 2**30} GiB of images held per worker",
+    )
     run.add_argument(
         "--mean", nargs=3, type=float, metavar=("R", "G", "B"), help="for --model mean_std: mean in [0, 1] units"
     )
     run.add_argument(
         "--std", nargs=3, type=float, metavar=("R", "G", "B"), help="for --model mean_std: std in [0, 1] units"
     )
-    run.add_argument("--copies", type=int, default=1, help="augmented copies of each training image (default: 1)")
-    run.add_argument("--eval-copies", type=int, default=1, help="copies of each evaluation image (default: 1)")
+    run.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help=f"augmented copies of each training image, 1 to {bounds.MAX_COPIES} (default: 1)",
+    )
+    run.add_argument(
+        "--eval-copies",
+        type=int,
+        default=1,
+        help=f"copies of each evaluation image, 1 to {bounds.MAX_COPIES} (default: 1)",
+    )
     run.add_argument("--augment-eval", action="store_true", help="apply the random ops to evaluation splits too")
     run.add_argument("--seed", type=int, default=0, help="global seed (default: 0)")
     run.add_argument(
@@ -73,10 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument(
         "--num-shards",
         type=int,
-        help="shards per split (default: from --shard-size-mb, at most 512 records a shard, and up to 16 shards "
-        "of 8 or more records so that workers share the work)",
+        help=f"shards per split, 1 to {bounds.MAX_NUM_SHARDS} (default: from --shard-size-mb, at most 512 records "
+        "a shard, and up to 16 shards of 8 or more records so that workers share the work)",
     )
-    shards.add_argument("--shard-size-mb", type=float, default=64.0, help="target shard size (default: 64)")
+    shards.add_argument(
+        "--shard-size-mb",
+        type=float,
+        default=64.0,
+        help=f"target shard size, {bounds.MIN_SHARD_SIZE_MB:g} to {bounds.MAX_SHARD_SIZE_MB:.0f} (default: 64)",
+    )
     run.add_argument(
         "--encoding",
         choices=ENCODINGS,
@@ -88,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config",
         default=DEFAULT_PRESET,
-        help=f"op list: a YAML/JSON file or a preset ({', '.join(PRESETS)}; default: {DEFAULT_PRESET})",
+        help=f"op list: a YAML/JSON file or a preset ({', '.join(PRESETS)}; default: {DEFAULT_PRESET}); a file "
+        f"of at most {MAX_CONFIG_BYTES // 1024} KiB, without YAML anchors or aliases",
     )
     run.add_argument(
         "--resize",
@@ -98,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the augmented image reaches the output size (default: stretch)",
     )
     run.add_argument("--alpha-fill", type=int, default=255, help="grey level transparent pixels become (default: 255)")
-    run.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images before decoding")
+    run.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse larger images before decoding, at most {bounds.MAX_MAX_PIXELS} (default: {DEFAULT_MAX_PIXELS})",
+    )
     run.add_argument(
         "--high-bit-depth",
         choices=("scale", "range"),
@@ -113,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where ops run: auto (a GPU if TensorFlow sees one), cpu, or gpu (an error if none) (default: auto)",
     )
     run.add_argument(
-        "--batch-size", type=int, default=8, help="same-size images augmented per call on a worker (default: 8)"
+        "--batch-size",
+        type=int,
+        default=8,
+        help=f"same-size images augmented per call on a worker, 1 to {bounds.MAX_BATCH_SIZE}, and with "
+        f"--image-size at most {bounds.MAX_WORKER_BYTES // 2**30} GiB of images held per worker (default: 8)",
     )
     run.add_argument(
         "--max-error-rate",
@@ -135,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--tf-threads",
         default="auto",
-        help="TensorFlow threads per worker process; 0: TensorFlow's default (all cores) (default: auto, the cores "
+        help=f"TensorFlow threads per worker process, at most {MAX_TF_THREADS}; 0: TensorFlow's default (all cores) "
+        "(default: auto, the cores "
         "divided among the DirectRunner's multi_processing workers, 1 in the default mode of one worker per core, "
         "else 0; use 1 on runners with one SDK process per core, such as Dataflow)",
     )
@@ -280,8 +317,10 @@ def _main(ours: list[str], beam_args: list[str]) -> int:
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL)."""
     from pipeline.job.run import run_job
+    from pipeline.runtime.tf_threads import parse_tf_threads
 
     config = job_config(args)
+    parse_tf_threads(args.tf_threads)  # refused here, with the other options, before Beam is set up
     if args.device == "gpu" and _runs_here(beam_args):
         from transforms.augment import device_name
 

@@ -671,3 +671,12 @@ def _dir_file_system() -> type:
 
 
 DirFileSystem = _dir_file_system()
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The reported shape: each level a one_of of nine aliases of the level below (9**8 = 43 M ops, 456 bytes)."""
+    lines = ["ops:", "- &a {op: horizontal_flip}"]
+    names = "abcdefghijklmnop"
+    for level in range(1, levels):
+        lines.append(f"- &{names[level]} {{op: one_of, ops: [{','.join(['*' + names[level - 1]] * 9)}]}}")
+    return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 ``ops/`` holds the augmentation ops and their registry (``import transforms.ops``
 registers them all); beside it: ``augment`` (sampling and the traced render),
-``config`` (op lists, presets), ``catalog`` (``augbeam ops``), ``decode`` and
+``config`` (op lists, presets), ``config_bounds`` (a config file's size, nesting,
+op count; YAML aliases refused), ``catalog`` (``augbeam ops``), ``decode`` and
 ``formats``, ``preprocess`` (model preprocessing), ``encoding``, ``rng``
 (seeding), ``tfcall``, ``tfmath`` and ``errors``.
 

@@ -7,7 +7,9 @@ A config file is either a list of ops or a mapping with one key, ``ops``:
       - {op: horizontal_flip, p: 0.5}
 
 YAML is read with the safe loader (no code runs), op names resolve only
-through the registry, and unknown keys are errors. Every op works on [0, 255]
+through the registry, and unknown keys are errors. A file's size, YAML
+anchors and aliases, nesting and op count are bounded (``config_bounds``), so
+no config can expand into more work than a person could have written. Every op works on [0, 255]
 pixels; the model's preprocessing is not an op and always comes after them.
 """
 
@@ -17,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from transforms.config_bounds import check_shape, parse_text, read_config_text
 from transforms.errors import ConfigError
 from transforms.ops import Op, op_from_config
 
@@ -102,6 +105,7 @@ def ops_from_data(
     the ops (and the config the job writes from them) name them; None leaves
     them as written (a template to print, not ops to run).
     """
+    check_shape(data, source)
     if isinstance(data, dict):
         _refuse_preprocessing(sorted(set(data) & set(PREPROCESSING_WORDS)), source)
         unknown = sorted(set(data) - {"ops"})
@@ -137,20 +141,8 @@ def load_ops(spec: str, image_size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE)
     if not path.is_file():
         presets = ", ".join(sorted(PRESETS))
         raise ConfigError(f"--config {spec!r}: no such file, and not a preset ({presets})")
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path, str(path))
     return ops_from_data(parse_text(text, path.suffix.lower(), str(path)), str(path), image_size)
-
-
-def parse_text(text: str, suffix: str, source: str) -> Any:
-    """Parses YAML or JSON text safely."""
-    try:
-        if suffix == ".json":
-            return json.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
-    except Exception as exc:  # a parse error of the user's file, reported as such
-        raise ConfigError(f"{source}: cannot parse: {exc}") from None
 
 
 def dump_ops(ops: tuple[Op, ...], fmt: str = "yaml") -> str:

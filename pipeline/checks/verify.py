@@ -986,6 +986,9 @@ def config_from_manifest(manifest: Manifest, output: str) -> Any:
         if data.get(name) is not None:
             data[name] = tuple(data[name])
     fields = {f.name for f in dataclasses.fields(JobConfig)}
+    # The manifest does not record --batch-size (it never changes the bytes); records are regenerated one at a
+    # time, and a batch of one passes the worker-memory bound whatever --image-size the run was allowed.
+    data["batch_size"] = 1
     return JobConfig(output=output, **{k: v for k, v in data.items() if k in fields and k != "output"})
 
 

@@ -20,6 +20,7 @@ from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.encoding import check_encoding, stored_dtype
 from transforms.formats import DEPTH_MODES
 from transforms.ops import Op
+from transforms.ops.base import shown_number
 from transforms.preprocess import Preprocessing, get_preprocessing
 
 TRAIN_SPLIT = "train"
@@ -35,6 +36,41 @@ MIN_RECORDS_PER_SHARD = 8
 DEFAULT_MAX_ERROR_RATE = 0.1
 # Fields ``JobConfig.create`` fills from its ``config`` argument instead of taking them.
 _DERIVED_BY_CREATE = ("config_source", "ops")
+
+# Bounds on the options whose value multiplies a worker's memory, the output's size or its file count. Each is
+# far past what a training job needs, and each is checked here, before any work, so a typo (an extra zero, a
+# wrong number) fails in one line instead of eating the machine. Why each value:
+#
+# Output height and width: at most 16384 each, as random_resized_crop's and resize's own sizes.
+MAX_IMAGE_SIDE = 1 << 14
+# Output pixels per record: at most 4096 x 4096 (16.8 M; a record of 48 MiB as uint8, 192 MiB as float32),
+# many times the input of common vision models (224 to 600 a side); 16384 x 16384 would be 768 MiB a record.
+MAX_IMAGE_PIXELS = 1 << 24
+# A worker augments ``--batch-size`` images at once as float32, with about WORKER_FLOAT_COPIES working copies of
+# the batch while the ops run, and holds up to RECORDS_IN_FLIGHT_PER_BATCH x batch finished records waiting for
+# their turn in the shard (``shard._ShardRun.window``). Measured in one in-process worker, one image x 16
+# copies at 2048 x 2048, standard preset, batch 8: a peak RSS of 1.81 GB against 0.66 GB at 32 x 32, so 1.15 GB
+# for what is estimated so at 1.6 GB. The estimate may be at most 4 GiB per worker process: 4096 x 4096 with
+# --batch-size 5 (uint8), 3344 x 3344 with the default batch of 8.
+WORKER_FLOAT_COPIES = 3
+RECORDS_IN_FLIGHT_PER_BATCH = 4
+MAX_WORKER_BYTES = 4 << 30
+# Images augmented per call, whatever the size (the worker-memory bound above usually binds first).
+MAX_BATCH_SIZE = 1024
+# Copies of each image: 1000 is far past any augmentation recipe; every copy is a record, so an extra zero
+# multiplies the output's records, bytes and time by ten.
+MAX_COPIES = 1000
+# --num-shards: each shard is 4 files (shard, index and error parts, summary) and a unit of work, written even
+# when it holds no record. 100,000 shards hold 51 M records at 512 a shard. Measured on the 15 sample photos
+# (two splits): about 6 ms of work per empty shard, so 1,000,000 shards would be 6 M files and hours of work.
+MAX_NUM_SHARDS = 100_000
+# --shard-size-mb: below 1 MB a shard is mostly its framing and its parts' overhead; above 1 TiB it is one
+# shard anyway (at most MAX_RECORDS_PER_SHARD records decide). Finite, so the shard count is a number.
+MIN_SHARD_SIZE_MB = 1.0
+MAX_SHARD_SIZE_MB = float(1 << 20)
+# --max-pixels, the decode budget: at most 2**30 (32768 x 32768, 3 GiB as 8-bit RGB, 12 GiB as float32), 12
+# times the default; past it one image alone would exhaust most machines' memory while it is augmented.
+MAX_MAX_PIXELS = 1 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,30 +108,45 @@ class JobConfig:
     def __post_init__(self) -> None:
         self.preprocessing  # noqa: B018  # validates --model, --mean and --std
         check_encoding(self.encoding)
-        h, w = self.image_size
-        if not (1 <= h <= 16384 and 1 <= w <= 16384):
-            raise UserError(f"--image-size {h} {w}: height and width must be in [1, 16384]")
+        self._check_sizes()
         if self.copies < 1 or self.eval_copies < 1:
             raise UserError("--copies and --eval-copies must be at least 1")
+        for option, copies in (("--copies", self.copies), ("--eval-copies", self.eval_copies)):
+            if copies > MAX_COPIES:
+                raise UserError(
+                    f"{option} {shown_number(copies)}: at most {MAX_COPIES} copies of each image (each copy is a "
+                    "record: more multiplies the output's size and time); use fewer copies"
+                )
         if self.eval_copies > 1 and not self.augment_eval:
             raise UserError(
                 f"--eval-copies {self.eval_copies} without --augment-eval would write identical copies; "
                 "add --augment-eval or use one copy"
             )
         if not 0 <= self.seed < 2**63:
-            raise UserError(f"--seed {self.seed}: use an integer in [0, 2**63)")
+            raise UserError(f"--seed {shown_number(self.seed)}: use an integer in [0, 2**63)")
         if self.num_shards is not None and self.num_shards < 1:
             raise UserError(f"--num-shards {self.num_shards}: must be at least 1")
-        if not self.shard_size_mb > 0:
-            raise UserError(f"--shard-size-mb {self.shard_size_mb}: must be positive")
+        if self.num_shards is not None and self.num_shards > MAX_NUM_SHARDS:
+            raise UserError(
+                f"--num-shards {shown_number(self.num_shards)}: at most {MAX_NUM_SHARDS} (each shard is 4 files and "
+                "a unit of work, written even when empty); leave it out to size shards from the data"
+            )
+        if not MIN_SHARD_SIZE_MB <= self.shard_size_mb <= MAX_SHARD_SIZE_MB:
+            raise UserError(
+                f"--shard-size-mb {self.shard_size_mb}: use {MIN_SHARD_SIZE_MB:g} to {MAX_SHARD_SIZE_MB:.0f} "
+                "(a smaller shard is mostly overhead; the default is 64)"
+            )
         if not 1 <= self.jpeg_quality <= 100:
             raise UserError(f"--jpeg-quality {self.jpeg_quality}: must be in [1, 100]")
         if self.resize_mode not in RESIZE_MODES:
             raise UserError(f"--resize {self.resize_mode!r}: choose one of {', '.join(RESIZE_MODES)}")
         if not 0 <= self.alpha_fill <= 255:
             raise UserError(f"--alpha-fill {self.alpha_fill}: must be a grey level in [0, 255]")
-        if self.max_pixels < 1:
-            raise UserError(f"--max-pixels {self.max_pixels}: must be positive")
+        if not 1 <= self.max_pixels <= MAX_MAX_PIXELS:
+            raise UserError(
+                f"--max-pixels {shown_number(self.max_pixels)}: use 1 to {MAX_MAX_PIXELS} (32768 x 32768; one image "
+                "that large takes 12 GiB as float32)"
+            )
         if self.device not in DEVICES:
             raise UserError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}")
         if self.classes is not None and (
@@ -106,11 +157,45 @@ class JobConfig:
             raise UserError(f"--high-bit-depth {self.high_bit_depth!r}: choose one of {', '.join(DEPTH_MODES)}")
         if not 0.0 <= self.max_error_rate <= 1.0:
             raise UserError(f"--max-error-rate {self.max_error_rate}: use a fraction in [0, 1]")
-        if not 1 <= self.batch_size <= 1024:
-            raise UserError(f"--batch-size {self.batch_size}: must be in [1, 1024]")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise UserError(f"--batch-size {shown_number(self.batch_size)}: must be in [1, {MAX_BATCH_SIZE}]")
+        self._check_worker_bytes()
         # Validates the op list, and names the sizes that mean "the job's output size" (random_resized_crop),
         # so the manifest's config replays exactly whatever --image-size a later run is given.
         object.__setattr__(self, "ops", tuple(op.to_config() for op in self.train_ops()))
+
+    def _check_sizes(self) -> None:
+        """--image-size: each side, then the pixels of one record (``MAX_IMAGE_SIDE``, ``MAX_IMAGE_PIXELS``)."""
+        h, w = self.image_size
+        shown = f"--image-size {shown_number(h)} {shown_number(w)}"
+        if not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE):
+            raise UserError(f"{shown}: height and width must be in [1, {MAX_IMAGE_SIDE}]")
+        if h * w > MAX_IMAGE_PIXELS:
+            raise UserError(
+                f"{shown}: {h * w} pixels a record, over the bound of {MAX_IMAGE_PIXELS} (4096 x 4096; a record "
+                f"of {h * w * 3 / 2**20:.0f} MiB as uint8); use a smaller --image-size"
+            )
+
+    def worker_bytes_estimate(self, batch_size: int | None = None) -> int:
+        """What one worker holds at most for a batch at the output size (see ``MAX_WORKER_BYTES``)."""
+        h, w = self.image_size
+        stored = {"float32": 4, "float16": 2, "uint8": 1}[stored_dtype(self.encoding)]
+        per_image = h * w * 3 * (4 * WORKER_FLOAT_COPIES + RECORDS_IN_FLIGHT_PER_BATCH * stored)
+        return (self.batch_size if batch_size is None else batch_size) * per_image
+
+    def _check_worker_bytes(self) -> None:
+        """Refuses an --image-size and --batch-size whose batches would take more than ``MAX_WORKER_BYTES``."""
+        estimate = self.worker_bytes_estimate()
+        if estimate <= MAX_WORKER_BYTES:
+            return
+        fits = MAX_WORKER_BYTES // self.worker_bytes_estimate(1)
+        h, w = self.image_size
+        raise UserError(
+            f"--image-size {h} {w} with --batch-size {self.batch_size} (--encoding {self.encoding}): a worker would "
+            f"hold about {estimate / 2**30:.1f} GiB of images ({self.batch_size} augmented at once as float32, up "
+            f"to {RECORDS_IN_FLIGHT_PER_BATCH * self.batch_size} finished records), over the bound of "
+            f"{MAX_WORKER_BYTES // 2**30} GiB; use --batch-size {fits} or less, or a smaller --image-size"
+        )
 
     @classmethod
     def create(cls, config: str | None = None, **kwargs: Any) -> JobConfig:
@@ -162,7 +247,9 @@ class JobConfig:
         """
         if self.num_shards is not None:
             return self.num_shards
-        by_size = math.ceil(records * self.record_bytes_estimate() / (self.shard_size_mb * 2**20))
+        # A shard cannot hold less than a record: records bigger than --shard-size-mb get one shard each, not
+        # several of which all but one stay empty.
+        by_size = min(records, math.ceil(records * self.record_bytes_estimate() / (self.shard_size_mb * 2**20)))
         by_count = math.ceil(records / MAX_RECORDS_PER_SHARD)
         return max(1, by_size, by_count, parallel_shards(records))
 

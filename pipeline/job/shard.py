@@ -48,7 +48,7 @@ from pipeline.format.manifest import (
 )
 from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
 from pipeline.format.tables import write_table
-from pipeline.job.options import JobConfig
+from pipeline.job.options import RECORDS_IN_FLIGHT_PER_BATCH, JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
 from transforms.decode import DecodeError, header_shape, sniff_format
@@ -301,7 +301,7 @@ class _ShardRun:
         self.images = _ImageCache()
         self.windows = plans_windows(self.renderer.ops)  # a JPEG may be decoded as its crop window only
         self.whole_only: set[str] = set()  # keys whose file is never decoded as a window (not a whole JPEG)
-        self.window = 4 * cfg.batch_size
+        self.window = RECORDS_IN_FLIGHT_PER_BATCH * cfg.batch_size  # records held: bounded in JobConfig
         self.slots: dict[int, _Rendered | None] = {}
         self.refused = refused  # listing rows routed to this shard
         self.errors: list[ErrorRow] = []  # inputs (copy 0 here) and records that failed here

@@ -25,6 +25,11 @@ from typing import Any
 from pipeline.errors import UserError
 
 AUTO = "auto"
+# --tf-threads: at most 1024, past the cores of any one machine (the largest cloud VMs have under 900 vCPUs).
+# Each thread is a real OS thread with its own stack in every worker process: a million of them would exhaust
+# the machine's threads and memory before the first image. Kept here, beside its parse, as the runtime may
+# import no job module.
+MAX_TF_THREADS = 1024
 _state: dict[str, Any] = {"configured": False}
 
 
@@ -37,15 +42,22 @@ def usable_cpus() -> int:
 
 
 def parse_tf_threads(value: str | int) -> int | str:
-    """``--tf-threads``: ``auto`` or an integer >= 0 (0: TensorFlow's own default)."""
+    """``--tf-threads``: ``auto`` or an integer in [0, ``MAX_TF_THREADS``] (0: TensorFlow's own default)."""
     if value == AUTO:
         return AUTO
     try:
         threads = int(value)
     except (TypeError, ValueError):
         threads = -1
+    text = value if isinstance(value, str) else repr(value)
+    shown = repr(value) if len(text) <= 24 else f"{text[:20]!r}... ({len(text)} characters)"
     if threads < 0 or isinstance(value, bool | float):
-        raise UserError(f"--tf-threads {value!r}: use auto, 0 (TensorFlow's default) or a positive integer")
+        raise UserError(f"--tf-threads {shown}: use auto, 0 (TensorFlow's default) or a positive integer")
+    if threads > MAX_TF_THREADS:
+        raise UserError(
+            f"--tf-threads {shown}: at most {MAX_TF_THREADS} threads per worker process (more than the cores only "
+            "adds threads); use auto"
+        )
     return threads
 
 

@@ -49,6 +49,14 @@ Shape = tuple[int, int, int]
 Params = dict[str, Any]  # JSON values: numbers for most ops, lists of layers for composites
 
 _REGISTRY: dict[str, type[Op]] = {}
+# The largest magnitude a config number may have: 2**53, where floats stop being exact integers. No op accepts
+# anything near it (sizes stop at 2**16), and it keeps a 1000-digit integer from reaching float() (an
+# OverflowError) or an error message (a 1000-digit line).
+MAX_NUMBER = 2**53
+# The most pixels an op that sets a size (``resize``, ``random_resized_crop``) may make: 8192 x 8192, 768 MiB
+# per image as the float32 the ops work on, under the 89 M pixels a job decodes by default (``--max-pixels``).
+# Each side alone may still be up to 16384, for long strips.
+MAX_OP_PIXELS = 1 << 26
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,14 +241,11 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = config_number(where, value)
         if isinstance(default, int) and not isinstance(default, bool):
-            if float(value) != int(value):
+            if value != int(value):
                 raise ConfigError(f"{where}: expected an integer, got {value!r}")
             return int(value)
-        if not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -249,10 +254,40 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
     return value
 
 
+def config_number(where: str, value: Any) -> int | float:
+    """``value`` if it is a finite number within +-``MAX_NUMBER``; else one ``ConfigError`` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if abs(value) > MAX_NUMBER:
+        raise ConfigError(
+            f"{where}: {shown_number(value)} is out of range (no op takes a number beyond +-2**53); give a value in "
+            "the field's range"
+        )
+    return value
+
+
+def shown_number(value: int | float) -> str:
+    """A number as an error message shows it: a huge integer by its size, not its thousand digits."""
+    if isinstance(value, int) and abs(value) > MAX_NUMBER:
+        return f"an integer of about {round(value.bit_length() * math.log10(2))} digits"
+    return repr(value)
+
+
 def check_range(op: Op, field: str, value: float, low: float, high: float) -> None:
     """Raises ``ConfigError`` unless ``low <= value <= high``."""
     if not low <= value <= high:
         raise ConfigError(f"{op.name}.{field} must be in [{low}, {high}], got {value}")
+
+
+def check_area(op: Op, height: int, width: int) -> None:
+    """Raises unless ``height`` x ``width`` is at most ``MAX_OP_PIXELS`` (each side is range-checked on its own)."""
+    if height * width > MAX_OP_PIXELS:
+        raise ConfigError(
+            f"{op.name}: height x width = {height} x {width} = {height * width} pixels, over the bound of "
+            f"{MAX_OP_PIXELS} (8192 x 8192, 768 MiB per image as float32); use a smaller size"
+        )
 
 
 def check_interval(op: Op, field: str, value: tuple, low: float, high: float) -> None:

@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from transforms.errors import ConfigError
-from transforms.ops.base import Op, Params, Shape, op_from_config, register
+from transforms.ops.base import Op, Params, Shape, config_number, op_from_config, register
 from transforms.rng import Rng
 
 
@@ -123,9 +123,7 @@ def _children_from_config(entry: dict[str, Any], where: str) -> tuple[Op, ...]:
 
 
 def _check_number(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+    return float(config_number(where, value))
 
 
 @register
@@ -236,6 +234,7 @@ class SomeOf(Layered):
             n = [n, n]
         if not isinstance(n, list) or len(n) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in n):
             raise ConfigError(f"{where}.n: expected an integer or [min, max] integers, got {n!r}")
+        n = [config_number(f"{where}.n", v) for v in n]
         order = entry.get("random_order", False)
         if not isinstance(order, bool):
             raise ConfigError(f"{where}.random_order: expected true or false, got {order!r}")

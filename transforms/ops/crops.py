@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from transforms.errors import ConfigError
-from transforms.ops.base import Op, Params, Shape, check_choice, check_interval, check_range, register
+from transforms.ops.base import Op, Params, Shape, check_area, check_choice, check_interval, check_range, register
 from transforms.rng import Rng
 
 RESIZE_MODES = ("stretch", "crop", "pad")
@@ -114,6 +114,7 @@ class RandomResizedCrop(_Crop):
         check_interval(self, "ratio", self.ratio, 1e-3, 1e3)
         check_range(self, "height", self.height, 0, 1 << 14)
         check_range(self, "width", self.width, 0, 1 << 14)
+        check_area(self, self.height, self.width)
         if (self.height == 0) != (self.width == 0):
             raise ConfigError(f"{self.name}: give both height and width, or neither (then the job's --image-size)")
 
@@ -257,6 +258,7 @@ class Resize(Op):
     def validate(self) -> None:
         check_range(self, "height", self.height, 1, 1 << 14)
         check_range(self, "width", self.width, 1, 1 << 14)
+        check_area(self, self.height, self.width)
         check_choice(self, "mode", self.mode, RESIZE_MODES)
         check_choice(self, "interpolation", self.interpolation, INTERPOLATIONS)
         check_range(self, "fill_value", self.fill_value, 0.0, 255.0)

@@ -11,7 +11,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.errors import UserError
 from pipeline.runtime import tf_threads as worker_runtime
-from pipeline.runtime.tf_threads import parse_tf_threads, resolve_tf_threads
+from pipeline.runtime.tf_threads import MAX_TF_THREADS, parse_tf_threads, resolve_tf_threads
 from tests.helpers import ROOT, run, shard_bytes
 
 MULTI = ["--direct_running_mode=multi_processing"]
@@ -50,6 +50,17 @@ def test_an_explicit_count_wins():
 def test_bad_counts_are_refused_in_one_line(bad):
     with pytest.raises(UserError, match=r"--tf-threads .*auto, 0 \(TensorFlow's default\) or a positive integer"):
         resolve_tf_threads(bad, [])
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"), [("1025", "'1025'"), ("9" * 30, "'99999999999999999999'... (30 characters)")]
+)
+def test_more_threads_than_any_machine_has_cores_are_refused(bad, shown):
+    """A thread is a real OS thread in every worker process: a million would exhaust the machine first."""
+    assert resolve_tf_threads(str(MAX_TF_THREADS), []) == MAX_TF_THREADS
+    with pytest.raises(UserError) as info:
+        resolve_tf_threads(bad, [])
+    assert str(info.value).startswith(f"--tf-threads {shown}: at most {MAX_TF_THREADS} threads per worker process")
 
 
 def test_cli_refuses_a_bad_count_before_anything_runs(tmp_path, capsys):
