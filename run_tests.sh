@@ -7,4 +7,6 @@ cd "$(dirname "$0")"
 . scripts/chromium.sh  # headless Chromium for the report test: installed if missing
 ruff check .
 mypy  # basic mode on augbeam.py, pipeline/ and transforms/ (settings in pyproject.toml)
-python -m pytest "$@"
+# Two test processes (pytest-xdist): on CI's 2 cores the suite's many waits on subprocess jobs overlap.
+# AUGBEAM_TEST_PROCESSES=0 runs it in one process (for -x, --pdb or output in order).
+python -m pytest -n "${AUGBEAM_TEST_PROCESSES:-2}" "$@"

@@ -35,6 +35,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.6",  # run_tests.sh runs the suite in two processes
             "hypothesis>=6",
             "ruff>=0.6",
             "mypy>=1.10",
