@@ -22,10 +22,10 @@ import struct
 
 from transforms import formats
 
-# Sized for the default local run: one worker process per core. Measured with bench/hostile.py (see
-# docs/reliability.md, "Memory per image"): the largest image allowed costs a worker about 2 GiB at its peak,
-# so the two workers of a 2-core, 24 GiB machine peak near 4 GiB together, and every RGB 8-bit image under the
-# default --max-pixels (89,478,485 x 3 bytes < 2**28) still fits.
+# Sized for the default local run, one worker process per core. Measured with bench/hostile.py (docs/reliability.md,
+# "Memory per image"): an image right at this budget peaks a worker at 2.5-3.6 GiB (a whole 9459x9459 JPEG, an
+# 8192x8192 DICOM), so the two workers of a 2-core, 24 GiB machine stay under a third of it even both at once;
+# and every 8-bit RGB image under the default --max-pixels still fits (89,478,485 x 3 bytes < 2**28).
 DEFAULT_MAX_IMAGE_BYTES = 2**28  # 256 MiB
 
 PROGRESSIVE_SOF = (0xC2, 0xC6, 0xCA, 0xCE)
