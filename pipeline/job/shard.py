@@ -147,7 +147,9 @@ class ShardProcessor:
         record before them is done, so a worker holds a window of records,
         not the whole shard: memory does not grow with the shard. Images of
         the same size inside the window are rendered in one batch; images
-        decoded inside the render call go in groups of ``batch_size``. With
+        decoded inside the render call go in groups of ``batch_size``; each
+        batch or group holds at most ``--max-image-bytes`` (decoded bytes and
+        output images), so memory does not grow with the images either. With
         ``--resume``, a shard whose summary and files are complete is kept.
         """
         if self.config.resume:
