@@ -29,10 +29,24 @@ For outputs too big for one machine, check the shards as a Beam job:
   augbeam verify gs://b/out -- --runner=DataflowRunner --project=P --region=R --temp_location=gs://b/tmp"""
 
 
+_BYTE_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes: a whole number, or one followed by K, M or G (KiB, MiB, GiB: powers of 1024)."""
+    raw = text.strip().upper()
+    digits = raw.rstrip("KMGIB")
+    unit = raw[len(digits) :].strip()
+    if not digits.strip().isdigit() or unit not in _BYTE_UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give bytes, or a number with K, M or G (e.g. 512M)")
+    return int(digits) * _BYTE_UNITS[unit]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.job import options as bounds
     from pipeline.runtime.tf_threads import MAX_TF_THREADS
     from transforms.augment import DEVICES, RESIZE_MODES
+    from transforms.budget import DEFAULT_MAX_IMAGE_BYTES
     from transforms.config import DEFAULT_PRESET, PRESETS
     from transforms.config_bounds import MAX_CONFIG_BYTES
     from transforms.decode import DEFAULT_MAX_PIXELS
@@ -130,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_PIXELS,
         help=f"refuse larger images before decoding, at most {bounds.MAX_MAX_PIXELS} (default: {DEFAULT_MAX_PIXELS})",
+    )
+    run.add_argument(
+        "--max-image-bytes",
+        type=byte_size,
+        default=DEFAULT_MAX_IMAGE_BYTES,
+        metavar="BYTES",
+        help="memory budget per image, in decoded bytes (width x height x channels x bytes per sample x frames, "
+        "from the header): larger images are refused before decoding, and a batch holds at most this much; "
+        f"a number, or with K, M or G (powers of 1024) (default: {DEFAULT_MAX_IMAGE_BYTES >> 20}M)",
     )
     run.add_argument(
         "--high-bit-depth",

@@ -21,18 +21,24 @@ image's own min..max stretched to 0..255). DICOM uses its window (center /
 width) when it has one, else its own range; see ``transforms.formats``.
 
 The header is read first, so an image whose header claims more than
-``max_pixels`` is refused before any memory is spent decoding it; where the
-size is not in a cheap header the decoded size is checked instead.
+``max_pixels`` pixels, or whose decoding would fill more than ``max_bytes``
+(``transforms.budget``: channels, bytes per sample and frames count), is
+refused with kind ``TooLarge`` before any memory is spent decoding it. Every
+supported format gives its size in its header; a file whose header does not
+is refused as ``CorruptImage``. Streams are inflated only as far as the
+header promises (deflated DICOM, 16-bit TIFF strips; see ``transforms.formats``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 import zlib
 from typing import Any
 
 from transforms import formats
+from transforms.budget import DEFAULT_MAX_IMAGE_BYTES, DecodedSize, decoded_size, mib
 from transforms.formats import DEPTH_MODES, NAMES, SUPPORTED, DecodeError
 from transforms.tfcall import FlatCall
 
@@ -58,7 +64,7 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def peek_size(data: bytes, fmt: str) -> tuple[int, int] | None:
-    """(height, width) from the header without decoding, or None if not found.
+    """(height, width) from the header without decoding, or None if not found (``budget.decoded_size``).
 
     Kept hand-written rather than ``PIL.Image.open(...).size``: the same sizes on every JPEG and PNG of
     examples/photos and tests/data, but not the same answers on edge files, and these answers decide which
@@ -70,48 +76,25 @@ def peek_size(data: bytes, fmt: str) -> tuple[int, int] | None:
     Pillow (examples/photos, mean per file, median of 7 interleaved rounds), both small beside a 9-11 ms render.
     """
     try:
-        if fmt == "png" and data[12:16] == b"IHDR":
-            width, height = struct.unpack(">II", data[16:24])
-            return height, width
-        if fmt == "gif":
-            width, height = struct.unpack("<HH", data[6:10])
-            return height, width
-        if fmt == "bmp":
-            width, height = struct.unpack("<ii", data[18:26])
-            return abs(height), abs(width)
-        if fmt == "jpeg":
-            return _jpeg_size(data)
-        if fmt == "tiff":
-            return formats.tiff_size(data)
-        if fmt == "webp":
-            info = formats.webp_info(data)
-            return None if info is None else info[:2]
-        if fmt == "dicom":
-            header = formats.dicom_header(data)
-            return None if header["rows"] is None or header["columns"] is None else (header["rows"], header["columns"])
+        size = decoded_size(data, fmt)
     except (struct.error, ValueError):
         return None
-    return None
+    return None if size is None else (size.height, size.width)
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """The (height, width) of the first start-of-frame segment."""
-    for marker, start, _end in formats.jpeg_segments(data):
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if start + 9 >= len(data):  # as the walk before: the frame header whole, and a byte more
-                return None
-            height, width = struct.unpack(">HH", data[start + 5 : start + 9])
-            return height, width
-    return None
-
-
-def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+def check_image_bytes(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> str:
     """Refuses empty, unknown, unsupported and oversized inputs before decoding; returns the format."""
-    return _check_header(data, max_pixels)[0]
+    return _check_header(data, max_pixels, max_bytes)[0]
 
 
-def _check_header(data: bytes, max_pixels: int) -> tuple[str, tuple[int, int] | None]:
-    """``check_image_bytes``, also returning the header's (height, width) where one was read."""
+def _check_header(data: bytes, max_pixels: int, max_bytes: int) -> tuple[str, DecodedSize]:
+    """``check_image_bytes``, also returning what decoding it costs, from its header.
+
+    Every supported format gives its size in its header (a deflated DICOM once its header is inflated, within
+    ``max_bytes``): one that does not is refused here, before a decoder allocates anything.
+    """
     if not data:
         raise DecodeError("EmptyFile", "the file is empty (0 bytes)")
     fmt = sniff_format(data)
@@ -122,24 +105,32 @@ def _check_header(data: bytes, max_pixels: int) -> tuple[str, tuple[int, int] | 
     name = NAMES[fmt]
     if fmt in formats.UNSUPPORTED:
         raise formats.unsupported(f"{name} (recognised by content)")
-    size = peek_size(data, fmt)
+    try:
+        size = decoded_size(data, fmt, max_bytes)
+    except DecodeError:
+        raise
+    except (struct.error, ValueError, IndexError):
+        size = None
     if size is None:
-        if fmt in ("tiff", "webp", "dicom"):
-            return fmt, None  # no cheap size: the decoded size is checked instead
+        if fmt == "dicom":
+            formats.check_dicom(data, max_bytes)  # no pixel data, or an unsupported syntax: named as such
         raise DecodeError("CorruptImage", f"{name} header is unreadable or truncated")
-    height, width = size
+    height, width, frames = size.height, size.width, size.frames
     if height <= 0 or width <= 0:
         raise DecodeError("CorruptImage", f"{name} header gives an empty size {width}x{height}")
     # TensorFlow decodes every frame of a GIF, tensorflow-io every frame of a DICOM: all count.
-    frames = {"dicom": lambda: formats.dicom_header(data)["frames"], "gif": lambda: formats.gif_frames(data)}.get(
-        fmt, lambda: 1
-    )()
     if height * width * frames > max_pixels:
         what = f" x {frames} frames" if frames > 1 else ""
         raise DecodeError(
             "TooLarge",
             f"{name} header says {width}x{height}{what} = {height * width * frames} pixels, "
             f"over --max-pixels {max_pixels}",
+        )
+    if size.nbytes > max_bytes:
+        raise DecodeError(
+            "TooLarge",
+            f"{name} header says {size.describe()} = {size.nbytes} bytes ({mib(size.nbytes)}) decoded, "
+            f"over --max-image-bytes {max_bytes} ({mib(max_bytes)}); raise it to decode this image",
         )
     return fmt, size
 
@@ -178,22 +169,45 @@ def decode_rgb(data: Any, alpha_fill: float) -> Any:
     return to_rgb(image, alpha_fill)
 
 
-def header_shape(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int] | None:
-    """(height, width, EXIF orientation) of a plain JPEG or 8-bit PNG, upright, from its header alone; else None.
+@dataclasses.dataclass(frozen=True)
+class HeaderInfo:
+    """A plain JPEG's or 8-bit PNG's upright size and EXIF orientation, and its decoding cost, from its header."""
+
+    height: int
+    width: int
+    orientation: int
+    decoded: DecodedSize  # as stored (not turned): what decoding it whole costs
+
+    def shape(self) -> tuple[int, int, int]:
+        return self.height, self.width, self.orientation
+
+
+def header_info(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> HeaderInfo | None:
+    """``HeaderInfo`` of a plain JPEG or 8-bit PNG from its header alone; else None.
 
     Raises ``DecodeError`` as the decoder would for what the header alone
     refuses (empty, unknown, too large). None means: decode to learn the
-    shape (other formats, 16-bit PNG, an unreadable size). The decoded image
-    is still checked against this shape (``augment.Renderer.render_encoded``).
+    shape (other formats, 16-bit PNG). The decoded image is still checked
+    against this shape (``augment.Renderer.render_encoded``).
     """
-    fmt, size = _check_header(data, max_pixels)  # the size read once, for the checks and for the shape
-    if fmt not in ("jpeg", "png") or (fmt == "png" and formats.png_bit_depth(data) != 8) or size is None:
+    fmt, size = _check_header(data, max_pixels, max_bytes)  # the header read once, for the checks and the shape
+    if fmt not in ("jpeg", "png") or (fmt == "png" and formats.png_bit_depth(data) != 8):
         return None
-    height, width = size
+    height, width = size.height, size.width
     orientation = formats.jpeg_orientation(data) if fmt == "jpeg" else 1
     if orientation >= 5:  # transposed: width and height swap
         height, width = width, height
-    return height, width, orientation
+    return HeaderInfo(height, width, orientation, size)
+
+
+def header_shape(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> tuple[int, int, int] | None:
+    """(height, width, EXIF orientation) of ``header_info``, or None."""
+    info = header_info(data, max_pixels, max_bytes)
+    return None if info is None else info.shape()
 
 
 class Decoder:
@@ -202,11 +216,18 @@ class Decoder:
     ``depth``: how samples deeper than 8 bits become uint8, ``"scale"`` or ``"range"`` (module docstring).
     """
 
-    def __init__(self, alpha_fill: float = 255.0, max_pixels: int = DEFAULT_MAX_PIXELS, depth: str = "scale") -> None:
+    def __init__(
+        self,
+        alpha_fill: float = 255.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        depth: str = "scale",
+        max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    ) -> None:
         if depth not in DEPTH_MODES:
             raise ValueError(f"depth must be one of {DEPTH_MODES}, not {depth!r}")
         self.alpha_fill = float(alpha_fill)
         self.max_pixels = int(max_pixels)
+        self.max_bytes = int(max_bytes)
         self.depth = depth
         self._fn: Any = None
         self._window_fn: Any = None
@@ -231,7 +252,7 @@ class Decoder:
         if fmt == "webp":
             return to_rgb(formats.read_webp(data), self.alpha_fill)
         if fmt == "dicom":
-            return to_rgb(formats.read_dicom(data), self.alpha_fill)
+            return to_rgb(formats.read_dicom(data, self.max_bytes), self.alpha_fill)
         if fmt == "png" and formats.png_bit_depth(data) == 16:
             return to_rgb(formats.read_png16(data, self.depth), self.alpha_fill)
         if fmt == "bmp":
@@ -285,7 +306,7 @@ class Decoder:
         import tensorflow as tf
 
         try:
-            fmt = check_image_bytes(data, self.max_pixels)
+            fmt = check_image_bytes(data, self.max_pixels, self.max_bytes)
         except DecodeError:
             raise
         except Exception as exc:  # a header our parsers choke on is still this input's problem
@@ -313,19 +334,26 @@ class Decoder:
                 "TooLarge",
                 f"{name} decodes to {width}x{height} = {height * width} pixels, over --max-pixels {self.max_pixels}",
             )
+        if height * width * 3 > self.max_bytes:  # a header that understated its size
+            raise DecodeError(
+                "TooLarge",
+                f"{name} decodes to {width}x{height} x 3 channels = {height * width * 3} bytes, "
+                f"over --max-image-bytes {self.max_bytes} ({mib(self.max_bytes)}); raise it to decode this image",
+            )
         return image
 
     def __getstate__(self) -> dict[str, Any]:
         return {
             "alpha_fill": self.alpha_fill,
             "max_pixels": self.max_pixels,
+            "max_bytes": self.max_bytes,
             "depth": self.depth,
             "_fn": None,
             "_window_fn": None,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"depth": "scale", "_window_fn": None, **state})
+        self.__dict__.update({"depth": "scale", "max_bytes": DEFAULT_MAX_IMAGE_BYTES, "_window_fn": None, **state})
 
 
 def tf_message(exc: Exception) -> str:

@@ -7,6 +7,16 @@ Pixels of TIFF, WebP and DICOM come from tensorflow-io, imported only when
 such a file is met; 16-bit TIFF strips (none / Deflate, predictor 1 or 2) are
 read here with numpy so their depth survives to ``map_depth``.
 
+Deflate streams inflated here are inflated only as far as their header
+promises, and refused (``DecodeError``) once they go past it, so a small file
+never becomes gigabytes: 16-bit TIFF strips (RowsPerStrip rows each), and a
+deflated DICOM data set (its header, then its rows x columns x frames x
+samples x bits, then at most ``DICOM_TRAILING_BYTES``), which is handed to
+tensorflow-io uncompressed. The other codecs' libraries decode into buffers
+of the header's size (libjpeg, libpng, giflib, libwebp, libtiff's strips;
+measured: a PNG or 8-bit TIFF whose data inflates to 1 GiB past its header
+does not grow the process).
+
 Bit depth: images with more than 8 bits per sample are mapped to uint8 by
 ``map_depth``: ``"scale"`` (default) is round(v * 255 / 65535) = round(v / 257),
 so 0 -> 0 and 65535 -> 255 whatever the content; ``"range"`` stretches the
@@ -19,6 +29,7 @@ their own min..max (a flat one is black).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import struct
@@ -98,10 +109,11 @@ def sniff_more(data: bytes) -> str | None:
 
 
 def map_depth(image: Any, depth: str, colors: int) -> Any:
-    """uint16/uint32 [H, W, C] to uint8: colour channels by ``depth``, any alpha after them scaled."""
+    """uint16 [H, W, C] to uint8: colour channels by ``depth``, any alpha after them scaled."""
     import tensorflow as tf
 
-    values = tf.cast(image, tf.int64)
+    # int32 holds every intermediate below (at most 65535 * 510 + 65535), at half int64's memory
+    values = tf.cast(image, tf.int32)
     scaled = tf.cast((values + 128) // 257, tf.uint8)  # round(v / 257): v / 257 is never exactly .5
     if depth == "scale":
         return scaled
@@ -339,12 +351,23 @@ def read_tiff(data: bytes, depth: str) -> tuple[Any, bool]:
     return image, alpha
 
 
-def _inflate_at_most(strips: list[bytes], limit: int) -> bytes:
-    """Deflate strips, never inflating more than the image needs (a small file must not claim gigabytes)."""
+def _inflate_strips(strips: list[bytes], strip_bytes: int, need: int) -> bytes:
+    """Deflate strips, each inflated at most to the ``strip_bytes`` its header gives, and no further than ``need``.
+
+    A strip that would inflate past its size (a small file claiming gigabytes) is refused with ``DecodeError``
+    once it has given ``strip_bytes`` + 1 bytes, before the rest is inflated.
+    """
     out = bytearray()
-    for strip in strips:
-        out += zlib.decompressobj().decompress(strip, max(limit - len(out), 1))
-        if len(out) >= limit:
+    for i, strip in enumerate(strips):
+        inflated = zlib.decompressobj().decompress(strip, strip_bytes + 1)
+        if len(inflated) > strip_bytes:
+            raise DecodeError(
+                "CorruptImage",
+                f"TIFF strip {i} inflates past the {strip_bytes} bytes its header gives; refused before inflating "
+                "the rest",
+            )
+        out += inflated
+        if len(out) >= need:
             break
     return bytes(out)
 
@@ -359,13 +382,15 @@ def _tiff16(data: bytes, tags: dict[int, tuple[int, ...]]) -> Any:
     layout_ok = tags.get(284, (1,))[0] == 1 and 322 not in tags and 273 in tags and 279 in tags
     if not layout_ok or compression not in (1, 8, 32946) or predictor not in (1, 2) or photometric not in (0, 1, 2):
         return None
+    need = height * width * samples * 2
+    strip_bytes = min(tags.get(278, (height,))[0], height) * width * samples * 2  # RowsPerStrip rows
     try:
         strips = [data[o : o + c] for o, c in zip(tags[273], tags[279], strict=True)]
-        need_total = height * width * samples * 2
-        raw = b"".join(strips) if compression == 1 else _inflate_at_most(strips, need_total)
+        raw = b"".join(strips) if compression == 1 else _inflate_strips(strips, strip_bytes, need)
+    except DecodeError:
+        raise
     except (zlib.error, ValueError) as exc:
         raise DecodeError("CorruptImage", f"TIFF strip data cannot be decoded ({exc})") from None
-    need = height * width * samples * 2
     if len(raw) < need:
         raise DecodeError("CorruptImage", f"TIFF is truncated: {len(raw)} of {need} pixel bytes")
     order = "<" if data[:2] == b"II" else ">"
@@ -435,41 +460,166 @@ def _skip_undefined(data: bytes, pos: int, e: str, explicit: bool, level: int = 
     raise ValueError("unterminated sequence")
 
 
-def dicom_header(data: bytes) -> dict[str, Any]:
-    """Transfer syntax, rows, columns, frames and whether there is pixel data; raises if unreadable."""
-    header: dict[str, Any] = {"ts": "", "rows": None, "columns": None, "frames": 1, "pixels": False}
-    pos = 132
+DEFLATED_TS = "1.2.840.10008.1.2.1.99"  # the data set after the file meta group is one raw deflate stream
+EXPLICIT_LE_TS = "1.2.840.10008.1.2.1"  # what a deflated data set is once inflated
+# Elements allowed after the pixel data of a deflated data set (trailing padding, signatures), beyond what the
+# header promises: the stream is refused once it inflates past the header, the pixels and this.
+DICOM_TRAILING_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class DicomHeader:
+    """What ``dicom_header`` reads up to the pixel data: the transfer syntax, the image's size and layout."""
+
+    ts: str = ""
+    rows: int | None = None
+    columns: int | None = None
+    frames: int = 1
+    samples: int = 1
+    bits_allocated: int | None = None
+    pixels: bool = False  # the data set has a Pixel Data element
+    pixel_bytes: int | None = None  # its length; None when undefined (encapsulated frames)
+    pixel_offset: int = 0  # where its value starts, in the data set as read (inflated, for a deflated one)
+    truncated: bool = False  # its value runs past the end of the file
+
+    def promised_bytes(self) -> int:
+        """The pixel data's length by rows, columns, frames, samples and bits allocated (16 when absent)."""
+        bits = self.bits_allocated or 16
+        return ((self.rows or 0) * (self.columns or 0) * self.frames * self.samples * bits + 7) // 8
+
+
+class _NeedMore(Exception):
+    """The bytes inflated so far end before the pixel data element: inflate more."""
+
+
+def _dicom_meta(data: bytes) -> tuple[str, int]:
+    """The transfer syntax and the offset of the data set after the file meta group."""
+    ts, pos = "", 132
     while data[pos : pos + 2] == b"\x02\x00":  # file meta group: always explicit VR little endian
         group, element, value, length = _dicom_element(data, pos, "<", True)
         if element == 0x0010:
-            header["ts"] = data[value : value + length].rstrip(b"\0 ").decode("ascii", "replace")
+            ts = data[value : value + length].rstrip(b"\0 ").decode("ascii", "replace")
         pos = value + length
-    if header["ts"].endswith(".99"):  # deflated data set: sizes are read after decoding
-        header["pixels"] = True
-        return header
-    e = ">" if header["ts"] == "1.2.840.10008.1.2.2" else "<"
-    explicit = header["ts"] != "1.2.840.10008.1.2"
-    while pos + 8 <= len(data):
-        group, element, value, length = _dicom_element(data, pos, e, explicit)
-        if (group, element) == (0x7FE0, 0x0010):
-            header["pixels"] = True
-            header["truncated"] = length != 0xFFFFFFFF and value + length > len(data)
-            header["pixel_bytes"] = None if length == 0xFFFFFFFF else length
-            break
-        if group > 0x7FE0:
-            break
-        if (group, element) == (0x0028, 0x0100):
-            header["bits_allocated"] = struct.unpack(e + "H", data[value : value + 2])[0]
-        if (group, element) == (0x0028, 0x0002):
-            header["samples"] = struct.unpack(e + "H", data[value : value + 2])[0]
-        if (group, element) in ((0x0028, 0x0010), (0x0028, 0x0011)):
-            header["rows" if element == 0x0010 else "columns"] = struct.unpack(e + "H", data[value : value + 2])[0]
-        if (group, element) == (0x0028, 0x0008):
-            header["frames"] = max(int(data[value : value + length].strip(b"\0 ") or 1), 1)
-        pos = _skip_undefined(data, value, e, explicit) if length == 0xFFFFFFFF else value + length
-    if not header["pixels"] and pos != len(data):
+    return ts, pos
+
+
+def dicom_header(data: bytes, inflate_limit: int) -> DicomHeader:
+    """The header up to the pixel data; raises ``struct.error``/``ValueError`` if unreadable.
+
+    A deflated data set is inflated only as far as its pixel data element, and never past ``inflate_limit``
+    bytes (``DecodeError`` ``TooLarge`` if its header alone is longer).
+    """
+    ts, pos = _dicom_meta(data)
+    if ts == DEFLATED_TS:
+        return dataclasses.replace(_deflated_header(data[pos:], inflate_limit), ts=ts)
+    e = ">" if ts == "1.2.840.10008.1.2.2" else "<"
+    header = _dataset_header(data, pos, e, ts != "1.2.840.10008.1.2", complete=True)
+    return dataclasses.replace(header, ts=ts)
+
+
+def _dataset_header(data: bytes, pos: int, e: str, explicit: bool, complete: bool) -> DicomHeader:
+    """The data set's header fields from ``pos`` up to its pixel data.
+
+    ``complete``: ``data`` holds the whole data set; else it is a prefix, and running out of it before the
+    pixel data raises ``_NeedMore``.
+    """
+    found: dict[str, Any] = {}
+    try:
+        while pos + 8 <= len(data):
+            group, element, value, length = _dicom_element(data, pos, e, explicit)
+            if (group, element) == (0x7FE0, 0x0010):
+                if not complete and value > len(data):
+                    raise _NeedMore
+                defined = length != 0xFFFFFFFF
+                found.update(pixels=True, pixel_offset=value, pixel_bytes=length if defined else None)
+                found["truncated"] = defined and value + length > len(data)
+                break
+            if group > 0x7FE0:
+                break
+            if not complete and value + (0 if length == 0xFFFFFFFF else length) > len(data):
+                raise _NeedMore
+            if (group, element) == (0x0028, 0x0100):
+                found["bits_allocated"] = struct.unpack(e + "H", data[value : value + 2])[0]
+            if (group, element) == (0x0028, 0x0002):
+                found["samples"] = struct.unpack(e + "H", data[value : value + 2])[0]
+            if (group, element) in ((0x0028, 0x0010), (0x0028, 0x0011)):
+                found["rows" if element == 0x0010 else "columns"] = struct.unpack(e + "H", data[value : value + 2])[0]
+            if (group, element) == (0x0028, 0x0008):
+                found["frames"] = max(int(data[value : value + length].strip(b"\0 ") or 1), 1)
+            pos = _skip_undefined(data, value, e, explicit) if length == 0xFFFFFFFF else value + length
+    except (struct.error, ValueError):
+        if not complete:
+            raise _NeedMore from None
+        raise
+    if not found.get("pixels") and pos != len(data):
+        if not complete:
+            raise _NeedMore
         raise ValueError("the data set is truncated")
-    return header
+    return DicomHeader(**found)
+
+
+def _deflated_header(stream: bytes, limit: int) -> DicomHeader:
+    """The header of a deflated data set, inflating it in growing steps only until its pixel data element."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out, pending, step = bytearray(), stream, min(1 << 16, limit + 1)
+    while True:
+        more = inflater.decompress(pending, step)
+        out += more
+        pending = inflater.unconsumed_tail
+        ended = inflater.eof or (not pending and len(more) < step)  # a full step may have output still to come
+        try:
+            header = _dataset_header(bytes(out), 0, "<", True, complete=ended)
+        except _NeedMore:
+            pass
+        else:  # whether the pixels are all there is known once inflated (``inflate_dicom``)
+            if header.pixel_offset <= limit:
+                return header if ended else dataclasses.replace(header, truncated=False)
+        if len(out) > limit:
+            raise DecodeError(
+                "TooLarge",
+                f"deflated DICOM header inflates past --max-image-bytes {limit} before its pixel data",
+            )
+        step = min(2 * step, limit - len(out) + 1)
+
+
+def inflate_dicom(data: bytes, header: DicomHeader) -> bytes:
+    """A deflated DICOM as the same file uncompressed (explicit VR little endian), inflated at most as far as its
+    header promises: its header, ``header.promised_bytes()`` of pixels and ``DICOM_TRAILING_BYTES`` more.
+
+    A stream that goes on past that (a small file that would inflate to gigabytes) is refused with
+    ``DecodeError`` before the rest is inflated.
+    """
+    _, pos = _dicom_meta(data)
+    limit = header.pixel_offset + header.promised_bytes() + DICOM_TRAILING_BYTES
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    dataset = inflater.decompress(data[pos:], limit + 1)
+    if len(dataset) > limit:
+        frames = f" x {header.frames} frames" if header.frames > 1 else ""
+        raise DecodeError(
+            "CorruptImage",
+            f"deflated DICOM data set inflates past the {limit} bytes its header promises "
+            f"({header.columns}x{header.rows}{frames} x {header.samples} x {header.bits_allocated or 16}-bit "
+            f"samples, {DICOM_TRAILING_BYTES} bytes more allowed after them); refused before inflating the rest",
+        )
+    return _plain_meta(data, pos) + dataset
+
+
+def _plain_meta(data: bytes, end: int) -> bytes:
+    """The preamble and file meta group, naming explicit VR little endian as the transfer syntax."""
+
+    def element(elem: int, vr: bytes, value: bytes) -> bytes:
+        return struct.pack("<HH2sH", 0x0002, elem, vr, len(value)) + value
+
+    parts, pos = [], 132
+    while pos < end:
+        _, elem, value, length = _dicom_element(data, pos, "<", True)
+        if elem == 0x0010:
+            parts.append(element(0x0010, b"UI", EXPLICIT_LE_TS.encode("ascii") + b"\0"))
+        elif elem != 0x0000:  # the group length is counted again below
+            parts.append(data[pos : value + length])
+        pos = value + length
+    body = b"".join(parts)
+    return data[:132] + element(0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
 def _range_bits(lo: float, hi: float) -> int:
@@ -488,31 +638,46 @@ def _first_number(text: bytes, default: float | None) -> float | None:
     return value if math.isfinite(value) and abs(value) < 1e12 else default
 
 
-def read_dicom(data: bytes) -> Any:
-    """uint8 [H, W, 1 or 3] of the first frame: windowed, or stretched to its own range."""
-    import tensorflow as tf
-
+def check_dicom(data: bytes, inflate_limit: int) -> DicomHeader:
+    """The header, refused with ``DecodeError`` where tensorflow-io would fail or mis-read the pixels."""
     try:
-        header = dicom_header(data)
+        header = dicom_header(data, inflate_limit)
+    except DecodeError:
+        raise
     except (struct.error, ValueError) as exc:
         raise DecodeError("CorruptImage", f"DICOM header is unreadable ({exc})") from None
-    if header["ts"] in DICOM_UNSUPPORTED_TS:
-        name = DICOM_UNSUPPORTED_TS[header["ts"]]
-        what = f"DICOM with {name} pixel data (transfer syntax {header['ts']})"
+    if header.ts in DICOM_UNSUPPORTED_TS:
+        name = DICOM_UNSUPPORTED_TS[header.ts]
+        what = f"DICOM with {name} pixel data (transfer syntax {header.ts})"
         raise unsupported(what, f"DICOM with {DICOM_SUPPORTED}")
-    if not header["pixels"]:
+    if not header.pixels:
         raise unsupported("DICOM file without pixel data (not an image)", f"DICOM images with {DICOM_SUPPORTED}")
-    if header.get("truncated"):
+    if header.truncated:
         raise DecodeError("CorruptImage", f"DICOM pixel data is truncated ({len(data)} bytes)")
-    if header.get("pixel_bytes") is not None and header.get("rows") and header.get("columns"):
-        bits = header.get("bits_allocated") or 16
-        need = header["rows"] * header["columns"] * header["frames"] * header.get("samples", 1) * bits // 8
-        if header["pixel_bytes"] < need:
+    if header.pixel_bytes is not None and header.rows and header.columns:
+        need = header.promised_bytes()
+        if header.pixel_bytes < need:
             raise DecodeError(
                 "CorruptImage",
-                f"DICOM says {header['columns']}x{header['rows']} but holds {header['pixel_bytes']} of {need} "
-                "pixel bytes",
+                f"DICOM says {header.columns}x{header.rows} but holds {header.pixel_bytes} of {need} pixel bytes",
             )
+    if header.ts == DEFLATED_TS and (header.pixel_bytes is None or not header.rows or not header.columns):
+        raise DecodeError("CorruptImage", "deflated DICOM without a size or with encapsulated pixel data")
+    return header
+
+
+def read_dicom(data: bytes, inflate_limit: int) -> Any:
+    """uint8 [H, W, 1 or 3] of the first frame: windowed, or stretched to its own range.
+
+    A deflated data set is inflated here, within what its header promises (``inflate_dicom``), and handed
+    to tensorflow-io uncompressed, so DCMTK never inflates it itself. ``inflate_limit``: see ``dicom_header``.
+    """
+    import tensorflow as tf
+
+    header = check_dicom(data, inflate_limit)
+    if header.ts == DEFLATED_TS:
+        data = inflate_dicom(data, header)
+        header = check_dicom(data, inflate_limit)  # a stream cut short is truncated pixel data
     import tensorflow_io as tfio
 
     names: tuple[str, ...] = ("BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept")

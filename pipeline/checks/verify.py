@@ -937,7 +937,7 @@ def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: s
     recorded = manifest.input.root
     # keys are relative to the input folder, or to the folder that holds a listing file
     base = source or (recorded if manifest.input.kind == "folder" else recorded.rsplit("/", 1)[0])
-    decoder = Decoder(alpha_fill=config.alpha_fill, max_pixels=config.max_pixels, depth=config.high_bit_depth)
+    decoder = Decoder(config.alpha_fill, config.max_pixels, config.high_bit_depth, config.max_image_bytes)
     renderers: dict[str, Renderer] = {}
     for row in chosen:
         where = f"record ({row.key!r}, copy {row.copy})"

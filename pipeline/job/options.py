@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 from transforms.augment import DEVICES, RESIZE_MODES
+from transforms.budget import DEFAULT_MAX_IMAGE_BYTES, mib
 from transforms.config import DEFAULT_PRESET, load_ops, ops_from_data
 from transforms.decode import DEFAULT_MAX_PIXELS
 from transforms.encoding import check_encoding, stored_dtype
@@ -92,6 +93,7 @@ class JobConfig:
     resize_mode: str = "stretch"
     alpha_fill: int = 255
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     high_bit_depth: str = "scale"
     classes: tuple[str, ...] | None = None
     config_source: str = DEFAULT_PRESET
@@ -146,6 +148,15 @@ class JobConfig:
             raise UserError(
                 f"--max-pixels {shown_number(self.max_pixels)}: use 1 to {MAX_MAX_PIXELS} (32768 x 32768; one image "
                 "that large takes 12 GiB as float32)"
+            )
+        if self.max_image_bytes < 1:
+            raise UserError(f"--max-image-bytes {self.max_image_bytes}: must be positive")
+        if self.rendered_bytes() > self.max_image_bytes:  # every record holds its output image while rendered
+            h, w = self.image_size
+            raise UserError(
+                f"--image-size {h} {w}: each record is rendered as {h}x{w} x 3 float32 = {self.rendered_bytes()} "
+                f"bytes ({mib(self.rendered_bytes())}), over --max-image-bytes {self.max_image_bytes} "
+                f"({mib(self.max_image_bytes)}); use a smaller --image-size or raise --max-image-bytes"
             )
         if self.device not in DEVICES:
             raise UserError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}")
@@ -226,6 +237,11 @@ class JobConfig:
 
     def copies_for(self, split: str) -> int:
         return self.copies if split == TRAIN_SPLIT else self.eval_copies
+
+    def rendered_bytes(self) -> int:
+        """The output image one record holds while it is rendered (float32 RGB), counted in the memory budget."""
+        h, w = self.image_size
+        return h * w * 3 * 4
 
     def record_bytes_estimate(self) -> int:
         """A record's size, for choosing shard counts (JPEG/PNG: a rough compression guess)."""

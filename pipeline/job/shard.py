@@ -51,7 +51,7 @@ from pipeline.format.tables import write_table
 from pipeline.job.options import RECORDS_IN_FLIGHT_PER_BATCH, JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
-from transforms.decode import DecodeError, header_shape, sniff_format
+from transforms.decode import DecodeError, HeaderInfo, header_info, sniff_format
 from transforms.encoding import stored_dtype
 from transforms.errors import ConfigError
 from transforms.rng import stable_hash64
@@ -153,7 +153,7 @@ class ShardProcessor:
         # (reading, hashing, building records) overlaps TensorFlow's work instead of leaving cores idle.
         threads = self.tf_threads or usable_cpus()
         self.render_thread = ThreadPoolExecutor(1, "augbeam-render") if self.decode_in_render and threads > 1 else None
-        self.decoder = Decoder(alpha_fill=cfg.alpha_fill, max_pixels=cfg.max_pixels, depth=cfg.high_bit_depth)
+        self.decoder = Decoder(cfg.alpha_fill, cfg.max_pixels, cfg.high_bit_depth, cfg.max_image_bytes)
         self._augmenters: dict[str, Any] = {}
         self._renderers: dict[str, Any] = {}
         for kind, ops in (("train", cfg.ops_for("train")), ("eval", cfg.ops_for("validation"))):
@@ -184,7 +184,9 @@ class ShardProcessor:
         record before them is done, so a worker holds a window of records,
         not the whole shard: memory does not grow with the shard. Images of
         the same size inside the window are rendered in one batch; images
-        decoded inside the render call go in groups of ``batch_size``. With
+        decoded inside the render call go in groups of ``batch_size``; each
+        batch or group holds at most ``--max-image-bytes`` (decoded bytes and
+        output images), so memory does not grow with the images either. With
         ``--resume``, a shard whose summary and files are complete is kept.
         """
         if self.config.resume:
@@ -298,7 +300,10 @@ class _ShardRun:
         self.final = fsutil.join(cfg.output, self.name)
         self.ordered = sorted(planned, key=lambda r: (r.order, r.key, r.copy))
         self.left = Counter(r.key for r in self.ordered)  # copies of each key still to come in this shard
-        self.images = _ImageCache()
+        # Memory (``--max-image-bytes``): the cache, a batch of decoded images and the groups rendering from their
+        # files each hold at most the budget, counted as decoded bytes plus each record's rendered output image.
+        self.budget = cfg.max_image_bytes
+        self.images = _ImageCache(self.budget)
         self.windows = plans_windows(self.renderer.ops)  # a JPEG may be decoded as its crop window only
         self.whole_only: set[str] = set()  # keys whose file is never decoded as a window (not a whole JPEG)
         self.window = RECORDS_IN_FLIGHT_PER_BATCH * cfg.batch_size  # records held: bounded in JobConfig
@@ -313,8 +318,8 @@ class _ShardRun:
         self.other_copies_hash = 0
         self.peak_in_flight = 0
         self.progress = ShardProgress(progress_dir(cfg.output), split, shard, len(self.ordered))
-        self.batches = _Batcher(cfg.batch_size, self.render_batch)
-        self.encoded = _Group(cfg.batch_size, self.render_encoded)
+        self.batches = _Batcher(cfg.batch_size, self.budget, cfg.rendered_bytes(), self.render_batch)
+        self.encoded = _Group(cfg.batch_size, self.budget, self.render_encoded)
         self.running: list[tuple[Callable[[], list[bytes | Exception]], list[_Encoded]]] = []  # on the helper thread
 
     # --- the shard, start to end ---------------------------------------------------------------------------------
@@ -420,23 +425,25 @@ class _ShardRun:
             return None
         data, source_sha = read
         header = None
-        try:  # a truncated JPEG is decoded (and fails) whole; --max-pixels and the header checks come before decoding
+        try:  # a truncated JPEG is decoded (and fails) whole; the header checks (size, budget) come before decoding
             if sniff_format(data) == "jpeg" and ends_whole(data):
-                header = header_shape(data, self.cfg.max_pixels)
+                header = self.header(data)
         except Exception:  # the decoder names the reason
             header = None
         if header is None:
             self.whole_only.add(rec.key)  # never planned: its copies here share one decoded image
             return read
-        height, width, orientation = header
+        height, width, orientation = header.shape()
         sampled = self.sample(position, rec, (height, width, 3))
         if sampled is None:
             return None
         stored = (width, height) if orientation >= 5 else (height, width)
         sampled = add_plan(self.renderer.ops, sampled, stored, orientation)
-        if plan_of(sampled) is None:  # its first applied op is not the resizing crop
+        plan = plan_of(sampled)
+        if plan is None:  # its first applied op is not the resizing crop
             return read
-        item = _Encoded(rec, data, (height, width), orientation, sampled, source_sha, position)
+        cost = header.decoded.window(plan.window[2], plan.window[3]).nbytes + self.cfg.rendered_bytes()
+        item = _Encoded(rec, data, (height, width), orientation, sampled, source_sha, position, cost)
         if self.processor.decode_in_render:
             self.encoded.add(item)
         else:
@@ -490,16 +497,21 @@ class _ShardRun:
             return
         data, source_sha = read
         try:
-            header = header_shape(data, self.cfg.max_pixels)
+            header = self.header(data)
         except Exception:  # the decoder names the reason
             header = None
         if header is None:
             self.take(position, rec, self.processor._decode_bytes(data, source_sha))
             return
-        height, width, orientation = header
+        height, width, orientation = header.shape()
         sampled = self.sample(position, rec, (height, width, 3))
         if sampled is not None:
-            self.encoded.add(_Encoded(rec, data, (height, width), orientation, sampled, source_sha, position))
+            cost = header.decoded.nbytes + self.cfg.rendered_bytes()
+            self.encoded.add(_Encoded(rec, data, (height, width), orientation, sampled, source_sha, position, cost))
+
+    def header(self, data: bytes) -> HeaderInfo | None:
+        """``decode.header_info`` under this job's limits (raises ``DecodeError`` for what they refuse)."""
+        return header_info(data, self.cfg.max_pixels, self.cfg.max_image_bytes)
 
     def sample(self, position: int, rec: PlannedRecord, shape: tuple[int, ...]) -> list[dict[str, Any]] | None:
         """The record's params, or None with its error row (one record's failure must not end the shard)."""
@@ -559,6 +571,9 @@ class _ShardRun:
         if render_thread is None:
             self.finish_encoded(lambda: self.call_encoded(items), items)
             return
+        in_flight = sum(it.cost for _, running in self.running for it in running)
+        if in_flight + sum(it.cost for it in items) > self.budget:
+            self.drain()  # two groups rendering at once would hold more than the budget: one after the other
         future = render_thread.submit(self.call_encoded, items)
         self.drain()
         self.running.append((future.result, items))
@@ -744,23 +759,33 @@ class _Encoded(NamedTuple):
     sampled: list[dict[str, Any]]
     source_sha: str
     position: int
+    cost: int  # bytes its render call holds for it: what it decodes (whole, or its window) and its output image
 
 
 class _Group:
-    """Collects items and hands them on ``size`` at a time (and whatever is left on ``flush``)."""
+    """Collects encoded records and hands them on ``size`` at a time, or before their costs would pass ``budget``.
 
-    def __init__(self, size: int, handle: Any) -> None:
+    A record alone over the budget still goes (alone): the decoder's header check has already refused any image
+    whose decoding alone is over it. Whatever is left goes on ``flush``.
+    """
+
+    def __init__(self, size: int, budget: int, handle: Callable[[list[_Encoded]], None]) -> None:
         self.size = size
+        self.budget = budget
         self.handle = handle
-        self.items: list[Any] = []
+        self.items: list[_Encoded] = []
+        self.cost = 0
 
-    def add(self, item: Any) -> None:
+    def add(self, item: _Encoded) -> None:
+        if self.items and self.cost + item.cost > self.budget:
+            self.flush()
         self.items.append(item)
+        self.cost += item.cost
         if len(self.items) >= self.size:
             self.flush()
 
     def flush(self) -> None:
-        items, self.items = self.items, []
+        items, self.items, self.cost = self.items, [], 0
         if items:
             self.handle(items)
 
@@ -774,68 +799,72 @@ class _Failed(NamedTuple):
 
 
 class _ImageCache:
-    """Decoded images of keys whose copies in this shard are not all done, within a pixel budget.
+    """Decoded images of keys whose copies in this shard are not all done, within a byte budget.
 
     A key whose copies are far apart in the shard's order would otherwise pin
     its image; over budget the oldest entries go and are decoded again if
     needed (the same bytes in, the same pixels out).
     """
 
-    PIXEL_BUDGET = 64 * 2**20
-
-    def __init__(self) -> None:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
         self.entries: dict[str, Any] = {}
-        self.pixels = 0
+        self.bytes = 0
 
     @staticmethod
     def _size(value: Any) -> int:
-        return 0 if isinstance(value, _Failed) else int(value[0].shape[0]) * int(value[0].shape[1])
+        return 0 if isinstance(value, _Failed) else int(np.prod(value[0].shape))  # uint8 [H, W, 3]
 
     def get(self, key: str) -> Any:
         return self.entries.get(key)
 
     def put(self, key: str, value: Any) -> Any:
         self.entries[key] = value
-        self.pixels += self._size(value)
-        while self.pixels > self.PIXEL_BUDGET and len(self.entries) > 1:
+        self.bytes += self._size(value)
+        while self.bytes > self.budget and len(self.entries) > 1:
             oldest = next(iter(self.entries))
-            self.pixels -= self._size(self.entries.pop(oldest))
+            self.bytes -= self._size(self.entries.pop(oldest))
         return value
 
     def drop(self, key: str) -> None:
         value = self.entries.pop(key, None)
         if value is not None:
-            self.pixels -= self._size(value)
+            self.bytes -= self._size(value)
 
 
 class _Batcher:
-    """Groups pending records by image size; flushes a group when it is full or memory runs high.
+    """Groups pending records by image size; flushes a group when it is full, and every group before the batch
+    would hold more than ``budget`` bytes (each record: its decoded uint8 image and its ``rendered`` output).
 
-    Output order is fixed later by sorting, so when a batch is flushed never
-    changes the bytes; the pixel budget bounds what one worker holds.
+    Output order is fixed later by sorting, and a batch renders each image as it would alone, so when a batch
+    is flushed never changes the bytes (tested); the budget bounds what one worker holds.
     """
 
-    PIXEL_BUDGET = 32 * 2**20
-
-    def __init__(self, batch_size: int, render: Any) -> None:
+    def __init__(self, batch_size: int, budget: int, rendered: int, render: Callable[[list[_Pending]], None]) -> None:
         self.batch_size = batch_size
+        self.budget = budget
+        self.rendered = rendered
         self.render = render
         self.groups: dict[tuple[int, ...], list[_Pending]] = {}
-        self.pixels = 0
+        self.bytes = 0
+
+    def _cost(self, shape: tuple[int, ...]) -> int:
+        return int(np.prod(shape)) + self.rendered
 
     def add(self, item: _Pending) -> None:
-        shape = tuple(item.image.shape)
+        shape = tuple(int(d) for d in item.image.shape)
+        cost = self._cost(shape)
+        if self.groups and self.bytes + cost > self.budget:
+            self.flush_all()
         group = self.groups.setdefault(shape, [])
         group.append(item)
-        self.pixels += shape[0] * shape[1]
+        self.bytes += cost
         if len(group) >= self.batch_size:
             self._flush(shape)
-        elif self.pixels > self.PIXEL_BUDGET:
-            self.flush_all()
 
     def _flush(self, shape: tuple[int, ...]) -> None:
         group = self.groups.pop(shape)
-        self.pixels -= shape[0] * shape[1] * len(group)
+        self.bytes -= self._cost(shape) * len(group)
         self.render(group)
 
     def flush_all(self) -> None:

@@ -119,6 +119,44 @@ def dicom_bytes(
     return b"\0" * 128 + b"DICM" + meta + body
 
 
+DEFLATED_TS = "1.2.840.10008.1.2.1.99"
+
+
+def deflated_dicom(pixels: np.ndarray, *, padding: int = 0, **options) -> bytes:
+    """``dicom_bytes`` with a deflated data set (transfer syntax 1.2.840.10008.1.2.1.99).
+
+    ``padding``: zero bytes of Data Set Trailing Padding (FFFC,FFFC) after the pixel data, inside the stream:
+    about a thousandth of that on disk, what a deflate bomb is. Built in 16 MiB blocks, each compressed once and
+    repeated (a full flush resets the compressor, so every block compresses to the same bytes).
+    """
+    import struct
+    import zlib
+
+    plain = dicom_bytes(pixels, transfer_syntax=DEFLATED_TS, **options)
+    pos = 132
+    while plain[pos : pos + 2] == b"\x02\x00":  # the file meta group stays as it is
+        vr = plain[pos + 4 : pos + 6]
+        long = vr in (b"OB", b"OW", b"UN")
+        length = (
+            struct.unpack("<I", plain[pos + 8 : pos + 12])[0]
+            if long
+            else struct.unpack("<H", plain[pos + 6 : pos + 8])[0]
+        )
+        pos += (12 if long else 8) + length
+    dataset = plain[pos:]
+    if padding:
+        dataset += struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, padding)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [packer.compress(dataset) + packer.flush(zlib.Z_FULL_FLUSH)]
+    block_size = 1 << 24
+    blocks, rest = divmod(padding, block_size)
+    if blocks:
+        block = packer.compress(bytes(block_size)) + packer.flush(zlib.Z_FULL_FLUSH)
+        parts += [block] * blocks
+    parts.append(packer.compress(bytes(rest)) + packer.flush())
+    return plain[:pos] + b"".join(parts)
+
+
 def format_fixtures() -> None:
     """TIFF, 16-bit PNG/TIFF, WebP, EXIF-rotated and CMYK JPEG, DICOM, 1x1 and unsupported files."""
     rocket = Image.open(HERE / "rocket_small.jpg").convert("RGB")

@@ -31,6 +31,11 @@ from transforms.ops import registered_ops
         (["--copies", "0"], "--copies and --eval-copies must be at least 1"),
         (["--eval-copies", "3"], "would write identical copies"),
         (["--image-size", "0", "10"], "--image-size 0 10"),
+        (
+            ["--image-size", "8192", "8192"],
+            "8192x8192 x 3 float32 = 805306368 bytes (768.0 MiB), over --max-image-bytes",
+        ),
+        (["--max-image-bytes", "0"], "--max-image-bytes 0: must be positive"),
         (["--", "--runner=NoSuchRunner"], "NoSuchRunner"),
     ],
 )
@@ -73,6 +78,7 @@ def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
         *("--copies", "2", "--eval-copies", "3", "--augment-eval", "--seed", "7", "--classes", "b, a"),
         *("--num-shards", "5", "--encoding", "jpeg", "--jpeg-quality", "80", "--resize", "pad"),
         *("--alpha-fill", "0", "--max-pixels", "1000", "--high-bit-depth", "range", "--device", "cpu"),
+        *("--max-image-bytes", "512M"),
         *("--batch-size", "4", "--max-error-rate", "0.5", "--dali-index", "--overwrite"),
         *("--progress", "none", "--shared-mount", "--tf-threads", "2", "--resume", "--phase-log", "p.jsonl"),
     )
@@ -98,6 +104,7 @@ def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
         "resize_mode": "pad",
         "alpha_fill": 0,
         "max_pixels": 1000,
+        "max_image_bytes": 512 * 2**20,
         "high_bit_depth": "range",
         "classes": ("b", "a"),
         "config_source": "light",

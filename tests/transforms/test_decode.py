@@ -140,14 +140,114 @@ def test_max_pixels_refuses_big_headers_before_decoding(monkeypatch):
         check_image_bytes(read("lossy.webp"), max_pixels=96 * 64 - 1)
 
 
-def test_size_is_checked_after_decoding_when_no_header_size(monkeypatch):
-    import transforms.decode as decode
+def test_a_header_without_a_size_is_refused_before_decoding(monkeypatch):
+    import tensorflow_io as tfio
 
-    monkeypatch.setattr(decode, "peek_size", lambda data, fmt: None)
-    with pytest.raises(DecodeError, match="decodes to 48x32") as info:
+    def never(*args, **kwargs):
+        raise AssertionError("decoded although the header gave no size")
+
+    monkeypatch.setattr(tfio.experimental.image, "decode_tiff", never)
+    monkeypatch.setattr(tfio.image, "decode_webp", never)
+    no_width = bytearray(read("rgb8.tif"))
+    offset = struct.unpack("<I", no_width[4:8])[0]
+    for i in range(struct.unpack("<H", no_width[offset : offset + 2])[0]):
+        entry = offset + 2 + 12 * i
+        if struct.unpack("<H", no_width[entry : entry + 2])[0] == 256:  # ImageWidth becomes an unknown tag
+            no_width[entry : entry + 2] = struct.pack("<H", 65000)
+    webp = bytearray(read("lossy.webp"))
+    webp[12:16] = b"ABCD"  # no VP8 / VP8L / VP8X chunk first
+    for data, name in ((bytes(no_width), "TIFF"), (bytes(webp), "WebP")):
+        with pytest.raises(DecodeError, match=f"{name} header is unreadable") as info:
+            Decoder()(data)
+        assert info.value.kind == "CorruptImage"
+
+
+def test_a_header_that_understates_its_size_is_caught_after_decoding(monkeypatch):
+    import transforms.decode as decode
+    from transforms.budget import DecodedSize
+
+    monkeypatch.setattr(decode, "decoded_size", lambda data, fmt, limit=0: DecodedSize(1, 1, 3))
+    with pytest.raises(DecodeError, match="decodes to 48x32 = 1536 pixels, over --max-pixels 1000") as info:
         Decoder(max_pixels=1000)(read("rgb8.tif"))
     assert info.value.kind == "TooLarge"
-    assert Decoder(max_pixels=48 * 32)(read("rgb8.tif")).shape == (32, 48, 3)
+    with pytest.raises(DecodeError, match="decodes to 48x32 x 3 channels = 4608 bytes, over --max-image-bytes") as info:
+        Decoder(max_bytes=4607)(read("rgb8.tif"))
+    assert info.value.kind == "TooLarge"
+    assert Decoder(max_pixels=48 * 32, max_bytes=4608)(read("rgb8.tif")).shape == (32, 48, 3)
+
+
+# ---------------------------------------------------------------- --max-image-bytes from headers
+
+
+def _png_header(width: int, height: int, depth: int, color: int) -> bytes:
+    """A PNG whose IHDR says this, with one tiny IDAT: its header can be judged, its pixels never decode."""
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def test_a_16_bit_png_under_max_pixels_is_refused_by_its_decoded_bytes():
+    """The users' 9400x9400 16-bit PNG (7.5 GB peak): 88.4 Mpx passes --max-pixels, 530 MB decoded does not."""
+    data = _png_header(9400, 9400, 16, 2)
+    with pytest.raises(DecodeError) as info:
+        Decoder()(data)
+    assert info.value.kind == "TooLarge"
+    assert str(info.value) == (
+        "PNG header says 9400x9400 x 3 channels x 2 bytes = 530160000 bytes (505.6 MiB) decoded, "
+        "over --max-image-bytes 268435456 (256.0 MiB); raise it to decode this image"
+    )
+    assert check_image_bytes(_png_header(9400, 9400, 8, 2)) == "png"  # 8-bit RGB: 265 MB, inside the budget
+
+
+@pytest.mark.parametrize(
+    ("name", "nbytes"),
+    [
+        ("rocket_small.jpg", 64 * 96 * 3),
+        ("rgb16.png", 16 * 24 * 3 * 2),
+        ("rgb.bmp", 30 * 45 * 3),
+        ("animated.gif", None),  # every frame, counted from the file
+        ("rgb8.tif", 32 * 48 * 4),
+        ("gray16.tif", 24 * 32 * 4 * 2),
+        ("alpha_lossless.webp", 32 * 48 * 4),
+        ("window.dcm", 12 * 16 * 4),
+    ],
+)
+def test_every_format_is_refused_one_byte_over_its_decoded_bytes_and_decoded_at_them(monkeypatch, name, nbytes):
+    from transforms.budget import decoded_size
+    from transforms.decode import sniff_format
+
+    data = read(name)
+    size = decoded_size(data, sniff_format(data) or "")
+    assert size is not None and (nbytes is None or size.nbytes == nbytes)
+    assert Decoder(max_bytes=size.nbytes)(data).shape[2] == 3
+
+    def never(*args, **kwargs):
+        raise AssertionError("decoding started")
+
+    monkeypatch.setattr(Decoder, "_decode", never)  # had it run, the input would fail as CorruptImage
+    with pytest.raises(
+        DecodeError, match=f"= {size.nbytes} bytes .* over --max-image-bytes {size.nbytes - 1} "
+    ) as info:
+        Decoder(max_bytes=size.nbytes - 1)(data)
+    assert info.value.kind == "TooLarge"
+    assert check_image_bytes(data, max_bytes=size.nbytes) == sniff_format(data)
+
+
+def test_the_window_decode_is_judged_by_the_whole_image():
+    """Whether a record exists must not depend on its crop: a JPEG's window decode is refused as the image is."""
+    from transforms.window import ORIENTATION_KEY, RATIO_KEY, WINDOW_KEY
+
+    data = read("rocket_small.jpg")
+    params = {RATIO_KEY: 1, WINDOW_KEY: [0, 0, 8, 8], ORIENTATION_KEY: 1}
+    sampled = [{"op": "random_resized_crop", "version": 1, "applied": True, "params": params}]
+    assert Decoder().decode_for(data, sampled).shape == (8, 8, 3)
+    with pytest.raises(DecodeError, match="over --max-image-bytes") as info:
+        Decoder(max_bytes=64 * 96 * 3 - 1).decode_for(data, sampled)
+    assert info.value.kind == "TooLarge"
 
 
 DETERMINISM_FILES = ("rgb8.tif", "lossy.webp", "window.dcm", "rgb16.png", "exif_rotate6.jpg", "cmyk.jpg")

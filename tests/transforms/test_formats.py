@@ -10,6 +10,8 @@ premultiplied alpha within 1 level of straight compositing; 16-bit mappings and 
 from __future__ import annotations
 
 import io
+import json
+import re
 import struct
 import zlib
 
@@ -373,14 +375,11 @@ def test_hostile_files_are_refused_with_reasons_not_crashes(decoder):
         decoder(bytes(lying))
     assert info.value.kind == "CorruptImage"
     # a 4x4 16-bit TIFF whose deflate strip inflates far beyond what 4x4 pixels need
-    import zlib
-
-    bomb = zlib.compress(b"\0" * 50_000_000)
-    small = encode(Image.fromarray(np.zeros((4, 4), np.uint16)), "TIFF", compression="tiff_adobe_deflate")
+    with pytest.raises(DecodeError, match="TIFF strip 0 inflates past the 32 bytes its header gives") as info:
+        decoder(tiff_with_strip(np.zeros((4, 4), np.uint16), zlib.compress(bytes(50_000_000))))
+    assert info.value.kind == "CorruptImage"
     from transforms import formats
 
-    tags = formats.tiff_ifd(small)
-    assert formats._inflate_at_most([bomb], 32) == b"\0" * 32 and tags[259][0] in (8, 32946)
     frames = [Image.new("RGB", (60, 50), (i * 20, 0, 0)) for i in range(12)]
     gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     assert formats.gif_frames(gif) == 12 and formats.gif_frames(read("animated.gif")) >= 2
@@ -388,3 +387,136 @@ def test_hostile_files_are_refused_with_reasons_not_crashes(decoder):
         Decoder(max_pixels=60 * 50 * 11)(gif)
     assert info.value.kind == "TooLarge"
     assert Decoder(max_pixels=60 * 50 * 12)(gif).shape == (50, 60, 3)
+
+
+def tiff_with_strip(pixels: np.ndarray, strip: bytes) -> bytes:
+    """A one-strip Deflate TIFF of ``pixels``' size and type whose strip is ``strip``, appended and pointed to."""
+    small = bytearray(encode(Image.fromarray(pixels), "TIFF", compression="tiff_adobe_deflate"))
+    offset = struct.unpack("<I", small[4:8])[0]
+    start = len(small)
+    for i in range(struct.unpack("<H", small[offset : offset + 2])[0]):
+        entry = offset + 2 + 12 * i
+        tag, kind = struct.unpack("<HH", small[entry : entry + 4])
+        value = {273: start, 279: len(strip)}.get(tag)
+        if value is not None:
+            small[entry + 8 : entry + 12] = struct.pack(
+                "<I" if kind == 4 else "<HH", value, *([0] if kind == 3 else [])
+            )
+    return bytes(small) + strip
+
+
+def png_with_idat(width: int, height: int, idat: bytes) -> bytes:
+    """An 8-bit RGB PNG whose IHDR says ``width`` x ``height`` and whose image data is ``idat``."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def zlib_zeros(count: int) -> bytes:
+    """A zlib stream of ``count`` zero bytes, about a thousandth of that: 16 MiB blocks compressed once, repeated."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    blocks, rest = divmod(count, 1 << 24)
+    block = packer.compress(bytes(1 << 24)) + packer.flush(zlib.Z_FULL_FLUSH) if blocks else b""
+    body = block * blocks + packer.compress(bytes(rest)) + packer.flush()
+    return b"\x78\xda" + body + struct.pack(">I", ((count % 65521) << 16) | 1)  # adler32 of zeros: a = 1, b = n
+
+
+def test_a_deflated_dicom_decodes_as_the_same_file_uncompressed(decoder):
+    from tests.data.make_fixtures import deflated_dicom, dicom_bytes
+
+    grid = (np.arange(12 * 16, dtype=np.int64).reshape(12, 16) * 21).astype(np.uint16)
+    plain, deflated = dicom_bytes(grid, window=("2000", "2000")), deflated_dicom(grid, window=("2000", "2000"))
+    assert deflated != plain and peek_size(deflated, "dicom") == (12, 16)
+    np.testing.assert_array_equal(decoder(deflated).numpy(), decoder(plain).numpy())
+    with pytest.raises(DecodeError, match="DICOM pixel data is truncated") as info:
+        decoder(deflated[:-40])  # the stream ends inside the pixel data
+    assert info.value.kind == "CorruptImage"
+
+
+def test_a_deflated_dicom_bomb_is_refused_at_what_its_header_promises(decoder):
+    """A 12x16 image whose deflated data set goes on for 2 GiB (2 MB on disk), as the users' 1.7 MB file did."""
+    from tests.data.make_fixtures import deflated_dicom
+
+    bomb = deflated_dicom(np.zeros((12, 16), np.uint16), padding=2 << 30)
+    assert len(bomb) < 3 << 20
+    with pytest.raises(DecodeError) as info:
+        decoder(bomb)
+    assert info.value.kind == "CorruptImage"
+    promise = r"deflated DICOM data set inflates past the \d+ bytes its header promises \(16x12 x 1 x 16-bit samples"
+    assert re.match(promise, str(info.value))
+    # a header longer than the budget before its pixel data: never inflated past the budget
+    long_header = deflated_dicom(np.zeros((12, 16), np.uint16), window=("1" * 60_000, "2"))
+    with pytest.raises(DecodeError, match="header inflates past --max-image-bytes 50000 before its pixel data") as info:
+        Decoder(max_bytes=50_000)(long_header)
+    assert info.value.kind == "TooLarge"
+    assert Decoder()(long_header).shape == (12, 16, 3)
+
+
+HOSTILE_CHILD = """
+import json, sys
+import tensorflow_io  # noqa: F401  (imported before the first measure: it is part of every worker)
+from transforms.decode import Decoder, DecodeError
+
+def rss_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+decoder = Decoder()
+for name in ("rgb8.tif", "gray16.tif", "gray.png", "window.dcm"):  # every decoder path warm
+    decoder(open(f"tests/data/{name}", "rb").read())
+for path in sys.argv[1:]:
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # the peak RSS (VmHWM) starts again from the RSS now
+    before = rss_kib("VmRSS")
+    try:
+        outcome = list(decoder(open(path, "rb").read()).shape)
+    except DecodeError as exc:
+        outcome = [exc.kind, str(exc)]
+    print(json.dumps({"file": path.rsplit("/", 1)[1], "outcome": outcome, "grew_kib": rss_kib("VmHWM") - before}))
+"""
+
+
+def test_streams_that_inflate_past_their_header_are_not_inflated_in_memory(tmp_path):
+    """1 GiB bombs, about 1 MB each on disk, decoded in a fresh process: its peak RSS may not grow by 64 MiB
+    (the kernel's high-water mark, reset before each file).
+
+    Deflated DICOM and 16-bit TIFF strips are inflated here, within what the header promises; an 8-bit TIFF
+    (libtiff) and a PNG with a lying IHDR (libpng) are read a strip or a row at a time by their libraries.
+    """
+    import subprocess
+    import sys
+
+    from tests.data.make_fixtures import deflated_dicom
+    from tests.helpers import ROOT
+
+    gib = 1 << 30
+    bombs = {
+        "dicom.dcm": deflated_dicom(np.zeros((12, 16), np.uint16), padding=gib),
+        "tiff16.tif": tiff_with_strip(np.zeros((4, 4), np.uint16), zlib_zeros(gib)),
+        "tiff8.tif": tiff_with_strip(np.zeros((4, 4), np.uint8), zlib_zeros(gib)),
+        "png.png": png_with_idat(8, 8, zlib_zeros(gib // 4)),  # libpng inflates it all (about 4 s a GiB here)
+    }
+    for name, data in bombs.items():
+        assert len(data) < 2 << 20, name
+        (tmp_path / name).write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-c", HOSTILE_CHILD, *(str(tmp_path / name) for name in bombs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = {r["file"]: r for r in map(json.loads, done.stdout.splitlines())}
+    assert results["dicom.dcm"]["outcome"][0] == "CorruptImage"
+    assert "inflates past the" in results["dicom.dcm"]["outcome"][1]
+    assert results["tiff16.tif"]["outcome"] == ["CorruptImage", results["tiff16.tif"]["outcome"][1]]
+    assert "TIFF strip 0 inflates past the 32 bytes" in results["tiff16.tif"]["outcome"][1]
+    assert results["tiff8.tif"]["outcome"] == [4, 4, 3]  # libtiff reads the strip's 16 bytes, ignores the rest
+    assert results["png.png"]["outcome"] == [8, 8, 3]  # libpng decodes its rows, ignores the rest
+    for name, result in results.items():
+        assert result["grew_kib"] < 64 * 1024, (name, result)
+    print({name: result["grew_kib"] for name, result in results.items()})

@@ -4,6 +4,7 @@ call (the usual bytes and errors), its helper thread, a file failing in one shar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -20,6 +21,7 @@ from pipeline.job.options import JobConfig
 from pipeline.job.shard import PlannedRecord, ShardProcessor
 from tests.helpers import DATA, PHOTOS, read_errors, run, sample_plan
 from tests.helpers import Overflow as _Overflow
+from transforms.decode import HeaderInfo
 from transforms.ops.base import _REGISTRY, register
 
 
@@ -84,15 +86,15 @@ def _shard(
         PlannedRecord(record_order(str(f.relative_to(root)), 0), str(f.relative_to(root)), 0, str(f), 0) for f in files
     ]
     if lie_about is not None:  # a header whose size is not the decoded size: the call fails, the usual path runs
-        real = shard_worker.header_shape
+        real = shard_worker.header_info
 
-        def lying(data: bytes, max_pixels: int) -> tuple[int, int, int] | None:
-            found = real(data, max_pixels)
+        def lying(data: bytes, max_pixels: int, max_bytes: int) -> HeaderInfo | None:
+            found = real(data, max_pixels, max_bytes)
             if found is not None and hashlib.sha256(data).hexdigest() == lie_about:
-                return found[0] + 1, found[1], found[2]
+                return dataclasses.replace(found, height=found.height + 1)
             return found
 
-        monkeypatch.setattr(shard_worker, "header_shape", lying)
+        monkeypatch.setattr(shard_worker, "header_info", lying)
     processor = ShardProcessor(config, tf_threads=2 if threaded else 1)
     processor.setup()
     assert (processor.render_thread is not None) == threaded  # two TensorFlow threads: calls on a helper thread
@@ -276,3 +278,102 @@ def test_range_guard_in_the_job_lands_in_errors(tmp_path, overflow_registered):
     assert counts.failed_records == len(errors) > 0 and counts.written > 0
     assert counts.written + counts.failed_records == counts.decoded * 4
     assert all(r["error_type"] == "RangeError" and "outside [0, 255]" in r["message"] for r in errors)
+
+
+def _budget_inputs(root: Path) -> list[tuple[str, int]]:
+    """Small real images of several sizes and formats, one over a 40 kB budget and a deflate bomb; (key, copies)."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.data.make_fixtures import deflated_dicom, png16_bytes
+
+    rng = np.random.default_rng(3)
+    (root / "c").mkdir(parents=True)
+    keys = []
+    for i in range(6):  # planned as JPEG windows, or decoded whole in the render call
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)).save(root / "c" / f"j{i}.jpg", quality=90)
+        keys.append((f"c/j{i}.jpg", 1))
+    for i in range(4):  # two copies in the shard: decoded once, cached, batched by size
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), np.uint8)).save(root / "c" / f"p{i}.png")
+        keys.append((f"c/p{i}.png", 2))
+    (root / "c" / "deep.png").write_bytes(png16_bytes(rng.integers(0, 65535, (30, 20, 3))))  # decoded, then batched
+    keys.append(("c/deep.png", 1))
+    Image.fromarray(rng.integers(0, 255, (200, 200, 3), np.uint8)).save(root / "c" / "big.png")  # 120 kB decoded
+    keys.append(("c/big.png", 1))
+    (root / "c" / "bomb.dcm").write_bytes(deflated_dicom(np.zeros((12, 16), np.uint16), padding=1 << 30))  # 1 GiB
+    keys.append(("c/bomb.dcm", 1))
+    return keys
+
+
+def test_a_batch_never_holds_more_decoded_bytes_than_the_budget(tmp_path, monkeypatch):
+    """--max-image-bytes 40000: every render call holds at most that (decoded images and 16x16 float32 outputs),
+    two calls rendering at once too; the image over it is a TooLarge row; the records equal an unbounded run's.
+
+    Both ways of rendering run: JPEGs decoded inside their render call (on the helper thread), and images decoded
+    first (the cached PNGs with two copies, the 16-bit PNG) in same-size batches."""
+    import threading
+
+    root = tmp_path / "in"
+    keys = _budget_inputs(root)
+    planned = [
+        PlannedRecord(record_order(key, c), key, c, str(root / key), 0) for key, copies in keys for c in range(copies)
+    ]
+    calls: list[tuple[str, int, int]] = []  # (path, records, bytes held)
+    lock, flight, peak = threading.Lock(), [0], [0]
+    render_batch, call_encoded = shard_worker._ShardRun.render_batch, shard_worker._ShardRun.call_encoded
+
+    def batch_spy(self, items):
+        calls.append(("batch", len(items), sum(it.image.numpy().nbytes + 16 * 16 * 3 * 4 for it in items)))
+        return render_batch(self, items)
+
+    def encoded_spy(self, items):  # on the helper thread when threaded
+        cost = sum(it.cost for it in items)
+        with lock:
+            flight[0] += cost
+            peak[0] = max(peak[0], flight[0])
+        calls.append(("encoded", len(items), cost))
+        try:
+            return call_encoded(self, items)
+        finally:
+            with lock:
+                flight[0] -= cost
+
+    def shard(name: str, budget: int) -> dict:
+        out = tmp_path / name
+        (out / ".augbeam-work").mkdir(parents=True)
+        config = JobConfig.create(
+            input=str(root), output=str(out), image_size=(16, 16), batch_size=8, copies=2, max_image_bytes=budget
+        )
+        processor = ShardProcessor(config, tf_threads=2)
+        processor.setup()
+        assert processor.decode_in_render and processor.render_thread is not None
+        summary = processor.process("train", 0, sample_plan(copies=2), planned, [])
+        processor.close()
+        index = iter_rows(str(out / summary.info.index.name), IndexRow)
+        return {
+            "records": {(r.key, r.copy): r.record_sha256 for r in index},
+            "errors": [e.to_json() for e in iter_rows(str(out / summary.info.errors.name), ErrorRow)],
+        }
+
+    unbounded = shard("unbounded", 2**40)
+    monkeypatch.setattr(shard_worker._ShardRun, "render_batch", batch_spy)
+    monkeypatch.setattr(shard_worker._ShardRun, "call_encoded", encoded_spy)
+    bounded = shard("bounded", 40_000)
+    assert len(bounded["records"]) == len(planned) - 2  # every input but the big one and the bomb, every copy
+    errors = {e["key"]: e for e in bounded["errors"]}
+    assert {key: (e["stage"], e["error_type"]) for key, e in errors.items()} == {
+        "c/big.png": ("decode", "TooLarge"),
+        "c/bomb.dcm": ("decode", "CorruptImage"),
+    }
+    assert "200x200 x 3 channels x 1 byte = 120000 bytes" in errors["c/big.png"]["message"]
+    assert "over --max-image-bytes 40000" in errors["c/big.png"]["message"]
+    assert "deflated DICOM data set inflates past" in errors["c/bomb.dcm"]["message"]
+    assert [e["key"] for e in unbounded["errors"]] == ["c/bomb.dcm"]
+    assert len(unbounded["records"]) == len(planned) - 1
+    # batching by bytes changed the calls, not one record's bytes
+    assert bounded["records"] == {pair: sha for pair, sha in unbounded["records"].items() if pair[0] != "c/big.png"}
+    assert len(unbounded["records"]) == len(bounded["records"]) + 1
+    assert all(held <= 40_000 for _, _, held in calls), calls
+    assert max(n for _, n, _ in calls) >= 2  # still batched, only smaller
+    assert {path for path, _, _ in calls} == {"encoded", "batch"}
+    assert peak[0] <= 40_000
