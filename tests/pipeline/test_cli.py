@@ -32,8 +32,8 @@ from transforms.ops import registered_ops
         (["--eval-copies", "3"], "would write identical copies"),
         (["--image-size", "0", "10"], "--image-size 0 10"),
         (
-            ["--image-size", "8192", "8192"],
-            "8192x8192 x 3 float32 = 805306368 bytes (768.0 MiB), over --max-image-bytes",
+            ["--image-size", "4096", "4096", "--max-image-bytes", "100M"],
+            "4096x4096 x 3 float32 = 201326592 bytes (192.0 MiB), over --max-image-bytes 104857600",
         ),
         (["--max-image-bytes", "0"], "--max-image-bytes 0: must be positive"),
         (["--", "--runner=NoSuchRunner"], "NoSuchRunner"),
