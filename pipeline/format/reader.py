@@ -8,7 +8,8 @@ refuses a folder without a manifest (an unfinished run) and shards whose size
 (or, asked, checksum) does not match it. Starting costs O(shards), never
 O(records): nothing is read before the first batch but the manifest and a
 stat per file. ``iter_index`` / ``iter_errors`` stream the per-shard parts of
-the index and the error table.
+the index and the error table. ``load(..., epoch=e)`` serves one copy of
+each image per epoch (copy ``e mod K``), filtered inside ``tf.data``.
 
 A folder can be rewritten by another run while a training job reads it
 (``--overwrite`` removes the manifest first). ``FolderWatch`` checks, each
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import threading
 from collections.abc import Iterator
@@ -294,6 +296,29 @@ def check_expected_model(path: str, made: Any, expect_model: str) -> None:
         )
 
 
+def check_epoch(epoch: Any) -> None:
+    """Refuses an ``epoch`` that is not None or a whole number >= 0 (numpy's integers count), in one line."""
+    if epoch is None:
+        return
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        raise ReaderError(
+            f"epoch={epoch!r}: give the training epoch as a whole number >= 0 (counted from 0), "
+            "or leave it out to read every copy"
+        )
+
+
+def epoch_copy(epoch: int, copies: int) -> int:
+    """The copy index an epoch serves: ``epoch mod copies``, so K epochs show each of K copies once."""
+    return int(epoch) % copies
+
+
+def _copy_of(record: Any) -> Any:
+    """A serialised record's copy index, parsing that feature alone (the image is neither copied nor decoded)."""
+    import tensorflow as tf
+
+    return tf.io.parse_single_example(record, {"copy": tf.io.FixedLenFeature([], tf.int64)})["copy"]
+
+
 def load(
     path: str,
     split: str = "train",
@@ -303,8 +328,14 @@ def load(
     verify: str = DEFAULT_VERIFY,
     shuffle_files: bool = False,
     seed: int | None = None,
+    epoch: int | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(image, label)`` (plus a metadata dict if ``with_metadata``).
+
+    ``epoch=e`` (see ``epoch_copy``) serves one variant per image: of each key, only the record whose
+    copy is ``e mod K``, K the split's copies. A key whose copy ``e mod K`` failed is absent that epoch
+    (its error row in ``iter_errors`` says why); no other copy stands in, so every epoch's records are
+    known from the index alone. Without ``epoch``, every record.
 
     ``expect_model`` refuses data made for another preprocessing. ``verify``
     (see ``shard_paths``): ``size``, the default, stats each shard and part
@@ -324,6 +355,7 @@ def load(
     from transforms import encoding as enc
     from transforms.preprocess import Preprocessing
 
+    check_epoch(epoch)
     identity = manifest_identity(fsutil.normalize(path))  # before the read: a change in between is seen later
     manifest = read_manifest(path)
     preprocessing = Preprocessing.from_description(manifest.preprocessing)
@@ -354,6 +386,9 @@ def load(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle_files,
     )
+    if epoch is not None:
+        wanted = epoch_copy(epoch, manifest.splits[split].counts.copies)
+        dataset = dataset.filter(lambda record, *_checked: _copy_of(record) == wanted)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size:
         dataset = dataset.batch(batch_size)

@@ -290,3 +290,60 @@ def test_the_watch_of_a_folder_at_a_url_uses_the_manifests_update_time(made, tmp
     assert "(run 111111111111 then, 222222222222 now)" in watch.problem()
     (folder / "manifest.json").unlink()
     assert reader.manifest_identity(url) is None and "manifest.json is gone" in watch.problem()
+
+
+# --- epoch=e: one copy of each image per epoch ---------------------------------------------------------------------
+
+
+def _served(out: Path, split: str, **kwargs) -> list[tuple[str, int]]:
+    """(key, copy) of every record ``load`` gives, in its order."""
+    ds = reader.load(str(out), split=split, with_metadata=True, **kwargs)
+    return [(meta["key"].numpy().decode(), int(meta["copy"])) for _, _, meta in ds]
+
+
+def test_epoch_e_serves_each_key_once_with_copy_e_mod_copies(run_a):
+    manifest = read_manifest(str(run_a))
+    assert manifest.splits["train"].counts.copies == 3 and manifest.splits["train"].counts.failed_records == 0
+    keys = sorted({row.key for row in reader.iter_index(str(run_a), "train")})
+    everything = _served(run_a, "train")
+    epochs = [_served(run_a, "train", epoch=e) for e in range(4)]
+    for e, served in enumerate(epochs[:3]):
+        assert sorted(key for key, _ in served) == keys  # every key, exactly once
+        assert {copy for _, copy in served} == {e}
+        assert served == [pair for pair in everything if pair[1] == e]  # the shards' own order, filtered
+    assert epochs[3] == epochs[0]  # 3 mod 3
+    assert sorted(epochs[0] + epochs[1] + epochs[2]) == sorted(everything)  # K epochs: the whole split
+    batches = reader.load(str(run_a), split="train", epoch=4, batch_size=4)
+    assert sum(int(labels.shape[0]) for _, labels in batches) == len(keys)
+    # shuffle_files interleaves without a fixed order (as without epoch): the same records, in some order.
+    assert sorted(_served(run_a, "train", epoch=2, shuffle_files=True, seed=7)) == sorted(epochs[2])
+
+
+def test_epoch_on_a_split_of_one_copy_serves_every_record(run_a):
+    assert read_manifest(str(run_a)).splits["validation"].counts.copies == 1  # --eval-copies 1
+    everything = _served(run_a, "validation")
+    assert everything and {copy for _, copy in everything} == {0}
+    assert _served(run_a, "validation", epoch=0) == everything
+    assert _served(run_a, "validation", epoch=5) == everything
+
+
+def test_epoch_leaves_out_a_key_whose_copy_failed_and_its_error_row_says_why(made):
+    """made: 2 copies, dog/1.jpg's copy 1 failed at augment, cat/2.jpg failed whole (no records)."""
+    keys = {row.key for row in reader.iter_index(str(made), "train")}
+    assert "cat/2.jpg" not in keys
+    even = _served(made, "train", epoch=0)
+    odd = _served(made, "train", epoch=1)
+    assert sorted(key for key, _ in even) == sorted(keys)
+    assert sorted(key for key, _ in odd) == sorted(keys - {"dog/1.jpg"})
+    assert {copy for _, copy in odd} == {1}
+    failed = [e for e in reader.iter_errors(str(made), "train") if e.key == "dog/1.jpg"]
+    assert [(e.copy, e.reason) for e in failed] == [(1, "augment/RangeError")]
+    assert _served(made, "train", epoch=np.int64(3)) == odd  # numpy's integers are epochs too
+
+
+@pytest.mark.parametrize("epoch", [-1, 1.0, "1", True])
+def test_a_bad_epoch_is_refused_in_one_line(made, epoch):
+    with pytest.raises(ReaderError) as caught:
+        reader.load(str(made), split="train", epoch=epoch)
+    assert str(caught.value).startswith(f"epoch={epoch!r}: give the training epoch as a whole number >= 0")
+    assert "\n" not in str(caught.value)
