@@ -124,6 +124,19 @@ def process_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[2])
 
 
+def wait_job(proc: Any, timeout: float) -> int:
+    """A job started in its own process group: its exit code; past ``timeout`` its whole group is SIGKILLed."""
+    import os
+    import signal
+
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes in a process group."""
     pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]

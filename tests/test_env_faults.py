@@ -27,7 +27,7 @@ import pytest
 
 from pipeline.job.output_lock import LOCK_FILE
 from pipeline.job.shard import WORK_DIR
-from tests.helpers import ROOT, all_files, cli_args, group_members, process_stat
+from tests.helpers import ROOT, all_files, cli_args, group_members, process_stat, wait_job
 
 JOB_TIMEOUT_S = 300.0
 TMPFS_SIZE = "32m"
@@ -127,12 +127,7 @@ def wait_stopped(pgid: int) -> None:
 
 def ended(proc: subprocess.Popen, log: Path) -> tuple[int, str]:
     """Waits for the job; (exit code, stderr); no process of its group may be left."""
-    try:
-        code = proc.wait(timeout=JOB_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    code = wait_job(proc, JOB_TIMEOUT_S)
     deadline = time.monotonic() + 30
     while (left := group_members(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)

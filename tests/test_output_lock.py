@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.job.output_lock import LOCK_FILE, Holder
-from tests.helpers import DATA, ROOT, all_files, group_members, in_process, process_stat
+from tests.helpers import DATA, ROOT, all_files, group_members, in_process, process_stat, wait_job
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="freezes the job's process group")
 
@@ -52,12 +52,7 @@ def start(argv: list[str], log: Path) -> subprocess.Popen:
 
 def wait(proc: subprocess.Popen, log: Path) -> tuple[int, str]:
     """The job's exit code and stderr; a job still running past the timeout is killed (its whole group)."""
-    try:
-        code = proc.wait(timeout=TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    code = wait_job(proc, TIMEOUT_S)
     return code, log.read_text(errors="replace")
 
 

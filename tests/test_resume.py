@@ -34,7 +34,7 @@ import pytest
 from pipeline.format.manifest import ShardSummary
 from pipeline.job.output_lock import LOCK_FILE, Holder
 from pipeline.job.shard import STAGED_DIR, WORK_DIR
-from tests.helpers import PHOTOS, ROOT, all_files, group_members, process_stat, progress_lines
+from tests.helpers import PHOTOS, ROOT, all_files, group_members, process_stat, progress_lines, wait_job
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches the job's processes in /proc")
 
@@ -99,12 +99,7 @@ def cmdline(pid: int) -> str:
 def finish(argv: list[str], log: Path) -> tuple[int, str]:
     """Runs the job to its end: (exit code, stderr); no process of its group may be left."""
     proc = start(argv, log)
-    try:
-        code = proc.wait(timeout=JOB_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    code = wait_job(proc, JOB_TIMEOUT_S)
     assert_group_gone(proc.pid)
     return code, log.read_text(errors="replace")
 
