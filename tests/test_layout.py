@@ -20,8 +20,9 @@ ALLOWED = {
     "pipeline.format": set(),
     "pipeline.runtime": set(),
     "pipeline.report": {"pipeline.format"},
-    "pipeline.job": {"pipeline.format", "pipeline.runtime"},
-    "pipeline.checks": {"pipeline.format", "pipeline.job", "pipeline.runtime"},
+    "pipeline.annotations": {"pipeline.format"},
+    "pipeline.job": {"pipeline.annotations", "pipeline.format", "pipeline.runtime"},
+    "pipeline.checks": {"pipeline.annotations", "pipeline.format", "pipeline.job", "pipeline.runtime"},
 }
 
 

@@ -1,0 +1,7 @@
+"""Annotation inputs: COCO JSON, Pascal VOC XML and YOLO txt, read into ``source.ImageAnnotation`` rows.
+
+May import the foundation (``pipeline.errors``, ``pipeline.fsutil``) and
+``pipeline.format`` (error rows); the job imports this package, never the
+reverse. Parsing happens where the listing is read (the workers); what an
+image's annotation becomes at its decoded size is ``source.to_objects``.
+"""
