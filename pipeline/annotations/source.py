@@ -5,7 +5,7 @@ small (boxes, categories, masks as COCO compressed RLE strings, keypoints
 as flat lists) and JSON-able (``to_json``/``from_json``), so a listing of a
 million annotated images costs bytes per object, not rasters. The worker
 that decodes the image turns it into ``transforms.targets.types.Objects`` at
-the image's size. Coordinates are in the frame ``transforms/targets/types.py``
+the image's size (``objects.to_objects``). Coordinates are in the frame ``transforms/targets/types.py``
 documents (continuous pixels, ``xyxy``, the upright image).
 """
 
@@ -27,6 +27,9 @@ class SourceObject:
     iscrowd: bool = False
     mask_rle: str | None = None  # COCO compressed RLE counts at (height, width) of the annotation's image
     keypoints: tuple[float, ...] = ()  # x1, y1, v1, x2, y2, v2, ... (COCO order and visibility)
+    # x1, y1, x2, y2, ... of a polygon mask in the box's units, for sources without a size (YOLO-seg,
+    # normalised): rasterised where the image's size is known (``objects.to_objects``). Else mask_rle.
+    polygon: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,7 @@ class ImageAnnotation:
                 iscrowd=bool(o["iscrowd"]),
                 mask_rle=o["mask_rle"],
                 keypoints=tuple(float(v) for v in o["keypoints"]),
+                polygon=tuple(float(v) for v in o.get("polygon", ())),
             )
             for o in data["objects"]
         )
