@@ -31,7 +31,7 @@ setup(
         # Hardware CRC32C for the TFRecord framing: ~50x crcmod's C code (0.006 against 0.33 ms per 150 KB record).
         "google-crc32c>=1.5",
         "tqdm>=4.66",  # the --progress bar (tqdm.format_meter)
-        "pycocotools>=2.0.8",  # COCO masks: polygons and RLE, as COCO's own tools rasterise them (annotation inputs)
+        "pycocotools==2.0.11",  # COCO masks: polygons and RLE, as COCO's own tools rasterise them (annotation inputs)
     ],
     extras_require={
         "test": [
