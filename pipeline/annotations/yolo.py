@@ -56,14 +56,15 @@ def read_yolo(
     checks.require_root(image_root)  # YOLO lists the images themselves: the root must be there
     if not fsutil.is_dir(labels):
         raise UserError(f"YOLO labels folder {labels!r} is not a folder; give the folder of .txt label files")
-    declared = read_names(names or _find_names(labels))
+    names = names or _find_names(labels)
+    declared = read_names(names)
     spec = None
     if declared.kpt_shape:
         count = declared.kpt_shape[0]
         flips = tuple((k, f) for k, f in enumerate(declared.flip_idx) if k < f)
         spec = KeypointSpec(tuple(str(k) for k in range(count)), flips)
     targets = DatasetTargets("yolo", declared.classes, spec)
-    return targets, _rows(labels, image_root, declared, split, check_files)
+    return targets, _rows(labels, image_root, declared, split, check_files, skip=fsutil.normalize(names))
 
 
 def read_names(path: str) -> YoloNames:
@@ -109,11 +110,14 @@ def _find_names(labels: str) -> str:
 
 
 def _rows(
-    labels: str, image_root: str, names: YoloNames, split: str, check_files: bool
+    labels: str, image_root: str, names: YoloNames, split: str, check_files: bool, skip: str
 ) -> Iterator[ImageAnnotation | ErrorRow]:
+    """``skip``: the class names' file, when it is a ``classes.txt`` among the labels (not a label file)."""
     label_root, root = fsutil.normalize(labels), fsutil.normalize(image_root)
     label_files = {
-        _rel(label_root, path)[:-4]: path for path, _ in fsutil.list_files(label_root) if path.endswith(".txt")
+        _rel(label_root, path)[:-4]: path
+        for path, _ in fsutil.list_files(label_root)
+        if path.endswith(".txt") and path != skip
     }
     label_files = {stem: path for stem, path in label_files.items() if not _hidden(stem)}
     found = (_rel(root, path) for path, _ in fsutil.list_files(root))
