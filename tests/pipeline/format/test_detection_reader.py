@@ -126,4 +126,8 @@ def test_keras_box_regression_trains_on_load_output(folders):
     history = model.fit(ds, steps_per_epoch=1, epochs=3, verbose=0)
     losses = history.history["loss"]
     assert len(losses) == 3 and np.isfinite(losses).all()
+    # The conversion docs/reading.md gives to KerasCV's rel_yxyx.
+    batch = next(iter(augbeam.load(str(folders["png"]), split="train", batch_size=2)))
+    rel = keras.utils.bounding_boxes.convert_format(batch["boxes"], "xyxy", "rel_yxyx", height=SIZE, width=SIZE)
+    np.testing.assert_allclose(np.asarray(rel), batch["boxes"].numpy()[..., [1, 0, 3, 2]] / SIZE, atol=1e-6)
     assert isinstance(ds.element_spec[1], tf.TensorSpec) and ds.element_spec[1].shape.as_list() == [None, 4]
