@@ -1,7 +1,8 @@
 """The detection / segmentation / keypoint record: a ``tf.train.Example`` in the TF Object Detection API schema.
 
-A record the OD API's ``TfExampleDecoder`` reads as it is (with ``--encoding
-jpeg`` or ``png``), plus augbeam's own keys (``key``, ``copy``, ``params``,
+The keys and types the OD API's ``TfExampleDecoder`` documents (it decodes
+``image/encoded`` only for ``--encoding jpeg`` or ``png``; the OD API itself is
+not installed here, so that decoder is not run in the tests), plus augbeam's own keys (``key``, ``copy``, ``params``,
 ``source_sha256``, the image's shape, dtype and encoding) and the two keys
 TensorFlow Datasets needs for its ``BBoxFeature`` (``objects/bbox``,
 ``objects/label``; see ``DETECTION_FEATURES``).
