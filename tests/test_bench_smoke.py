@@ -383,3 +383,17 @@ def test_scale_benchmark_runs(tmp_path):
     assert len(result["targets"]) == 3 and all(isinstance(t["met"], bool) for t in result["targets"])
     assert "| 500 | folder |" in result["table_markdown"] and "| 50 → 500 | folder |" in result["table_markdown"]
     assert not (tmp_path / "work" / "out").exists()  # removed after each size
+
+
+def test_detection_record_benchmark_runs(tmp_path):
+    """The writers' comparison runs (it asserts itself that the hand writer gives protobuf's bytes)."""
+    out = tmp_path / "detection.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "detection_record.py"), "--objects", "3", "--size", "16"]
+        + ["--repeats", "1", "--json", str(out)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    result = json.loads(out.read_text())
+    assert result["float32"]["record_bytes"] > 16 * 16 * 12 and result["jpeg"]["hand_writer_ms"] > 0

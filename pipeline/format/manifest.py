@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, cast
 
 from transforms.rng import stable_hash64
+from transforms.targets.types import MASK_IGNORE, KeypointSpec, TargetRules
 
 MANIFEST = "manifest.json"
 FORMAT_NAME = "augbeam"
@@ -333,6 +334,80 @@ class InputInfo(_Flat):
     kind: str
 
 
+# What a split's records may hold besides the image (``TargetsInfo.tasks``), in this order.
+TASKS = ("detection", "instance_segmentation", "keypoints", "semantic_segmentation")
+# ``image/object/class/label`` = class index + LABEL_OFFSET: the TF Object Detection API's label maps are
+# 1-based (0 is its background); ``augbeam.load``, TFDS's ``objects/label`` and the manifest's lists are 0-based.
+LABEL_OFFSET = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetsInfo:
+    """What the records hold besides the image (the manifest's ``targets`` section; absent for classification).
+
+    ``classes`` are the object classes (index = the reader's class id; the records' OD API label is the
+    index + ``label_offset``); ``keypoints`` the keypoints' names, flip pairs and skeleton; ``rules`` how
+    objects were clipped and removed after the ops; ``mask_ignore`` the semantic masks' "no class" value.
+    """
+
+    tasks: tuple[str, ...]
+    classes: tuple[str, ...]
+    rules: TargetRules
+    keypoints: KeypointSpec | None = None
+    mask_ignore: int = MASK_IGNORE
+    label_offset: int = LABEL_OFFSET
+    source_format: str = ""  # coco, voc, yolo: where the annotations came from
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise SchemaError(f"the targets entry has tasks {list(self.tasks)}; known: {', '.join(TASKS)}")
+        if ("keypoints" in self.tasks) != (self.keypoints is not None):
+            raise SchemaError("the targets entry has keypoints without a keypoint spec, or a spec without them")
+
+    def has(self, task: str) -> bool:
+        return task in self.tasks
+
+    def to_json(self) -> JSON:
+        spec = self.keypoints
+        return {
+            "tasks": list(self.tasks),
+            "classes": list(self.classes),
+            "label_offset": self.label_offset,
+            "keypoints": None
+            if spec is None
+            else {
+                "names": list(spec.names),
+                "flip_pairs": [list(p) for p in spec.flip_pairs],
+                "skeleton": [list(p) for p in spec.skeleton],
+            },
+            "rules": dataclasses.asdict(self.rules),
+            "mask_ignore": self.mask_ignore,
+            "source_format": self.source_format,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TargetsInfo:
+        w = "the targets entry"
+        spec = _get(data, "keypoints", w)
+        rules = _get(data, "rules", w)
+        return cls(
+            tasks=tuple(_get(data, "tasks", w)),
+            classes=tuple(_get(data, "classes", w)),
+            rules=TargetRules(**{f.name: _get(rules, f.name, w + "'s rules") for f in dataclasses.fields(TargetRules)}),
+            keypoints=None
+            if spec is None
+            else KeypointSpec(
+                names=tuple(_get(spec, "names", w)),
+                flip_pairs=tuple((int(a), int(b)) for a, b in _get(spec, "flip_pairs", w)),
+                skeleton=tuple((int(a), int(b)) for a, b in _get(spec, "skeleton", w)),
+            ),
+            mask_ignore=_get(data, "mask_ignore", w),
+            label_offset=_get(data, "label_offset", w),
+            source_format=_get(data, "source_format", w),
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Manifest:
     """``manifest.json``: written last, so a folder with one is a finished, reconciled run."""
@@ -353,6 +428,8 @@ class Manifest:
     # give the same id, and the same bytes, so a reader tells another run's data from this one's by it.
     # None in manifests written before it was recorded.
     run: str | None = None
+    # Detection, segmentation and keypoint records: what they hold. None for classification (no key written).
+    targets: TargetsInfo | None = None
 
     @property
     def num_classes(self) -> int:
@@ -363,8 +440,10 @@ class Manifest:
         if self.side_files is not None:
             files["side"] = {name: info.to_json() for name, info in self.side_files.items()}
         run: JSON = {} if self.run is None else {"run": self.run}
+        targets: JSON = {} if self.targets is None else {"targets": self.targets.to_json()}
         return {
             **run,
+            **targets,
             "format": FORMAT_NAME,
             "format_version": self.format_version,
             "producer": self.producer,
@@ -400,6 +479,7 @@ class Manifest:
             splits={name: SplitInfo.from_json(s) for name, s in _get(data, "splits", w).items()},
             side_files=({name: FileInfo.from_json(info) for name, info in side.items()} if side is not None else None),
             run=data.get("run"),
+            targets=TargetsInfo.from_json(data["targets"]) if data.get("targets") is not None else None,
         )
 
     def with_side_files(self, side: Mapping[str, FileInfo]) -> Manifest:

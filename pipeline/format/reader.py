@@ -319,6 +319,37 @@ def _copy_of(record: Any) -> Any:
     return tf.io.parse_single_example(record, {"copy": tf.io.FixedLenFeature([], tf.int64)})["copy"]
 
 
+def record_dataset(
+    path: str,
+    manifest: Manifest,
+    identity: Identity | None,
+    split: str,
+    verify: str,
+    shuffle_files: bool,
+    seed: int | None,
+    epoch: int | None,
+) -> Any:
+    """The split's serialised records as ``tf.data`` (with a watch, ``(record, "")`` pairs), shards checked as
+    ``verify`` says, interleaved, and filtered to one copy per key when ``epoch`` is given."""
+    import tensorflow as tf
+
+    files = shard_paths(path, manifest, split, verify)
+    watch = FolderWatch(path, identity, manifest, split) if verify != "none" else None
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(
+        lambda file: open_watched(file, watch),
+        cycle_length=max(1, min(len(files), 8)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle_files,
+    )
+    if epoch is not None:
+        wanted = epoch_copy(epoch, manifest.splits[split].counts.copies)
+        dataset = dataset.filter(lambda record, *_checked: _copy_of(record) == wanted)
+    return dataset
+
+
 def load(
     path: str,
     split: str = "train",
@@ -329,8 +360,13 @@ def load(
     shuffle_files: bool = False,
     seed: int | None = None,
     epoch: int | None = None,
+    max_objects: int | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(image, label)`` (plus a metadata dict if ``with_metadata``).
+
+    A folder of detection / segmentation / keypoint records (the manifest has ``targets``) gives dicts
+    instead (``detection_reader.load_targets``: ``image``, ``boxes``, ``classes``, ...), batched with
+    ``padded_batch``; ``max_objects`` pads every record's objects to that many (a record with more fails).
 
     ``epoch=e`` (see ``epoch_copy``) serves one variant per image: of each key, only the record whose
     copy is ``e mod K``, K the split's copies. A key whose copy ``e mod K`` failed is absent that epoch
@@ -361,8 +397,13 @@ def load(
     preprocessing = Preprocessing.from_description(manifest.preprocessing)
     if expect_model is not None:
         check_expected_model(path, preprocessing, expect_model)
-    files = shard_paths(path, manifest, split, verify)
-    watch = FolderWatch(path, identity, manifest, split) if verify != "none" else None
+    if manifest.targets is not None:
+        from pipeline.format.detection_reader import load_targets
+
+        records = record_dataset(path, manifest, identity, split, verify, shuffle_files, seed, epoch)
+        return load_targets(records, manifest, preprocessing, batch_size, max_objects)
+    if max_objects is not None:
+        raise ReaderError(f"max_objects={max_objects!r}: {path!r} holds classification records, which have no objects")
     height, width, _ = manifest.image.shape
     encoding = manifest.image.encoding
     spec = parse_spec()
@@ -377,18 +418,7 @@ def load(
             return image, label, meta
         return image, label
 
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle_files:
-        dataset = dataset.shuffle(len(files), seed=seed)
-    dataset = dataset.interleave(
-        lambda file: open_watched(file, watch),
-        cycle_length=max(1, min(len(files), 8)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle_files,
-    )
-    if epoch is not None:
-        wanted = epoch_copy(epoch, manifest.splits[split].counts.copies)
-        dataset = dataset.filter(lambda record, *_checked: _copy_of(record) == wanted)
+    dataset = record_dataset(path, manifest, identity, split, verify, shuffle_files, seed, epoch)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size:
         dataset = dataset.batch(batch_size)

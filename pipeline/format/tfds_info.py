@@ -35,6 +35,8 @@ _IMAGE = _FEATURES + "image_feature.Image"
 _CLASS_LABEL = _FEATURES + "class_label_feature.ClassLabel"
 _TEXT = _FEATURES + "text_feature.Text"
 _FEATURES_DICT = _FEATURES + "features_dict.FeaturesDict"
+_SEQUENCE = _FEATURES + "sequence_feature.Sequence"
+_BBOX = _FEATURES + "bounding_boxes.BBoxFeature"
 
 
 def make_files(out: str, manifest: Manifest) -> dict[str, bytes]:
@@ -97,6 +99,8 @@ def _features(manifest: Manifest) -> tuple[dict[str, Any], dict[str, bytes]]:
         image_feature = _feature(
             _TENSOR, _image_doc(manifest), tensor={"shape": shape, "dtype": image.stored_dtype, "encoding": "bytes"}
         )
+    if manifest.targets is not None:
+        return _target_features(manifest, image_feature, docs), {}
     label_feature, files = _label_feature(manifest.classes, docs["label"])
     features = {
         "image": image_feature,
@@ -107,6 +111,34 @@ def _features(manifest: Manifest) -> tuple[dict[str, Any], dict[str, bytes]]:
         "source_sha256": _feature(_TEXT, docs["source_sha256"], text={}),
     }
     return {"pythonClassName": _FEATURES_DICT, "featuresDict": {"features": features}}, files
+
+
+def _target_features(manifest: Manifest, image_feature: dict[str, Any], docs: dict[str, str]) -> dict[str, Any]:
+    """Detection records: the image and ``objects``, a ``Sequence`` of ``BBoxFeature`` and ``ClassLabel``.
+
+    TFDS's ``BBoxFeature`` reads one key of 4 floats per box in (ymin, xmin, ymax, xmax) order, so it cannot
+    read the OD API's four ``image/object/bbox/*`` lists: the records also hold ``objects/bbox`` and
+    ``objects/label`` for it. A TFDS feature's name is its key in the record, so a JPEG or PNG image is
+    ``image/encoded`` (decoded by ``Image``), a raw one ``image`` (as for classification records).
+    """
+    assert manifest.targets is not None
+    classes = list(manifest.targets.classes)
+    bbox = {"shape": {"dimensions": ["4"]}, "dtype": "float32", "bboxFormat": "REL_YXYX"}
+    objects = {
+        "bbox": _feature(_BBOX, docs["objects/bbox"], boundingBox=bbox),
+        "label": _feature(_CLASS_LABEL, docs["objects/label"], jsonFeature={"json": json.dumps({"names": classes})}),
+    }
+    sequence = {"feature": {"pythonClassName": _FEATURES_DICT, "featuresDict": {"features": objects}}, "length": "-1"}
+    image_name = "image/encoded" if manifest.image.encoding in ("jpeg", "png") else "image"
+    features = {
+        image_name: image_feature,
+        "objects": _feature(_SEQUENCE, "the objects of the image", sequence=sequence),
+        "key": _feature(_TEXT, docs["key"], text={}),
+        "copy": _feature(_TENSOR, docs["copy"], tensor={"shape": {}, "dtype": "int64", "encoding": "none"}),
+        "params": _feature(_TEXT, docs["params"], text={}),
+        "source_sha256": _feature(_TEXT, docs["source_sha256"], text={}),
+    }
+    return {"pythonClassName": _FEATURES_DICT, "featuresDict": {"features": features}}
 
 
 def _label_feature(classes: tuple[str, ...], doc: str) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -164,7 +196,13 @@ def _description(manifest: Manifest) -> str:
         info = manifest.splits[split]
         how = f"{len(config['ops'])} augmentation ops" if info.augmented else "no augmentation"
         lines.append(f"Split {split!r}: {info.counts.written} records, {info.counts.copies} per input, {how}.")
-    if classes:
+    if manifest.targets is not None:
+        lines.append(
+            f"Objects: boxes (objects/bbox, normalised ymin, xmin, ymax, xmax) and labels (objects/label, 0-based "
+            f"into {len(manifest.targets.classes)} class names); masks and keypoints are in the records' "
+            "TF Object Detection API keys (read them with augbeam.load)."
+        )
+    elif classes:
         lines.append(f"Labels: indices into {len(classes)} class names; -1 would mark an unlabeled input.")
     else:
         lines.append("Labels: none; every label is -1.")
