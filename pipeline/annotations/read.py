@@ -1,0 +1,64 @@
+"""One entry point for every annotation format: ``--annotations PATH``, its format told by what PATH is.
+
+A ``.json`` file is COCO; a folder of ``.xml`` files is Pascal VOC; a folder
+of ``.txt`` label files is YOLO (its class names from ``data.yaml`` or
+``classes.txt`` beside it, or ``names``). ``annotation_format`` overrides the
+guess. The job and ``augbeam preview`` both read annotations through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pipeline import fsutil
+from pipeline.errors import UserError
+from pipeline.format.manifest import ErrorRow
+from pipeline.annotations.coco import read_coco
+from pipeline.annotations.source import DatasetTargets, ImageAnnotation
+from pipeline.annotations.voc import read_voc, xml_files
+from pipeline.annotations.yolo import read_yolo
+
+FORMATS = ("auto", "coco", "voc", "yolo")
+
+
+def annotation_format(path: str, fmt: str = "auto") -> str:
+    """``coco``, ``voc`` or ``yolo`` for ``path``; one line naming the path and the fix when it is none of them."""
+    if fmt not in FORMATS:
+        raise UserError(f"--annotation-format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    if not fsutil.exists(path):
+        raise UserError(
+            f"--annotations {path!r} does not exist; give a COCO .json file or a VOC or YOLO labels folder"
+        )
+    if fsutil.is_dir(path):
+        try:
+            xml_files(path)  # raises when the folder holds none
+        except UserError:
+            return "yolo"
+        return "voc"
+    if path.lower().endswith(".json"):
+        return "coco"
+    raise UserError(
+        f"--annotations {path!r} is neither a COCO .json file nor a folder of VOC .xml or YOLO .txt files; "
+        "give one of those, or name the format with --annotation-format"
+    )
+
+
+def read_annotations(
+    path: str,
+    image_root: str,
+    *,
+    fmt: str = "auto",
+    split: str = "train",
+    classes: tuple[str, ...] | None = None,
+    names: str | None = None,
+    check_files: bool = True,
+) -> tuple[DatasetTargets, Iterator[ImageAnnotation | ErrorRow]]:
+    """The annotation source's dataset facts and its rows (an image's annotation, or why it was refused)."""
+    kind = annotation_format(path, fmt)
+    if kind == "coco":
+        return read_coco(path, image_root, split=split, check_files=check_files)
+    if kind == "voc":
+        return read_voc(path, image_root, classes=classes, split=split, check_files=check_files)
+    return read_yolo(path, image_root, names=names, split=split, check_files=check_files)
