@@ -73,7 +73,7 @@ def read_mask(data: bytes) -> np.ndarray | Problem:
         pixels = tf.io.decode_png(data, channels=1, dtype=tf.uint8).numpy()
     except (tf.errors.InvalidArgumentError, ValueError) as exc:
         return ("MaskNotPNG", f"the mask PNG cannot be decoded: {str(exc).splitlines()[0][:200]}")
-    height, width = struct.unpack(">II", data[16:24])
+    width, height = struct.unpack(">II", data[16:24])  # IHDR: width, then height
     if pixels.shape[:2] != (height, width):
         return ("MaskNotPNG", "the mask PNG's pixels do not match its header: it is damaged")
     return pixels[:, :, 0]
