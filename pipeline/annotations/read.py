@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pipeline import fsutil
-from pipeline.errors import UserError
-from pipeline.format.manifest import ErrorRow
 from pipeline.annotations.coco import read_coco
 from pipeline.annotations.source import DatasetTargets, ImageAnnotation
 from pipeline.annotations.voc import read_voc, xml_files
 from pipeline.annotations.yolo import read_yolo
+from pipeline.errors import UserError
+from pipeline.format.manifest import ErrorRow
 
 FORMATS = ("auto", "coco", "voc", "yolo")
 

@@ -260,12 +260,15 @@ class Counts(_Flat):
 
 @dataclasses.dataclass(frozen=True)
 class SplitInfo:
-    """One split: its shards, its counts, and its error rows by reason (``stage/error_type``)."""
+    """One split: its shards, its counts, its error rows by reason (``stage/error_type``), and the listing's
+    target columns its records hold (``labels``, ``mask``, ``values``; ``values_dim`` numbers each)."""
 
     augmented: bool
     shards: tuple[ShardInfo, ...]
     counts: Counts
     error_rows_by_reason: Mapping[str, int]
+    columns: tuple[str, ...] = ()
+    values_dim: int | None = None
 
     @property
     def num_shards(self) -> int:
@@ -278,6 +281,8 @@ class SplitInfo:
             "shards": [s.to_json() for s in self.shards],
             "counts": self.counts.to_json(),
             "error_rows_by_reason": dict(self.error_rows_by_reason),
+            # only where the listing has target columns: a split without keeps the manifest it had before them
+            **({"columns": list(self.columns), "values_dim": self.values_dim} if self.columns else {}),
         }
 
     @classmethod
@@ -288,6 +293,8 @@ class SplitInfo:
             shards=tuple(ShardInfo.from_json(s) for s in _get(data, "shards", w)),
             counts=Counts.from_json(_get(data, "counts", w)),
             error_rows_by_reason=dict(data.get("error_rows_by_reason", {})),  # absent in the earliest manifests
+            columns=tuple(data.get("columns", ())),
+            values_dim=data.get("values_dim"),
         )
 
 

@@ -10,6 +10,9 @@ O(records): nothing is read before the first batch but the manifest and a
 stat per file. ``iter_index`` / ``iter_errors`` stream the per-shard parts of
 the index and the error table. ``load(..., epoch=e)`` serves one copy of
 each image per epoch (copy ``e mod K``), filtered inside ``tf.data``.
+A split whose listing had target columns (``labels``, ``values``, ``mask``:
+the manifest's split ``columns``) gives ``(image, targets)``, ``targets`` a
+dict of ``label`` and those columns (``target_spec``).
 
 A folder can be rewritten by another run while a training job reads it
 (``--overwrite`` removes the manifest first). ``FolderWatch`` checks, each
@@ -350,6 +353,39 @@ def record_dataset(
     return dataset
 
 
+def target_spec(columns: tuple[str, ...], values_dim: int | None) -> dict[str, Any]:
+    """The ``tf.io.parse_single_example`` spec of a split's target fields (``records.TARGET_FEATURES``)."""
+    import tensorflow as tf
+
+    from pipeline.format.records import MASK_ENCODED
+
+    spec: dict[str, Any] = {}
+    if "labels" in columns:
+        spec["labels"] = tf.io.RaggedFeature(tf.int64)
+    if "values" in columns:
+        spec["values"] = tf.io.FixedLenFeature([values_dim or 0], tf.float32)
+    if "mask" in columns:
+        spec[MASK_ENCODED] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def parse_targets(example: dict[str, Any], columns: tuple[str, ...], height: int, width: int) -> dict[str, Any]:
+    """A parsed record's targets: ``labels`` int64 [n], ``values`` float32 [D], ``mask`` uint8 [H, W]."""
+    import tensorflow as tf
+
+    from pipeline.format.records import MASK_ENCODED
+
+    targets = {"label": example["label"]}
+    if "labels" in columns:
+        targets["labels"] = example["labels"]
+    if "values" in columns:
+        targets["values"] = example["values"]
+    if "mask" in columns:
+        mask = tf.io.decode_png(example[MASK_ENCODED], channels=1, dtype=tf.uint8)
+        targets["mask"] = tf.ensure_shape(mask[:, :, 0], [height, width])
+    return targets
+
+
 def load(
     path: str,
     split: str = "train",
@@ -367,6 +403,10 @@ def load(
     A folder of detection / segmentation / keypoint records (the manifest has ``targets``) gives dicts
     instead (``detection_reader.load_targets``: ``image``, ``boxes``, ``classes``, ...), batched with
     ``padded_batch``; ``max_objects`` pads every record's objects to that many (a record with more fails).
+    A split with target columns gives ``(image, targets)`` instead: ``targets`` a dict with ``label`` and,
+    as the split has them, ``labels`` (int64 class indices, a ragged ``[B, None]`` once batched: make
+    multi-hot with the manifest's ``num_classes``), ``values`` (float32 ``[D]``) and ``mask`` (uint8
+    ``[H, W]`` class ids, 255 where ``--resize pad`` padded).
 
     ``epoch=e`` (see ``epoch_copy``) serves one variant per image: of each key, only the record whose
     copy is ``e mod K``, K the split's copies. A key whose copy ``e mod K`` failed is absent that epoch
@@ -404,22 +444,24 @@ def load(
         return load_targets(records, manifest, preprocessing, batch_size, max_objects)
     if max_objects is not None:
         raise ReaderError(f"max_objects={max_objects!r}: {path!r} holds classification records, which have no objects")
+    dataset = record_dataset(path, manifest, identity, split, verify, shuffle_files, seed, epoch)  # checks the split
     height, width, _ = manifest.image.shape
     encoding = manifest.image.encoding
-    spec = parse_spec()
+    columns = manifest.splits[split].columns
+    spec = {**parse_spec(), **target_spec(columns, manifest.splits[split].values_dim)}
 
     def parse(record: Any, *_checked: Any) -> Any:  # with a watch: (record, "") pairs (``open_watched``)
         example = tf.io.parse_single_example(record, spec)
         image = enc.decode(example["image"], encoding, preprocessing, height, width)
         image = tf.ensure_shape(image, [height, width, 3])
-        label = example["label"]
+        label = parse_targets(example, columns, height, width) if columns else example["label"]
         if with_metadata:
             meta = {"key": example["key"], "copy": example["copy"], "params": example["params"]}
             return image, label, meta
         return image, label
 
-    dataset = record_dataset(path, manifest, identity, split, verify, shuffle_files, seed, epoch)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size:
-        dataset = dataset.batch(batch_size)
+        # labels differ in length per record: batched as a RaggedTensor
+        dataset = dataset.ragged_batch(batch_size) if "labels" in columns else dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)

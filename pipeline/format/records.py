@@ -25,17 +25,25 @@ FORMAT_VERSION = 2  # 2: the index and error table in one part per shard (was in
 # The order of the Example's map entries: the one protobuf's upb backend (as pinned) writes with
 # deterministic=True, which sorts keys that share a prefix longest first ("image/shape" before "image").
 # Shards were written through protobuf before build_example wrote them by hand: the same bytes.
+# The target fields (labels, values, the semantic mask) are written only by records whose listing has them.
+MASK_ENCODED = "image/segmentation/class/encoded"
+MASK_FORMAT = "image/segmentation/class/format"
 FIELD_ORDER = (
     "copy",
     "image/dtype",
     "image/encoding",
+    MASK_ENCODED,
+    MASK_FORMAT,
     "image/shape",
     "image",
     "key",
+    "labels",
     "label",
     "params",
     "source_sha256",
+    "values",
 )
+TARGET_FIELDS = ("labels", "values", MASK_ENCODED, MASK_FORMAT)
 
 FEATURES: dict[str, dict[str, Any]] = {
     "image": {"type": "bytes", "shape": [], "doc": "pixels as the manifest's encoding says"},
@@ -47,6 +55,13 @@ FEATURES: dict[str, dict[str, Any]] = {
     "copy": {"type": "int64", "shape": [], "doc": "augmented copy index of this key"},
     "params": {"type": "bytes", "shape": [], "doc": "JSON list of {op, version, applied, params}"},
     "source_sha256": {"type": "bytes", "shape": [], "doc": "sha256 of the source file's bytes (hex)"},
+}
+# Written only where the listing has the column (the manifest's split ``columns`` says which).
+TARGET_FEATURES: dict[str, dict[str, Any]] = {
+    "labels": {"type": "int64", "shape": [None], "doc": "sorted class indices (multi-label); the manifest's classes"},
+    "values": {"type": "float", "shape": ["values_dim"], "doc": "regression targets, float32"},
+    MASK_ENCODED: {"type": "bytes", "shape": [], "doc": "semantic mask: PNG, 8-bit class ids at the image's size"},
+    MASK_FORMAT: {"type": "bytes", "shape": [], "doc": "png"},
 }
 
 
@@ -67,6 +82,9 @@ def example_parts(
     copy: int,
     params: str,
     source_sha256: str,
+    labels: tuple[int, ...] | None = None,
+    values: tuple[float, ...] | None = None,
+    mask_png: bytes | None = None,
 ) -> tuple[bytes, bytes, bytes]:
     """A serialised Example as (what precedes the image's bytes, the image's bytes, what follows).
 
@@ -74,6 +92,8 @@ def example_parts(
     checksummed and written one after the other: building the message copied a float32 image (600 KB at
     224x224) into a ``BytesList`` and again when serialising, and joining copies it once more; about
     1 ms of a worker's Python per record, measured. The image itself is never copied here.
+    ``labels``, ``values``, ``mask_png``: the listing's targets; None leaves the field out (the record's
+    bytes are then those of a record without targets).
     """
     small = {
         "image/shape": _int64_feature(shape),
@@ -85,9 +105,18 @@ def example_parts(
         "params": _bytes_feature(params.encode("utf-8")),
         "source_sha256": _bytes_feature(source_sha256.encode()),
     }
+    if labels is not None:
+        small["labels"] = _int64_feature(labels)
+    if values is not None:
+        small["values"] = _float_feature(values)
+    if mask_png is not None:
+        small[MASK_ENCODED] = _bytes_feature(mask_png)
+        small[MASK_FORMAT] = _bytes_feature(b"png")
     at = FIELD_ORDER.index("image")
-    before = b"".join(_entry_head(name, len(small[name])) + small[name] for name in FIELD_ORDER[:at])
-    after = b"".join(_entry_head(name, len(small[name])) + small[name] for name in FIELD_ORDER[at + 1 :])
+    before = b"".join(_entry_head(name, len(small[name])) + small[name] for name in FIELD_ORDER[:at] if name in small)
+    after = b"".join(
+        _entry_head(name, len(small[name])) + small[name] for name in FIELD_ORDER[at + 1 :] if name in small
+    )
     # Feature{bytes_list: BytesList{value: [image]}}, without the image: its bytes follow.
     value_head = b"\x0a" + _uvarint(len(image))
     feature_head = b"\x0a" + _uvarint(len(value_head) + len(image)) + value_head
@@ -124,8 +153,13 @@ def _bytes_feature(value: bytes) -> bytes:
 
 
 def _int64_feature(values: tuple[int, ...] | list[int]) -> bytes:
-    """Feature{int64_list: Int64List{value: values}}, packed as protobuf writes it."""
-    return _field(3, _field(1, b"".join(_uvarint(int(v)) for v in values)))
+    """Feature{int64_list: Int64List{value: values}}, packed as protobuf writes it (an empty list: no field)."""
+    return _field(3, _field(1, b"".join(_uvarint(int(v)) for v in values)) if values else b"")
+
+
+def _float_feature(values: tuple[float, ...] | list[float]) -> bytes:
+    """Feature{float_list: FloatList{value: values}}: packed little-endian float32, as protobuf writes it."""
+    return _field(2, _field(1, struct.pack(f"<{len(values)}f", *values)) if values else b"")
 
 
 # tensorflow/core/example/{example,feature}.proto, the messages a reader needs, for protobuf's own parser.

@@ -6,7 +6,10 @@ has run. A pickled list of small dataclasses costs about 150 bytes a row
 there, and Python's objects around it several times that (measured: 2.3 KB
 per input at 200,000 inputs); a chunk of 4,096 rows packed as zlib-compressed
 JSON columns costs about 6-15 bytes a row. A file's path is not stored where
-it is the source's prefix plus its key (a folder input: every row).
+it is the source's prefix plus its key (a folder input: every row). An
+optional column (``labels``, ``values``, ``mask``: default None) that is None
+on every row of a chunk is not stored at all, so a listing without target
+columns packs to the bytes it did before they existed.
 
 ``Packed`` is one chunk: the row type's name, the count and the bytes.
 """
@@ -42,6 +45,17 @@ def _fields(row_type: Any) -> tuple[str, ...]:
     return tuple(row_type._fields)  # a NamedTuple
 
 
+def _optional(row_type: Any) -> frozenset[str]:
+    """The fields that default to None: left out of a chunk where every row has None."""
+    if dataclasses.is_dataclass(row_type):
+        return frozenset(f.name for f in dataclasses.fields(row_type) if f.default is None)
+    return frozenset(name for name, value in row_type._field_defaults.items() if value is None)
+
+
+# Optional fields holding tuples: JSON gives lists back, turned into tuples again so rows unpack as packed.
+_TUPLES = frozenset({"labels", "values"})
+
+
 @dataclasses.dataclass(frozen=True)
 class Packed:
     """``count`` rows of type ``kind``, as compressed JSON columns."""
@@ -57,11 +71,14 @@ class Packed:
 def pack(kind: str, rows: Sequence[Any], prefix: str = "") -> Packed:
     """Packs rows of one type; a ``path`` equal to ``prefix + key`` is left out, and ``order`` is recomputed."""
     row_type = _types()[kind]
+    optional = _optional(row_type)
     columns: dict[str, list[Any]] = {}
     for name in _fields(row_type):
         if name == "order":
             continue
         values = [getattr(row, name) for row in rows]
+        if name in optional and all(value is None for value in values):
+            continue
         if name == "path" and prefix and "key" in _fields(row_type):
             keys = [row.key for row in rows]
             values = [None if path == prefix + key else path for path, key in zip(values, keys, strict=True)]
@@ -83,6 +100,12 @@ def unpack(packed: Packed, prefix: str = "") -> list[Any]:
     if packed.kind == "record":
         columns["order"] = [record_order(k, c) for k, c in zip(columns["key"], columns["copy"], strict=True)]
     names = _fields(row_type)
+    count = packed.count
+    for name in _optional(row_type):
+        if name not in columns:
+            columns[name] = [None] * count
+        elif name in _TUPLES:
+            columns[name] = [None if v is None else tuple(v) if isinstance(v, list) else v for v in columns[name]]
     return [row_type(*values) for values in zip(*(columns[name] for name in names), strict=True)]
 
 

@@ -27,6 +27,7 @@ import platform
 from collections import Counter
 from collections.abc import Mapping
 from importlib import metadata
+from typing import Any
 
 from pipeline import __version__, fsutil
 from pipeline.errors import ErrorRateExceeded, OutputTaken, ReconcileError
@@ -42,7 +43,7 @@ from pipeline.format.manifest import (
     ShardSummary,
     SplitInfo,
 )
-from pipeline.format.records import FEATURES, FORMAT_VERSION
+from pipeline.format.records import FEATURES, FORMAT_VERSION, MASK_ENCODED, MASK_FORMAT, TARGET_FEATURES
 from pipeline.job.options import JobConfig
 from pipeline.job.output_lock import LOCK_FILE, OutputLock
 from pipeline.job.plan import MASK64, Plan
@@ -191,6 +192,8 @@ def _split_info(config: JobConfig, plan: Plan, split: str) -> SplitInfo:
         shards=tuple(s.info for s in summaries),
         counts=counts,
         error_rows_by_reason=dict(sorted(reasons.items())),
+        columns=tuple(plan.columns.get(split, ())),
+        values_dim=plan.values_dim if "values" in plan.columns.get(split, ()) else None,
     )
 
 
@@ -236,6 +239,14 @@ def check_error_rate(splits: Mapping[str, SplitInfo], max_rate: float, out: str)
     )
 
 
+def _features(plan: Plan) -> dict[str, Any]:
+    """The record schema: every record's fields, and the target fields the listing's columns add."""
+    present = {name for names in plan.columns.values() for name in names}
+    fields = {"labels": ("labels",), "values": ("values",), "mask": (MASK_ENCODED, MASK_FORMAT)}
+    extra = {f: TARGET_FEATURES[f] for column in sorted(present) for f in fields[column]}
+    return {**FEATURES, **extra}
+
+
 def _manifest(config: JobConfig, plan: Plan, splits: dict[str, SplitInfo]) -> Manifest:
     pre = config.preprocessing
     h, w = config.image_size
@@ -250,7 +261,7 @@ def _manifest(config: JobConfig, plan: Plan, splits: dict[str, SplitInfo]) -> Ma
         classes=tuple(plan.classes),
         image=ImageInfo((h, w, 3), config.encoding, stored_dtype(config.encoding)),
         preprocessing=preprocessing,
-        features=FEATURES,
+        features=_features(plan),
         seeding={
             "generator": "numpy Philox4x64, raw 64-bit words",
             "key": "[seed, first 8 bytes of sha256(utf-8 key) as little-endian uint64]",

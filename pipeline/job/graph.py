@@ -105,7 +105,9 @@ class _AssignShards(beam.DoFn):
             count("planned", copies, found.split)
             for copy in range(copies):
                 order = record_order(found.key, copy)
-                record = PlannedRecord(order, found.key, copy, found.path, found.label)
+                record = PlannedRecord(
+                    order, found.key, copy, found.path, found.label, found.labels, found.values, found.mask
+                )
                 self.records.setdefault((found.split, order % shards), []).append(record)
             self.held += copies
             if self.held >= self.FLUSH_RECORDS:

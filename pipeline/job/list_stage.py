@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -33,19 +34,23 @@ from pipeline.job.listing import (
     Source,
     Unit,
     chunks,
-    class_name_of,
+    class_names_of,
+    item_max_label,
     label_folder_entry,
     list_folder_unit,
     numbered_classes,
     read_table_unit,
     resolve_row,
+    row_values_count,
     settle_key,
     table_classes,
     table_units,
 )
+from pipeline.job.mask_carry import refuse_unbuilt_carry
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import ListingStats, Plan, plan_from
 from pipeline.job.shard import work_dir
+from pipeline.job.target_columns import values_dim
 from pipeline.runtime.watchdog import mark_started
 from transforms.rng import stable_hash64
 
@@ -119,7 +124,7 @@ class ListInputs(beam.PTransform):
         return (items, errors) | "TableWork" >> beam.Flatten(), plan
 
     def _tables(self, units: Any) -> tuple[Any, Any, Any]:
-        source, output, spill_dir = self.source, self.config.output, self.spill_dir
+        source, spill_dir = self.source, self.spill_dir
         rows = (
             units
             | "RowGroups" >> beam.FlatMap(refusing(lambda unit: table_units(source)))
@@ -131,8 +136,16 @@ class ListInputs(beam.PTransform):
             | "TableClassNames" >> beam.Map(_row_class_names)
             | "TableClassNamesUnion" >> beam.CombineGlobally(_union_names, source.fixed_classes)
         )
+        dim = (
+            rows
+            | "ValuesCounts" >> beam.Map(_values_counts)
+            | "ValuesCountsSum" >> beam.CombineGlobally(_sum_counts)
+            | "ValuesDim" >> beam.Map(values_dim)
+        )
         resolved = rows | "Resolve" >> beam.ParDo(
-            _ResolveRows(source, output, self.refuse_local, spill_dir), pvalue.AsSingleton(names)
+            _ResolveRows(source, self.config, self.refuse_local, spill_dir),
+            pvalue.AsSingleton(names),
+            pvalue.AsSingleton(dim),
         ).with_outputs(ERRORS, main="candidates")
         settled = (
             resolved.candidates
@@ -144,7 +157,7 @@ class ListInputs(beam.PTransform):
         max_label = (
             items
             | "MaxLabel"
-            >> beam.Map(lambda part, prefix: max(i.label for i in unpack(stored(part), prefix)), source.prefix)
+            >> beam.Map(lambda part, prefix: max(map(item_max_label, unpack(stored(part), prefix))), source.prefix)
             | "MaxLabelAll" >> beam.CombineGlobally(lambda labels: max(labels, default=-1))
         )
         classes = names | "NumberedClasses" >> beam.Map(
@@ -205,7 +218,20 @@ def _read_rows(unit: Unit, source: Source, spill_dir: str | None) -> Iterator[Pa
 
 
 def _row_class_names(chunk: Packed | SpilledPart) -> set[str]:
-    return {n for r in unpack(stored(chunk)) if (n := class_name_of(r)) is not None}
+    return {n for r in unpack(stored(chunk)) for n in class_names_of(r)}
+
+
+def _values_counts(chunk: Packed | SpilledPart) -> Counter[int]:
+    """How many rows of the chunk hold each count of ``values`` (empty: no values column)."""
+    return Counter(n for r in unpack(stored(chunk)) if (n := row_values_count(r)) is not None)
+
+
+def _sum_counts(counts: Iterable[Counter[int]]) -> Counter[int]:
+    """Counters added up (its own output goes in again: Beam's combiner trees)."""
+    total: Counter[int] = Counter()
+    for part in counts:
+        total.update(part)
+    return total
 
 
 def _union_names(chunks_: Iterable[set[str] | tuple[str, ...]], fixed: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -236,9 +262,10 @@ class _LabelFolderEntries(beam.DoFn):
 class _ResolveRows(beam.DoFn):
     """Listing rows -> packed candidates by key bucket (to settle duplicates), or their listing errors."""
 
-    def __init__(self, source: Source, output: str, refuse_local: bool, spill_dir: str | None) -> None:
+    def __init__(self, source: Source, config: JobConfig, refuse_local: bool, spill_dir: str | None) -> None:
         self.source = source
-        self.output = output
+        self.config = config
+        self.output = config.output
         self.refuse_local = refuse_local
         self.spill_dir = spill_dir
         self.buckets = SPILLED_BUCKETS if spill_dir is not None else BUCKETS
@@ -246,12 +273,15 @@ class _ResolveRows(beam.DoFn):
     def setup(self) -> None:
         mark_started(work_dir(self.output))
 
-    def process(self, chunk: Packed | SpilledPart, classes: tuple[str, ...]) -> Iterator[Any]:
+    def process(self, chunk: Packed | SpilledPart, classes: tuple[str, ...], dim: int | None) -> Iterator[Any]:
         try:
             buckets: dict[int, list[Candidate]] = {}
             errors: list[ErrorRow] = []
-            for row in unpack(stored(chunk)):
-                found = resolve_row(self.source, row, classes)
+            rows = unpack(stored(chunk))
+            if any(row.mask is not None for row in rows):  # a mask column: refused before any row is resolved
+                refuse_unbuilt_carry(self.config)
+            for row in rows:
+                found = resolve_row(self.source, row, classes, dim)
                 if isinstance(found, ErrorRow):
                     errors.append(found)
                     continue

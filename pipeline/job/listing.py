@@ -7,8 +7,9 @@ or ``ROOT/<split>/<class>/...`` with split folders ``train``, ``validation``,
 class folder are reported, not dropped.
 
 Listing files have a ``path`` column, and optional ``label`` (integers, or
-class names mapped to sorted indices) and ``split`` columns. Relative paths
-are resolved against the listing's folder.
+class names mapped to sorted indices) and ``split`` columns, and the target
+columns ``labels``, ``values`` and ``mask`` (read by ``target_columns``).
+Relative paths are resolved against the listing's folder.
 
 Keys are paths relative to the input root, ``/``-separated. A file listed
 twice is kept once (deterministically, whatever the row order) and the other
@@ -38,6 +39,17 @@ from pipeline import fsutil
 from pipeline.errors import UserError
 from pipeline.format.manifest import ErrorRow
 from pipeline.job.folder_walk import DUPLICATE, Refused, judge_link, walk
+from pipeline.job.target_columns import (
+    COLUMNS,
+    Targets,
+    is_problem,
+    label_names,
+    max_label_index,
+    parse_labels,
+    parse_values,
+    values_count,
+    values_dim,
+)
 
 SPLIT_FOLDERS = ("train", "validation", "test")
 LISTING_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -47,12 +59,15 @@ UNLABELED = -1
 
 @dataclasses.dataclass(frozen=True)
 class InputItem:
-    """One input image: where it is, its key, label and split."""
+    """One input image: where it is, its key, label and split; its listing targets (None: no such column)."""
 
     key: str
     path: str
     label: int
     split: str
+    labels: tuple[int, ...] | None = None
+    values: tuple[float, ...] | None = None
+    mask: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +121,19 @@ class FolderEntry:
 
 @dataclasses.dataclass(frozen=True)
 class TableRow:
-    """One row of a listing file, as read (``label`` raw: int, float, str or None)."""
+    """One row of a listing file, as read (``label`` raw: int, float, str or None).
+
+    ``labels``, ``values``, ``mask``: the raw cells, None when the listing has no such column
+    (an empty cell of a column it has is ``""``).
+    """
 
     row: int
     path: Any
     split: Any
     label: Any
+    labels: Any = None
+    values: Any = None
+    mask: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +145,9 @@ class Candidate:
     split: str
     label: int
     row: int
+    labels: tuple[int, ...] | None = None
+    values: tuple[float, ...] | None = None
+    mask: str | None = None
 
 
 @dataclasses.dataclass
@@ -392,28 +417,50 @@ def _rows(path: str, table: Any, first_row: int) -> Iterator[TableRow]:
     if "path" not in columns:
         raise UserError(
             f"--input {path!r} has no 'path' column (columns: {', '.join(table.column_names) or 'none'}); "
-            "a listing needs 'path', and may have 'label' and 'split'"
+            "a listing needs 'path', and may have 'label', 'split', 'labels', 'values' and 'mask'"
         )
     paths = table.column("path").to_pylist()
     splits = table.column("split").to_pylist() if "split" in columns else [None] * len(paths)
     labels = table.column("label").to_pylist() if "label" in columns else [UNLABELED] * len(paths)
-    for offset, (raw_path, raw_split, raw_label) in enumerate(zip(paths, splits, labels, strict=True)):
+    # A target column the listing has: an empty (null) cell becomes "", told apart from a column it lacks (None).
+    targets = [
+        [("" if cell is None else cell) for cell in table.column(name).to_pylist()]
+        if name in columns
+        else [None] * len(paths)
+        for name in COLUMNS
+    ]
+    rows = zip(paths, splits, labels, *targets, strict=True)
+    for offset, (raw_path, raw_split, raw_label, raw_labels, raw_values, raw_mask) in enumerate(rows):
         # CSV reads an empty cell as "" in a text column: that is a missing label, not a class.
         label = None if isinstance(raw_label, str) and not raw_label.strip() else raw_label
-        yield TableRow(first_row + offset, raw_path, raw_split, label)
+        yield TableRow(first_row + offset, raw_path, raw_split, label, raw_labels, raw_values, raw_mask)
 
 
 def row_split(row: TableRow) -> str:
     return "train" if row.split in (None, "") else str(row.split)
 
 
-def class_name_of(row: TableRow) -> str | None:
-    """The class name a row contributes to the sorted class list (string labels only)."""
-    return row.label if isinstance(row.label, str) else None
+def class_names_of(row: TableRow) -> Iterator[str]:
+    """The class names a row contributes to the sorted class list (string ``label`` and ``labels`` entries)."""
+    if isinstance(row.label, str):
+        yield row.label
+    if row.labels is not None:
+        yield from label_names(row.labels)
 
 
-def resolve_row(source: Source, row: TableRow, classes: tuple[str, ...]) -> Candidate | ErrorRow:
-    """A row's file, split and label, or its listing error; a split that is not a name fails the job."""
+def row_values_count(row: TableRow) -> int | None:
+    """How many ``values`` the row holds, for the listing's common length (None: no values column or cell)."""
+    return None if row.values is None else values_count(row.values)
+
+
+def resolve_row(
+    source: Source, row: TableRow, classes: tuple[str, ...], values_dim: int | None = None
+) -> Candidate | ErrorRow:
+    """A row's file, split, label and targets, or its listing error; a split that is not a name fails the job.
+
+    ``values_dim``: the listing's ``values`` length (``target_columns.values_dim``). A ``mask`` file is
+    checked to exist here, on the worker that reads the listing.
+    """
     base = os.path.dirname(source.root) if fsutil.is_local(source.root) else posixpath.dirname(source.root)
     split = row_split(row)
     raw_path = row.path
@@ -425,10 +472,41 @@ def resolve_row(source: Source, row: TableRow, classes: tuple[str, ...]) -> Cand
             f"--input {source.root!r} row {row.row}: split {split!r} is not a lowercase name such as "
             "train, validation or test; fix the split column"
         )
-    label, problem = _label_of(row.label, {name: i for i, name in enumerate(classes)}, source.fixed_classes is not None)
+    class_index = {name: i for i, name in enumerate(classes)}
+    fixed = source.fixed_classes is not None
+    label, problem = _label_of(row.label, class_index, fixed)
     if problem:
         return listing_error(key, split, problem[0], f"row {row.row}: {problem[1]}")
-    return Candidate(key, _resolve(base, raw_path), split, label, row.row)
+    targets = _targets_of(base, row, class_index, fixed, values_dim)
+    if not isinstance(targets, Targets):
+        return listing_error(key, split, targets[0], f"row {row.row}: {targets[1]}")
+    path = _resolve(base, raw_path)
+    return Candidate(key, path, split, label, row.row, targets.labels, targets.values, targets.mask)
+
+
+def _targets_of(
+    base: str, row: TableRow, class_index: dict[str, int], fixed: bool, values_dim: int | None
+) -> Targets | tuple[str, str]:
+    """The row's ``labels``, ``values`` and ``mask``, or the first problem among them."""
+    labels = values = None
+    mask: str | None = None
+    if row.labels is not None:
+        parsed_labels = parse_labels(row.labels, class_index, fixed)
+        if is_problem(parsed_labels):
+            return parsed_labels  # type: ignore[return-value]
+        labels = parsed_labels
+    if row.values is not None:
+        parsed_values = parse_values(row.values, values_dim)
+        if is_problem(parsed_values):
+            return parsed_values  # type: ignore[return-value]
+        values = parsed_values
+    if row.mask is not None:
+        if not isinstance(row.mask, str) or not row.mask.strip():
+            return ("MissingMask", "the mask cell is empty")
+        mask = _resolve(base, row.mask.strip())
+        if not fsutil.exists(mask):
+            return ("MaskNotFound", f"mask file {mask!r} does not exist")
+    return Targets(labels, values, mask)  # type: ignore[arg-type]
 
 
 def settle_key(source: Source, rows: Iterable[Candidate]) -> tuple[InputItem, list[ErrorRow]]:
@@ -449,12 +527,18 @@ def settle_key(source: Source, rows: Iterable[Candidate]) -> tuple[InputItem, li
         )
         for dup in ordered[1:]
     ]
-    return InputItem(first.key, first.path, first.label, first.split), errors
+    item = InputItem(first.key, first.path, first.label, first.split, first.labels, first.values, first.mask)
+    return item, errors
 
 
 def table_classes(found: Iterable[str], fixed: tuple[str, ...] | None) -> tuple[str, ...]:
     """``--classes``, else the sorted class names the rows use."""
     return tuple(fixed) if fixed else tuple(sorted(set(found)))
+
+
+def item_max_label(item: InputItem) -> int:
+    """The largest class index an input names (its ``label`` and ``labels``), for ``numbered_classes``."""
+    return max(item.label, max_label_index(item.labels))
 
 
 def numbered_classes(classes: tuple[str, ...], max_label: int) -> tuple[str, ...]:
@@ -496,11 +580,12 @@ def list_inputs(source: str, classes: tuple[str, ...] | None = None) -> Listing:
             (errors if isinstance(labelled, ErrorRow) else items).append(labelled)  # type: ignore[arg-type]
     else:
         rows = [row for unit in table_units(src) for chunk in read_table_unit(src, unit) for row in chunk]
-        names = table_classes((n for r in rows if (n := class_name_of(r)) is not None), classes)
+        names = table_classes((n for r in rows for n in class_names_of(r)), classes)
+        dim = values_dim(Counter(n for r in rows if (n := row_values_count(r)) is not None))
         by_key: dict[str, list[Candidate]] = {}
         for row in rows:
             listed[row_split(row)] += 1
-            resolved = resolve_row(src, row, names)
+            resolved = resolve_row(src, row, names, dim)
             if isinstance(resolved, ErrorRow):
                 errors.append(resolved)
             else:
@@ -509,7 +594,7 @@ def list_inputs(source: str, classes: tuple[str, ...] | None = None) -> Listing:
             item, dups = settle_key(src, by_key[key])
             items.append(item)
             errors.extend(dups)
-        names = numbered_classes(names, max((i.label for i in items), default=UNLABELED))
+        names = numbered_classes(names, max((item_max_label(i) for i in items), default=UNLABELED))
     check_usable(source, len(items), len(errors), errors[0] if errors else None)
     items.sort(key=lambda i: i.key)
     return Listing(src.root, src.kind, items, errors, list(names), listed)

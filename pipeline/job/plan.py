@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.format.manifest import ErrorRow
-from pipeline.job.listing import DUPLICATE, InputItem
+from pipeline.job.listing import DUPLICATE, InputItem, item_max_label
 from pipeline.job.options import JobConfig
+from pipeline.job.target_columns import COLUMNS
 from transforms.rng import stable_hash64
 
 MASK64 = 2**64 - 1
@@ -27,8 +28,17 @@ RUN_FILE = "run.json"
 
 
 def item_hash(item: InputItem) -> int:
-    """An input as the listing fingerprint sees it: key, file, label and split."""
-    return stable_hash64(f"item\x00{item.split}\x00{item.key}\x00{item.path}\x00{item.label}")
+    """An input as the listing fingerprint sees it: key, file, label and split, and its targets where it has them."""
+    text = f"item\x00{item.split}\x00{item.key}\x00{item.path}\x00{item.label}"
+    targets = [(name, getattr(item, name)) for name in COLUMNS if getattr(item, name) is not None]
+    if targets:  # an input without targets keeps its hash (and its run its id)
+        text += "".join(f"\x00{name}={value!r}" for name, value in targets)
+    return stable_hash64(text)
+
+
+def item_columns(item: InputItem) -> frozenset[str]:
+    """The target columns an input has (``labels``, ``values``, ``mask``)."""
+    return frozenset(name for name in COLUMNS if getattr(item, name) is not None)
 
 
 def error_hash(row: ErrorRow) -> int:
@@ -47,11 +57,16 @@ class ListingStats:
     count: int = 0  # inputs and refused rows the fingerprint covers
     digest: int = 0  # sum of their hashes mod 2**64
     names: set[str] = dataclasses.field(default_factory=set)  # class folders found (folder inputs)
+    columns: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)  # target columns per split
+    values_dim: int | None = None  # the length of every input's values (the listing's, checked per row)
 
     def add_item(self, item: InputItem) -> None:
         self.listed[item.split] += 1  # every listed row ends as an input or a refused row: together, the listing
         self.inputs[item.split] += 1
-        self.max_label = max(self.max_label, item.label)
+        self.max_label = max(self.max_label, item_max_label(item))
+        self.columns[item.split] = self.columns.get(item.split, frozenset()) | item_columns(item)
+        if item.values is not None:
+            self.values_dim = len(item.values)
         self.count += 1
         self.digest = (self.digest + item_hash(item)) & MASK64
 
@@ -75,6 +90,7 @@ class ListingStats:
 
     def merge(self, other: ListingStats) -> ListingStats:
         firsts = [f for f in (self.first_refused, other.first_refused) if f is not None]
+        splits = {*self.columns, *other.columns}
         return ListingStats(
             self.listed + other.listed,
             self.inputs + other.inputs,
@@ -84,6 +100,8 @@ class ListingStats:
             self.count + other.count,
             (self.digest + other.digest) & MASK64,
             self.names | other.names,
+            {s: self.columns.get(s, frozenset()) | other.columns.get(s, frozenset()) for s in splits},
+            self.values_dim if self.values_dim is not None else other.values_dim,
         )
 
 
@@ -102,6 +120,8 @@ class Plan:
     shards: Mapping[str, int]
     listing: str  # fingerprint of the listing (every input and refused row)
     run: str  # fingerprint of the run: config, listing, shard counts, format and version
+    columns: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # target columns per split
+    values_dim: int | None = None  # how many ``values`` each record holds, where the listing has them
 
     def splits(self) -> list[str]:
         return sorted(self.listed)
@@ -118,8 +138,9 @@ class Plan:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
         fields = {f.name for f in dataclasses.fields(cls)}
-        values = {name: data[name] for name in fields}
+        values = {name: data[name] for name in fields if name in data}  # columns, values_dim: absent in old plans
         values["classes"] = tuple(values["classes"])
+        values["columns"] = {split: tuple(names) for split, names in values.get("columns", {}).items()}
         values["first_refused"] = tuple(values["first_refused"]) if values["first_refused"] else None
         return cls(**values)
 
@@ -141,6 +162,10 @@ def plan_from(config: JobConfig, root: str, kind: str, classes: tuple[str, ...],
         "classes": list(classes),
         "shards": shards,
     }
+    columns = {s: tuple(sorted(stats.columns[s])) for s in splits if stats.columns.get(s)}
+    if columns:  # a listing without target columns keeps its run id
+        run["columns"] = columns
+        run["values_dim"] = stats.values_dim
     digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:32]
     return Plan(
         root=root,
@@ -154,6 +179,8 @@ def plan_from(config: JobConfig, root: str, kind: str, classes: tuple[str, ...],
         shards=shards,
         listing=listing,
         run=digest,
+        columns=columns,
+        values_dim=stats.values_dim,
     )
 
 

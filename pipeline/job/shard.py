@@ -48,6 +48,7 @@ from pipeline.format.manifest import (
 )
 from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
 from pipeline.format.tables import write_table
+from pipeline.job.mask_carry import carry_semantic_mask, check_mask_size, encode_mask, read_mask, refuse_unbuilt_carry
 from pipeline.job.options import RECORDS_IN_FLIGHT_PER_BATCH, JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
@@ -101,13 +102,16 @@ INPUT_STAGES = ("read", "decode")  # a failure at these stages is the input's (a
 
 
 class PlannedRecord(NamedTuple):
-    """What crosses the shuffle: a few short strings and ints per record."""
+    """What crosses the shuffle: a few short strings and ints per record (and the listing's targets, if any)."""
 
     order: int
     key: str
     copy: int
     path: str
     label: int
+    labels: tuple[int, ...] | None = None
+    values: tuple[float, ...] | None = None
+    mask: str | None = None
 
 
 def summary_path(output: str, split: str, shard: int, num_shards: int) -> str:
@@ -321,6 +325,10 @@ class _ShardRun:
         self.batches = _Batcher(cfg.batch_size, self.budget, cfg.rendered_bytes(), self.render_batch)
         self.encoded = _Group(cfg.batch_size, self.budget, self.render_encoded)
         self.running: list[tuple[Callable[[], list[bytes | Exception]], list[_Encoded]]] = []  # on the helper thread
+        # Checked masks (and their image's decoded shape) of records not yet rendered, by position.
+        self.masks: dict[int, tuple[np.ndarray, tuple[int, ...]]] = {}
+        if cfg.ops_for(split) and any(rec.mask is not None for rec in self.ordered):
+            refuse_unbuilt_carry(cfg)  # the listing refused it already; never a mask out of step with its image
 
     # --- the shard, start to end ---------------------------------------------------------------------------------
 
@@ -478,6 +486,8 @@ class _ShardRun:
             self.failed_inputs += int(rec.copy == 0)
             return
         image, source_sha = loaded
+        if rec.mask is not None and not self.take_mask(position, rec, image.shape):
+            return
         sampled = self.sample(position, rec, tuple(int(d) for d in image.shape))
         if sampled is not None:
             self.batches.add(_Pending(rec, image, sampled, source_sha, position))
@@ -504,10 +514,31 @@ class _ShardRun:
             self.take(position, rec, self.processor._decode_bytes(data, source_sha))
             return
         height, width, orientation = header.shape()
+        if rec.mask is not None and not self.take_mask(position, rec, (height, width, 3)):
+            return
         sampled = self.sample(position, rec, (height, width, 3))
         if sampled is not None:
             cost = header.decoded.nbytes + self.cfg.rendered_bytes()
             self.encoded.add(_Encoded(rec, data, (height, width), orientation, sampled, source_sha, position, cost))
+
+    def take_mask(self, position: int, rec: PlannedRecord, shape: tuple[int, ...]) -> bool:
+        """Reads and checks the record's mask against its decoded image's ``shape``; False with its error row.
+
+        A bad mask is the input's (stage ``decode``, one row for all its copies), as a bad image is.
+        """
+        assert rec.mask is not None
+        read = self.processor._source(rec.mask)
+        if isinstance(read, _Failed):
+            problem: tuple[str, str] | None = (f"Mask{read.kind}", f"mask {rec.mask!r}: {read.message}")
+        else:
+            mask = read_mask(read[0])
+            problem = mask if isinstance(mask, tuple) else check_mask_size(mask, shape)
+        if problem is not None:
+            self.fail(position, rec, "decode", problem[0], problem[1][:500])
+            self.failed_inputs += int(rec.copy == 0)
+            return False
+        self.masks[position] = (mask, tuple(int(d) for d in shape))  # type: ignore[assignment]
+        return True
 
     def header(self, data: bytes) -> HeaderInfo | None:
         """``decode.header_info`` under this job's limits (raises ``DecodeError`` for what they refuse)."""
@@ -529,6 +560,7 @@ class _ShardRun:
         for finalize's cross-shard check, without rows of their own.
         """
         self.slots[position] = None
+        self.masks.pop(position, None)
         if stage not in INPUT_STAGES:
             self.errors.append(ErrorRow(rec.key, rec.copy, self.split, stage, error_type, message))
         elif rec.copy == 0:
@@ -620,6 +652,7 @@ class _ShardRun:
                 self.fail(position, rec, stage, type(payload).__name__, message)
                 continue
             params = params_json(sampled)
+            mask_png = self.carried_mask(position, sampled)
             example = example_parts(
                 image=payload,
                 shape=(cfg.image_size[0], cfg.image_size[1], 3),
@@ -630,8 +663,22 @@ class _ShardRun:
                 copy=rec.copy,
                 params=params,
                 source_sha256=source_sha,
+                labels=rec.labels,
+                values=rec.values,
+                mask_png=mask_png,
             )
             self.slots[position] = _Rendered(example, rec, params, source_sha)
+
+    def carried_mask(self, position: int, sampled: list[dict[str, Any]]) -> bytes | None:
+        """The record's mask carried to the output as its image was, as PNG bytes; None when it has none."""
+        held = self.masks.pop(position, None)
+        if held is None:
+            return None
+        mask, shape = held
+        cfg = self.cfg
+        size = (cfg.image_size[0], cfg.image_size[1])
+        carried = carry_semantic_mask(mask, self.renderer.ops, sampled, shape, size, cfg.resize_mode)
+        return encode_mask(carried)
 
     # --- writing -------------------------------------------------------------------------------------------------
 
