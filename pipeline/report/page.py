@@ -197,8 +197,9 @@ def _samples(root: str, manifest: Manifest) -> str:
     out = [
         f'<p class="sub">Up to {report_sheet.PER_SPLIT} records per split: the first records of each shard '
         f"(hash order, so keys and classes mix), decoded from the shard bytes. {note} "
-        f"Thumbnails fit {report_sheet.TILE} px; captions: key, copy, label, the ops that ran.</p>"
+        f"Thumbnails fit {report_sheet.TILE} px; {_caption_note(manifest)}</p>"
     ]
+    what = "label" if manifest.targets is None else "objects"
     for split in sorted(manifest.splits):
         png, details = report_sheet.split_sheet(root, manifest.splits[split], manifest)
         out.append(f'<h3>{_e(split)}</h3><div class="sheet">')
@@ -217,10 +218,38 @@ def _samples(root: str, manifest: Manifest) -> str:
         )
         out.append(
             f"<details><summary>The {len(details)} sampled records as text</summary><table>"
-            f"<tr><th>key</th><th>copy</th><th>label</th><th>shard #record</th><th>ops that ran</th></tr>{rows}"
+            f"<tr><th>key</th><th>copy</th><th>{what}</th><th>shard #record</th><th>ops that ran</th></tr>{rows}"
             "</table></details>"
         )
     return "".join(out)
+
+
+def _caption_note(manifest: Manifest) -> str:
+    """What the tiles and captions show: the label, or the drawn targets and a legend of class colours."""
+    targets = manifest.targets
+    if targets is None:
+        return "captions: key, copy, label, the ops that ran."
+    from pipeline.report.draw_targets import colour
+
+    drawn = ["boxes with class names"]
+    if targets.has("instance_segmentation"):
+        drawn.append("instance masks")
+    if targets.has("semantic_segmentation"):
+        drawn.append(f"the semantic mask (value {targets.mask_ignore}, no class, left undrawn)")
+    if targets.has("keypoints"):
+        drawn.append(
+            "keypoints (filled: visible, hollow: occluded)"
+            + (" and the skeleton" if targets.keypoints and targets.keypoints.skeleton else "")
+        )
+    legend = " ".join(
+        f'<span style="display:inline-block;padding:0 5px;margin:1px;background:rgb{colour(n)}">{_e(name)}</span>'
+        for n, name in enumerate(targets.classes)
+    )
+    return (
+        f"Drawn on each tile, a colour per class: {', '.join(drawn)}. Captions: key, copy, how many objects the "
+        f"record holds (and how many the removal rules dropped, where the record says), the ops that ran.</p>"
+        f'<p class="sub">Classes: {legend}'
+    )
 
 
 def _errors(root: str, manifest: Manifest) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.format.manifest import Manifest, SplitInfo
+from pipeline.format.manifest import Manifest, SplitInfo, TargetsInfo
 
 PER_SPLIT = 16
 TILE = 128
@@ -187,10 +187,11 @@ def _ops(params: str) -> list[str]:
     """The ops that ran, one short line each (``preview.describe``)."""
     import json
 
+    from pipeline.report.params import op_entries
     from pipeline.report.preview import describe
 
     try:
-        return describe(json.loads(params))
+        return describe(op_entries(json.loads(params)))
     except (ValueError, KeyError, TypeError, AttributeError):
         return ["(params unreadable)"]
 
@@ -204,7 +205,13 @@ def captions(key: str, copy: int, label: str, ops: list[str]) -> list[str]:
 
 
 def split_sheet(root: str, split_info: SplitInfo, manifest: Manifest) -> tuple[bytes, list[dict]]:
-    """PNG bytes of the split's sheet (empty when it has no records) and the sampled records' details."""
+    """PNG bytes of the split's sheet (empty when it has no records) and the sampled records' details.
+
+    With the manifest's ``targets`` (detection records) each tile has its boxes, masks and keypoints drawn,
+    and the caption says how many objects the record holds instead of a class label.
+    """
+    if manifest.targets is not None:
+        return _targets_sheet(root, split_info, manifest, manifest.targets)
     classes = manifest.classes
     tiles, details = [], []
     for shard, position, record in sample_records(root, split_info):
@@ -216,3 +223,67 @@ def split_sheet(root: str, split_info: SplitInfo, manifest: Manifest) -> tuple[b
             {"key": rec["key"], "copy": rec["copy"], "label": label, "shard": shard, "position": position, "ops": ops}
         )
     return (draw_sheet(tiles) if tiles else b""), details
+
+
+def _targets_sheet(
+    root: str, split_info: SplitInfo, manifest: Manifest, targets: TargetsInfo
+) -> tuple[bytes, list[dict]]:
+    """``split_sheet`` for detection records: parsed without TensorFlow, targets drawn on the thumbnail."""
+    from pipeline.format.detection_records import parse_detection_example
+    from pipeline.report.draw_targets import TileTargets, draw_targets
+
+    tiles, details = [], []
+    for shard, position, record in sample_records(root, split_info):
+        parsed = parse_detection_example(record)
+        rec = {"image": parsed.image, "encoding": parsed.encoding, "shape": list(parsed.shape)}
+        pixels = display_pixels(rec, manifest.preprocessing)
+        thumb = np.asarray(thumbnail(pixels))  # drawn at display size: lines and names stay crisp
+        drawn = TileTargets.from_objects(parsed).resized(pixels.shape, thumb.shape)
+        thumb = draw_targets(thumb, drawn, targets.classes, targets.keypoints, mask_ignore=targets.mask_ignore)
+        label = objects_caption(len(parsed.boxes), removed_count(parsed.params))
+        ops = _ops(parsed.params)
+        tiles.append((thumb, captions(parsed.key, parsed.copy, label, ops)))
+        details.append(
+            {"key": parsed.key, "copy": parsed.copy, "label": label, "shard": shard, "position": position, "ops": ops}
+        )
+    return (draw_sheet(tiles) if tiles else b""), details
+
+
+def objects_caption(objects: int, removed: int | None) -> str:
+    """``3 objects``, and ``, 1 removed`` when the record says how many its rules removed."""
+    text = f"{objects} object{'' if objects == 1 else 's'}"
+    return text if removed is None else f"{text}, {removed} removed"
+
+
+REMOVAL_REASONS = ("outside", "min_area", "min_visibility", "min_side")
+
+
+def removed_count(params: str) -> int | None:
+    """How many objects the rules removed, if the record's params say so (a ``removed`` entry); else None.
+
+    Read defensively, as where the count sits is the job's choice: a ``removed`` key in the params object or
+    in one entry of the params list, holding a number, or counts by reason (``total``, or their sum).
+    """
+    import json
+
+    try:
+        data = json.loads(params)
+    except ValueError:
+        return None
+    entries = data if isinstance(data, list) else [data]
+    for entry in entries:
+        if not isinstance(entry, dict) or "removed" not in entry:
+            continue
+        value = entry["removed"]
+        if isinstance(value, dict):
+            counts = [value[k] for k in REMOVAL_REASONS if k in value]
+            if "total" in value:
+                value = value["total"]
+            elif counts and all(_is_int(v) for v in counts):
+                value = sum(counts)
+        return int(value) if _is_int(value) and value >= 0 else None
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
