@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from transforms.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pipeline.annotations.lookup import NoObjects
     from pipeline.format.manifest import Manifest
     from pipeline.job.options import JobConfig
+    from pipeline.report.preview import ImageTargets, PreviewTargets
 
 EPILOG = """Without Beam options the job runs one worker process per core on this machine (the DirectRunner's
 multi_processing mode). Beam options go after '--', for example:
@@ -262,6 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--tile", type=int, default=224, help="tile size in pixels (default: 224)")
     preview.add_argument("--out", default="preview.png", help="PNG to write (default: preview.png)")
     preview.add_argument("--root", help="the job's --input folder: keys (and so the copies) are then exactly the job's")
+    preview.add_argument(
+        "--annotations",
+        metavar="PATH",
+        help="draw the images' boxes, masks and keypoints from this COCO .json, VOC or YOLO folder (needs --root)",
+    )
+    preview.add_argument(
+        "--annotation-format",
+        choices=("auto", "coco", "voc", "yolo"),
+        default="auto",
+        help="the --annotations format (default: told by the path)",
+    )
     return parser
 
 
@@ -466,10 +479,31 @@ def _preview(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed {args.seed}: use an integer in [0, 2**63)")
     ops = load_ops(args.config, (args.tile, args.tile))  # a resizing crop resizes to the tile
-    sheet, captions = make_sheet(args.images, ops, args.copies, args.seed, args.tile, root=args.root)
-    write_sheet(args.out, sheet, captions, args.tile)
+    targets = _preview_targets(args) if args.annotations is not None else None
+    sheet = make_sheet(args.images, ops, args.copies, args.seed, args.tile, root=args.root, targets=targets)
+    for note in sheet.notes:
+        print(f"augbeam: preview: {note}", file=sys.stderr)
+    write_sheet(args.out, sheet.pixels, sheet.captions, args.tile)
     print(f"augbeam: wrote {args.out} ({len(args.images)} image(s) x {args.copies} copies, config {args.config})")
     return 0
+
+
+def _preview_targets(args: argparse.Namespace) -> PreviewTargets:
+    """``PreviewTargets`` from ``--annotations``: the previewed images' annotations, keyed as the job keys them."""
+    from pipeline.annotations.lookup import AnnotationLookup
+    from pipeline.report.preview import ImageTargets, PreviewTargets, key_for
+    from transforms.targets.types import Objects
+
+    if args.root is None:
+        raise ConfigError("--annotations needs --root: the image folder the annotation's file names are relative to")
+    keys = [key_for(path, args.root) for path in args.images]
+    lookup = AnnotationLookup.read(args.annotations, args.root, keys, args.annotation_format)
+
+    def targets_for(key: str, height: int, width: int) -> ImageTargets | NoObjects:
+        found = lookup.objects(key, height, width)
+        return found if not isinstance(found, Objects) else ImageTargets(found)
+
+    return PreviewTargets(lookup.targets.classes, lookup.targets.keypoints, targets_for)
 
 
 def print_summary(manifest: Manifest, output: str, seconds: float) -> None:

@@ -6,16 +6,27 @@ key is the path relative to ``--root``, as the job's key is relative to its
 ``--input`` folder; without ``--root``, the file name), each captioned with the
 ops that ran and their main params. Tiles show [0, 255] pixels before the
 model's preprocessing, letterboxed to keep the aspect ratio.
+
+With ``--annotations`` (``PreviewTargets``) each image's boxes, masks and
+keypoints are carried as the job carries them (``carry_objects``,
+``carry_semantic_mask``: the same sampled params, the tile as the output size,
+``pad`` as the resize mode) and drawn on its tiles; the first column shows the
+source annotation on the input.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
 from transforms.errors import ConfigError
+from transforms.targets.types import KeypointSpec, Objects, Removed, TargetRules
+
+RESIZE_MODE = "pad"  # the tiles are letterboxed: the job's --resize pad at the tile's size
 
 CAPTION_LINES = 6
 LINE_HEIGHT = 12
@@ -62,6 +73,46 @@ def key_for(path: str, root: str | None) -> str:
     return rel.replace(os.sep, "/")
 
 
+class NoTargets(Protocol):
+    """Why an image has nothing to draw: its tile's caption, and a refusal's message for the user (or None)."""
+
+    @property
+    def caption(self) -> str: ...
+
+    @property
+    def message(self) -> str | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTargets:
+    """An image's targets at its decoded (upright) size, as the job's worker has them before the ops."""
+
+    objects: Objects
+    semantic_mask: np.ndarray | None = None  # uint8 [H, W] class per pixel
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewTargets:
+    """The annotations to draw: the dataset's classes and keypoints, the rules, and each image's targets by key.
+
+    ``targets_for(key, height, width)`` gives the image's targets at its decoded size, or why it has none.
+    """
+
+    classes: tuple[str, ...]
+    keypoints: KeypointSpec | None
+    targets_for: Callable[[str, int, int], ImageTargets | NoTargets]
+    rules: TargetRules = TargetRules()
+
+
+@dataclasses.dataclass(frozen=True)
+class Sheet:
+    """The grid (uint8, captions not yet drawn), the caption lines per tile, and notes for the user."""
+
+    pixels: np.ndarray
+    captions: list[list[list[str]]]
+    notes: list[str]
+
+
 def make_sheet(
     paths: list[str],
     ops: tuple,
@@ -70,17 +121,18 @@ def make_sheet(
     tile: int = 224,
     alpha_fill: int = 255,
     root: str | None = None,
-) -> tuple[np.ndarray, list[list[list[str]]]]:
-    """The sheet as a uint8 array (without captions), and the caption lines per tile."""
+    targets: PreviewTargets | None = None,
+) -> Sheet:
+    """The sheet: one row per image, the input then ``copies`` copies, targets drawn when ``targets`` is given."""
     from transforms.augment import Augmenter, Renderer
     from transforms.decode import DecodeError, Decoder
     from transforms.preprocess import get_preprocessing
 
     decoder = Decoder(alpha_fill=alpha_fill)
     augmenter = Augmenter(ops, seed)
-    renderer = Renderer(ops, (tile, tile), "pad", get_preprocessing("none"), "uint8")
-    plain = Renderer((), (tile, tile), "pad", get_preprocessing("none"), "uint8")
-    rows, captions = [], []
+    renderer = Renderer(ops, (tile, tile), RESIZE_MODE, get_preprocessing("none"), "uint8")
+    plain = Renderer((), (tile, tile), RESIZE_MODE, get_preprocessing("none"), "uint8")
+    rows, captions, notes = [], [], []
     for path in paths:
         try:
             with open(path, "rb") as handle:
@@ -92,15 +144,78 @@ def make_sheet(
         key = key_for(path, root)
         height, width, channels = (int(d) for d in image.shape)
         shape = (height, width, channels)
-        tiles = [_tile(plain.render(image, []), tile)]
-        row_captions = [[f"{key} {shape[1]}x{shape[0]}", "input"]]
+        found = None if targets is None else targets.targets_for(key, height, width)
+        drawer = _TileDrawer(targets, found, shape, tile) if targets is not None and found is not None else None
+        if drawer is not None and drawer.missing is not None and drawer.missing.message:
+            notes.append(f"{path}: {drawer.missing.message}")
+        first = _tile(plain.render(image, []), tile)
+        tiles = [first if drawer is None else drawer.draw(first, (), [], input_tile=True)]
+        row_captions = [[f"{key} {shape[1]}x{shape[0]}", "input" if drawer is None else f"input | {drawer.caption}"]]
         for copy in range(copies):
             sampled = augmenter.sample(key, copy, shape)
-            tiles.append(_tile(renderer.render(image, sampled), tile))
-            row_captions.append([f"copy {copy}"] + describe(sampled))
+            pixels = _tile(renderer.render(image, sampled), tile)
+            if drawer is None:
+                tiles.append(pixels)
+                row_captions.append([f"copy {copy}"] + describe(sampled))
+            else:
+                tiles.append(drawer.draw(pixels, ops, sampled))
+                row_captions.append([f"copy {copy} | {drawer.caption}"] + describe(sampled))
         rows.append(tiles)
         captions.append(row_captions)
-    return _grid(rows, tile), captions
+    return Sheet(_grid(rows, tile), captions, notes)
+
+
+class _TileDrawer:
+    """One image's targets carried to each of its tiles (as the job carries them) and drawn there."""
+
+    def __init__(
+        self, targets: PreviewTargets, found: ImageTargets | NoTargets, shape: tuple[int, int, int], tile: int
+    ):
+        self.targets, self.shape, self.tile = targets, shape, tile
+        self.found = found if isinstance(found, ImageTargets) else None
+        self.missing = None if isinstance(found, ImageTargets) else found
+        self.caption = self.missing.caption if self.missing is not None else ""
+
+    def draw(
+        self, pixels: np.ndarray, ops: tuple, sampled: list[dict[str, Any]], input_tile: bool = False
+    ) -> np.ndarray:
+        """``pixels`` with the targets after ``ops`` drawn; the input tile's objects are only resized, none removed.
+
+        Sets ``caption``: the objects drawn, and how many the rules removed (copies), or why there are none.
+        """
+        from pipeline.report.draw_targets import TileTargets, draw_targets
+        from transforms.targets.carry import carry_objects, carry_semantic_mask
+
+        if self.found is None:
+            return pixels
+        size = (self.tile, self.tile)
+        rules = TargetRules(min_area=0.0) if input_tile else self.targets.rules
+        objects, removed = carry_objects(
+            self.found.objects, ops, sampled, self.shape, size, RESIZE_MODE, rules, self.targets.keypoints
+        )
+        semantic = None
+        if self.found.semantic_mask is not None:
+            semantic = carry_semantic_mask(self.found.semantic_mask, ops, sampled, self.shape, size, RESIZE_MODE)
+        self.caption = _objects_caption(len(objects), None if input_tile else removed)
+        drawn = TileTargets.from_objects(objects, semantic)
+        return draw_targets(pixels, drawn, self.targets.classes, self.targets.keypoints)
+
+
+def _objects_caption(n: int, removed: Removed | None) -> str:
+    text = f"{n} object{'' if n == 1 else 's'}"
+    if removed is None or not removed.total:
+        return text
+    reasons = ", ".join(
+        f"{count} {name}"
+        for name, count in (
+            ("outside", removed.outside),
+            ("min_area", removed.min_area),
+            ("min_visibility", removed.min_visibility),
+            ("min_side", removed.min_side),
+        )
+        if count
+    )
+    return f"{text}, {removed.total} removed ({reasons})"
 
 
 def _tile(payload: bytes, tile: int) -> np.ndarray:
