@@ -154,7 +154,7 @@ def make_sheet(
         for copy in range(copies):
             sampled = augmenter.sample(key, copy, shape)
             pixels = _tile(renderer.render(image, sampled), tile)
-            if drawer is None:
+            if drawer is None or drawer.found is None:  # nothing to draw: the input's caption said why
                 tiles.append(pixels)
                 row_captions.append([f"copy {copy}"] + describe(sampled))
             else:
