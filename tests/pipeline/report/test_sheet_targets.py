@@ -100,3 +100,12 @@ def test_params_histograms_skip_entries_that_are_not_ops():
     rows.append(op_entries({"ops": [{"op": "rotation", "applied": False, "params": {}}], "removed": 0}))
     values, applied = flatten(rows)
     assert values == {"rotation.angle": [3.0]} and applied == {"rotation": 1}
+
+
+def test_the_same_detection_output_gives_the_same_report_bytes(detection_page):
+    from pipeline.format.manifest import Manifest
+    from pipeline.report.page import render
+
+    out, page = detection_page
+    manifest = Manifest.from_json(json.loads((out / "manifest.json").read_text()))
+    assert render(str(out), manifest) == page
