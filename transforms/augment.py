@@ -329,9 +329,7 @@ class Renderer:
 
         return render
 
-    def _body(
-        self, images: Any, applied: Any, values: Any, single: bool, one_image: bool = False
-    ) -> tuple[Any, Any]:
+    def _body(self, images: Any, applied: Any, values: Any, single: bool, one_image: bool = False) -> tuple[Any, Any]:
         """Traced: uint8 images to (payloads, stats [B, 6]): the ops and final resize, then what is written."""
         x, before = self._augment(images, applied, values, single, one_image)
         return self._payloads(x, before)
