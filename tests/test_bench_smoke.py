@@ -383,3 +383,19 @@ def test_scale_benchmark_runs(tmp_path):
     assert len(result["targets"]) == 3 and all(isinstance(t["met"], bool) for t in result["targets"])
     assert "| 500 | folder |" in result["table_markdown"] and "| 50 → 500 | folder |" in result["table_markdown"]
     assert not (tmp_path / "work" / "out").exists()  # removed after each size
+
+
+def test_profile_shard_runs(tmp_path):
+    """bench/profile_shard.py on a few sample photos: every record written, the parts found in the profile."""
+    out = tmp_path / "profile.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "profile_shard.py"), "--corpus", str(ROOT / "examples" / "photos")]
+        + ["--n", "4", "--warm", "2", "--encoding", "uint8", "--json", str(out)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    result = json.loads(out.read_text())
+    assert result["records"] == result["written"] == 4
+    parts = result["parts_ms_per_record"]
+    assert parts["render call (TF, decode inside)"] > 0 and parts["record sha256 (record_sha256)"] > 0
