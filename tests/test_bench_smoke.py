@@ -397,3 +397,19 @@ def test_detection_record_benchmark_runs(tmp_path):
     )
     result = json.loads(out.read_text())
     assert result["float32"]["record_bytes"] > 16 * 16 * 12 and result["jpeg"]["hand_writer_ms"] > 0
+
+
+def test_profile_shard_runs(tmp_path):
+    """bench/profile_shard.py on a few sample photos: every record written, the parts found in the profile."""
+    out = tmp_path / "profile.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "profile_shard.py"), "--corpus", str(ROOT / "examples" / "photos")]
+        + ["--n", "4", "--warm", "2", "--encoding", "uint8", "--json", str(out)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    result = json.loads(out.read_text())
+    assert result["records"] == result["written"] == 4
+    parts = result["parts_ms_per_record"]
+    assert parts["render call (TF, decode inside)"] > 0 and parts["record sha256 (record_sha256)"] > 0

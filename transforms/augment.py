@@ -277,7 +277,7 @@ class Renderer:
             # A batch of one whose size is unknown when traced, as ``render_checked``'s is: ops after a per-image
             # run see the same static shapes on both paths (with a static 1, contrast's mean rounded differently).
             images, flags, vals = (_unknown_batch(t[tf.newaxis]) for t in (image, flags, vals))
-            payload, stats = self._body(images, flags, vals, single)
+            payload, stats = self._body(images, flags, vals, single, one_image=True)
             return payload[0], stats[0]
 
         payload_spec = (
@@ -329,15 +329,21 @@ class Renderer:
 
         return render
 
-    def _body(self, images: Any, applied: Any, values: Any, single: bool) -> tuple[Any, Any]:
+    def _body(self, images: Any, applied: Any, values: Any, single: bool, one_image: bool = False) -> tuple[Any, Any]:
         """Traced: uint8 images to (payloads, stats [B, 6]): the ops and final resize, then what is written."""
-        x, before = self._augment(images, applied, values, single)
+        x, before = self._augment(images, applied, values, single, one_image)
         return self._payloads(x, before)
 
-    def _augment(self, images: Any, applied: Any, values: Any, single: bool) -> tuple[Any, Any]:
+    def _augment(
+        self, images: Any, applied: Any, values: Any, single: bool, one_image: bool = False
+    ) -> tuple[Any, Any]:
         """Traced: every op run of the plan, then the final resize: float32 [B, H, W, 3] and range stats [B, 3].
 
         ``single``: ``images`` holds one image and the plan's only per-image run is the last (``single_path``).
+        ``one_image``: ``images`` holds one image whatever its static batch size (``render_encoded``'s loop), so
+        the ops on the whole batch are chosen by a branch on its flag, not applied to it and selected per pixel:
+        the same values, without a broadcast select that copied the image once per op (about a fifth of a
+        worker's CPU on ImageNet-size photos, measured with ``perf``).
         """
         import tensorflow as tf
 
@@ -347,7 +353,7 @@ class Renderer:
         for kind, start, stop in self.plan:
             if kind == "batch":
                 for i in range(start, stop):
-                    x = self._apply_op(i, self._as_float(x, i), applied, values)
+                    x = self._apply_op(i, self._as_float(x, i), applied, values, single=one_image)
                 continue
             last = stop == len(self.ops)
             if single:  # the last run, on a batch of one: no map_fn loop, the same ops and static shapes

@@ -271,3 +271,20 @@ def test_range_guard_on_a_wrong_declared_output_range():
     image[0, 0, 0] = 255
     (item,) = renderer.render_checked(image, [[]])
     assert isinstance(item, RangeError) and "declared range [0, 0.5]" in str(item) and "max 1" in str(item)
+
+
+def test_the_encoded_render_picks_ops_by_branch_not_by_a_pixel_select():
+    """Each image of ``render_encoded`` is alone in its batch: an op whose p < 1 is a branch on its flag, never a
+    broadcast select over the pixels (which copied every image once per op; the bytes are the same either way,
+    ``test_encoded_render_gives_the_bytes_of_decode_then_render``). The usual batched path keeps its select."""
+    ops = ops_from_data([{"op": "horizontal_flip", "p": 0.5}, {"op": "brightness", "p": 0.8}])
+    renderer = Renderer(ops, (16, 16), "stretch", get_preprocessing("mobilenet_v2"), "uint8")
+
+    def selects(flat: Any) -> int:
+        """Selects between computed tensors (not between two constants, as the decode's own scalar choice)."""
+        graph = flat.concrete.graph.as_graph_def()
+        nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+        return sum(n.op in ("Select", "SelectV2") and not all("Const" in i for i in n.input[1:]) for n in nodes)
+
+    assert selects(renderer._build_encoded(0.0)) == 0
+    assert selects(renderer._build_batch()) > 0  # the check can see a select where one is
