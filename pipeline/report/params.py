@@ -33,11 +33,12 @@ def read_params(root: str, tables: Sequence[TableInfo]) -> tuple[list[list[dict[
     Empty parts are not opened, nor any after the ``MAX_ROWS``-th row; how many rows there are in all
     is the manifest's count.
     """
+    from pipeline.format.detection_records import ops_params
     from pipeline.format.manifest import IndexRow
     from pipeline.format.tables import iter_table
 
     parts = [t for t in tables if t.rows]
-    rows = [json.loads(row.params) for row in itertools.islice(iter_table(root, parts, IndexRow), MAX_ROWS)]
+    rows = [ops_params(json.loads(row.params)) for row in itertools.islice(iter_table(root, parts, IndexRow), MAX_ROWS)]
     return rows, sum(t.rows for t in parts) > len(rows)
 
 

@@ -55,6 +55,8 @@ def parse(record: bytes) -> dict[str, Any]:
     from pipeline.format.records import parse_example
 
     feature = parse_example(record)
+    if "image" not in feature and "image/encoded" in feature:  # a detection record stores JPEG/PNG there
+        feature["image"] = feature["image/encoded"]
     text = {k: _first_bytes(feature[k]) for k in ("image", "key", "params", "image/encoding")}
     return {
         "image": text["image"],
@@ -62,8 +64,9 @@ def parse(record: bytes) -> dict[str, Any]:
         "key": text["key"].decode("utf-8", "replace"),
         "params": text["params"].decode("utf-8", "replace"),
         "shape": [int(v) for v in feature["image/shape"]],
-        "label": int(feature["label"][0]),
+        "label": int(feature["label"][0]) if "label" in feature else -1,  # a detection record has objects instead
         "copy": int(feature["copy"][0]),
+        "objects": len(feature.get("image/object/class/label", [])),
     }
 
 
@@ -187,10 +190,11 @@ def _ops(params: str) -> list[str]:
     """The ops that ran, one short line each (``preview.describe``)."""
     import json
 
+    from pipeline.format.detection_records import ops_params
     from pipeline.report.preview import describe
 
     try:
-        return describe(json.loads(params))
+        return describe(ops_params(json.loads(params)))
     except (ValueError, KeyError, TypeError, AttributeError):
         return ["(params unreadable)"]
 
@@ -210,6 +214,8 @@ def split_sheet(root: str, split_info: SplitInfo, manifest: Manifest) -> tuple[b
     for shard, position, record in sample_records(root, split_info):
         rec = parse(record)
         label = classes[rec["label"]] if 0 <= rec["label"] < len(classes) else f"label {rec['label']}"
+        if manifest.targets is not None:
+            label = f"{rec['objects']} objects"
         ops = _ops(rec["params"])
         tiles.append((display_pixels(rec, manifest.preprocessing), captions(rec["key"], rec["copy"], label, ops)))
         details.append(
