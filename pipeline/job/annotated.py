@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from pipeline.annotations.source import DatasetTargets, ImageAnnotation
 from pipeline.errors import UserError
 from pipeline.format.detection_records import REMOVED, build_detection_example
 from pipeline.format.manifest import ErrorRow, TargetsInfo
-from pipeline.job.listing import Source, Unit
+from pipeline.job.listing import UNLABELED, InputItem, Listing, Source, Unit
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import Plan
 from transforms.encoding import stored_dtype
@@ -82,6 +83,27 @@ def read_unit(config: JobConfig, root: str, split: str, path: str) -> tuple[Data
         classes=config.classes,
         names=config.yolo_names,
     )
+
+
+def list_annotated(config: JobConfig) -> Listing:
+    """Every split's annotation source read in this process (the job reads them on its workers the same way)."""
+    source = open_annotated(config)
+    items: list[InputItem] = []
+    errors: list[ErrorRow] = []
+    listed: Counter[str] = Counter()
+    classes: tuple[str, ...] = ()
+    for unit in source.units:
+        declared, rows = read_unit(config, source.root, unit.split, unit.path)
+        classes = declared.classes
+        for found in rows:
+            listed[unit.split] += 1
+            if isinstance(found, ErrorRow):
+                errors.append(found)
+            else:
+                path = fsutil.join(source.root, found.file)
+                items.append(InputItem(found.file, path, UNLABELED, unit.split, annotation=found.to_json()))
+    items.sort(key=lambda i: i.key)
+    return Listing(source.root, KIND, items, errors, list(classes), listed)
 
 
 def dataset_json(targets: DatasetTargets) -> str:

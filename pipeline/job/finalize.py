@@ -31,6 +31,7 @@ from typing import Any
 
 from pipeline import __version__, fsutil
 from pipeline.errors import ErrorRateExceeded, OutputTaken, ReconcileError
+from pipeline.format.detection_records import DETECTION_FEATURES
 from pipeline.format.manifest import (
     DUPLICATE,
     INPUT_STAGES,
@@ -44,7 +45,6 @@ from pipeline.format.manifest import (
     SplitInfo,
 )
 from pipeline.format.records import FEATURES, FORMAT_VERSION, MASK_ENCODED, MASK_FORMAT, TARGET_FEATURES
-from pipeline.format.detection_records import DETECTION_FEATURES
 from pipeline.job import annotated
 from pipeline.job.options import JobConfig
 from pipeline.job.output_lock import LOCK_FILE, OutputLock
@@ -256,7 +256,7 @@ def _features(plan: Plan, encoding: str) -> dict[str, Any]:
         encoded = encoding in ("jpeg", "png")
         skip = {"image"} if encoded else {"image/encoded", "image/format"}
         skip |= {"image/segmentation/class/encoded", "image/segmentation/class/format"}
-        prefixes = () if targets.masks else ("image/object/mask",)
+        prefixes: tuple[str, ...] = () if targets.masks else ("image/object/mask",)
         prefixes += () if targets.keypoints is not None else ("image/object/keypoint/",)
         return {
             name: spec

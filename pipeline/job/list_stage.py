@@ -25,8 +25,8 @@ from apache_beam import pvalue
 from pipeline import fsutil
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow
-from pipeline.job.chunks import Packed, SpilledPart, keep, pack, spill, stored, unpack
 from pipeline.job import annotated
+from pipeline.job.chunks import Packed, SpilledPart, keep, pack, spill, stored, unpack
 from pipeline.job.listing import (
     DUPLICATE,
     UNLABELED,

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
 MASK_FORMAT = "png"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale with alpha", 6: "RGBA"}

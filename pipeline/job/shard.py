@@ -103,7 +103,7 @@ TRANSIENT_ERRNOS = frozenset(
 )
 # A failure at these stages is the input's (all its copies), not one record's; ``annotation``: an annotated
 # image whose annotation does not fit the decoded image (``annotated.image_objects``).
-INPUT_STAGES = ("read", "decode", annotated.STAGE)  # a failure at these stages is the input's (all its copies), not one record's
+INPUT_STAGES = ("read", "decode", annotated.STAGE)
 
 
 class PlannedRecord(NamedTuple):
@@ -733,7 +733,8 @@ class _ShardRun:
         mask, shape = held
         cfg = self.cfg
         size = (cfg.image_size[0], cfg.image_size[1])
-        carried = carry_semantic_mask(mask, self.renderer.ops, sampled, shape, size, cfg.resize_mode)
+        shape3 = (int(shape[0]), int(shape[1]), 3)
+        carried = carry_semantic_mask(mask, self.renderer.ops, sampled, shape3, size, cfg.resize_mode)
         return encode_mask(carried)
 
     # --- writing -------------------------------------------------------------------------------------------------
