@@ -49,7 +49,12 @@ def test_coco_records_hold_boxes_masks_keypoints_and_the_manifest_says_so(coco):
     targets = manifest["targets"]
     assert targets["tasks"] == ["detection", "instance_segmentation", "keypoints"]
     assert targets["source_format"] == "coco" and targets["classes"][0] == "cat"
-    assert targets["rules"] == {"min_area": 1.0, "min_visibility": 0.0, "min_side": 0.0, "erasing_hides_keypoints": False}
+    assert targets["rules"] == {
+        "min_area": 1.0,
+        "min_visibility": 0.0,
+        "min_side": 0.0,
+        "erasing_hides_keypoints": False,
+    }
     assert len(targets["keypoints"]["names"]) == 17
     train = manifest["splits"]["train"]
     assert set(train["removed_objects"]) == {"outside", "min_area", "min_visibility", "min_side"}
