@@ -1,5 +1,6 @@
 """A job on a tiny listing with ``labels``, ``values`` and ``mask``: records, bad masks as error rows, the same
-bytes on a rerun, ``augbeam.load`` giving the targets back, ``augbeam verify``, and the mask carried through the default preset."""
+bytes on a rerun, ``augbeam.load`` giving the targets back, ``augbeam verify``, and the mask carried through the
+default preset."""
 
 from __future__ import annotations
 
