@@ -201,6 +201,48 @@ def build_parser() -> argparse.ArgumentParser:
         "divided among the DirectRunner's multi_processing workers, 1 in the default mode of one worker per core, "
         "else 0; use 1 on runners with one SDK process per core, such as Dataflow)",
     )
+    from transforms.targets.types import TargetRules
+
+    rules = TargetRules()
+    run.add_argument(
+        "--annotations",
+        action="append",
+        metavar="[SPLIT=]PATH",
+        help="detection / segmentation / keypoint targets: a COCO .json file, or a VOC .xml or YOLO .txt folder, "
+        "for the images under --input (a folder); PATH alone is the train split, SPLIT=PATH another split "
+        "(repeat once per split)",
+    )
+    run.add_argument(
+        "--annotation-format",
+        choices=("auto", "coco", "voc", "yolo"),
+        default="auto",
+        help="the annotations' format (default: auto, told by what PATH is)",
+    )
+    run.add_argument("--yolo-names", metavar="FILE", help="YOLO class names: a data.yaml or classes.txt")
+    run.add_argument(
+        "--min-box-area",
+        type=float,
+        default=rules.min_area,
+        help=f"remove an object whose clipped box covers fewer output pixels (default: {rules.min_area:g})",
+    )
+    run.add_argument(
+        "--min-visibility",
+        type=float,
+        default=rules.min_visibility,
+        help="remove an object with a smaller fraction of its transformed area inside the image, in [0, 1] "
+        f"(default: {rules.min_visibility:g}, off)",
+    )
+    run.add_argument(
+        "--min-box-side",
+        type=float,
+        default=rules.min_side,
+        help=f"remove an object whose clipped box has a shorter side, in pixels (default: {rules.min_side:g}, off)",
+    )
+    run.add_argument(
+        "--erasing-hides-keypoints",
+        action="store_true",
+        help="a visible keypoint inside a random_erasing rectangle becomes occluded (visibility 1)",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace the output folder's contents")
     run.add_argument(
         "--resume",
@@ -408,7 +450,16 @@ def _job_values(values: dict[str, Any]) -> dict[str, Any]:
         out["image_size"] = get_preprocessing(out["model"], out["mean"], out["std"]).input_size
     out["classes"] = tuple(c.strip() for c in out["classes"].split(",")) if out["classes"] else None
     out["output"] = _absolute_if_local(out["output"])
+    out["annotations"] = tuple(annotation_source(text) for text in out["annotations"] or ())
     return out
+
+
+def annotation_source(text: str) -> tuple[str, str]:
+    """``--annotations [SPLIT=]PATH`` as (split, path): ``train`` unless a lowercase split name and ``=`` lead."""
+    import re
+
+    found = re.match(r"^([a-z][a-z0-9_]*)=(.+)$", text)
+    return (found.group(1), found.group(2)) if found else ("train", text)
 
 
 def _absolute_if_local(path: str) -> str:

@@ -1,6 +1,6 @@
 """A job on a tiny listing with ``labels``, ``values`` and ``mask``: records, bad masks as error rows, the same
-bytes on a rerun, ``augbeam.load`` giving the targets back, ``augbeam verify``, and the refusal of ops that move
-pixels while the mask carry is not built."""
+bytes on a rerun, ``augbeam.load`` giving the targets back, ``augbeam verify``, and the mask carried through the
+default preset."""
 
 from __future__ import annotations
 
@@ -111,14 +111,30 @@ def test_verify_passes_on_records_with_targets(output, capsys):
     assert main(["verify", str(output), "--sample", "2"]) == 0, capsys.readouterr()
 
 
-def test_ops_that_move_pixels_are_refused_in_one_line_with_a_mask_column(listing, tmp_path, capsys):
-    code = main(
-        in_process(
-            ["run", "--input", str(listing / "list.csv"), "--output", str(tmp_path / "o"), "--config", "light"]
-            + ["--progress", "none", "--image-size", "12", "16"]
-        )
-    )
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "masks through geometric ops: not built yet (the op list has horizontal_flip)" in err
-    assert "Traceback" not in err and not (tmp_path / "o" / "manifest.json").exists()
+def test_a_mask_column_goes_through_the_default_preset(listing, tmp_path, capsys):
+    """The mask follows flips, crops and warps: each record's mask is the carry of its params; verify passes."""
+    from pipeline.format.manifest import IndexRow
+    from pipeline.format.reader import read_manifest
+    from pipeline.format.tables import iter_table
+    from pipeline.job.mask_carry import read_mask
+    from pipeline.job.options import JobConfig
+    from transforms.targets.carry import carry_semantic_mask
+
+    out = tmp_path / "o"
+    argv = ["run", "--input", str(listing / "list.csv"), "--output", str(out), "--image-size", "12", "16"]
+    argv += ["--copies", "2", "--seed", "3", "--max-error-rate", "0.9", "--progress", "none"]
+    assert main(in_process(argv)) == 0, capsys.readouterr().err
+    manifest = read_manifest(str(out))
+    ops = JobConfig.create(input="x", output="y", image_size=(12, 16)).train_ops()
+    mask = read_mask((listing / "masks/ok.png").read_bytes())
+    rows = {(r.key, r.copy): r for r in iter_table(str(out), manifest.index_tables(), IndexRow)}
+    checked = 0
+    for shard in sorted(out.glob("train-*.tfrecord")):
+        for record in iter_records(str(shard)):
+            f = parse_example(record)
+            row = rows[(bytes(f["key"][0]).decode(), int(f["copy"][0]))]
+            expected = carry_semantic_mask(mask, ops, json.loads(row.params), (6, 8, 3), (12, 16), "stretch")
+            assert (read_mask(bytes(f[MASK_ENCODED][0])) == expected).all()
+            checked += 1
+    assert checked == 4
+    assert main(["verify", str(out), "--sample", "2"]) == 0, capsys.readouterr()

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from pipeline import fsutil
+from pipeline.format.detection_records import REMOVED, ops_params
 from pipeline.format.manifest import (
     DUPLICATE,
     INPUT_STAGES,
@@ -57,6 +58,11 @@ from pipeline.format.reader import ReaderError, read_manifest
 from pipeline.format.records import iter_records, parse_example, read_records
 from pipeline.format.tables import iter_rows, iter_table
 from transforms.rng import stable_hash64
+from transforms.targets.types import Objects
+
+# Stages whose error row stands for a whole input: the manifest's, and an annotated run's ``annotation`` (an
+# annotation that does not fit its decoded image; ``pipeline.job.annotated.STAGE``).
+WHOLE_INPUT_STAGES = (*INPUT_STAGES, "annotation")
 
 SHARD_FAILURES = 20  # kept per shard: one broken shard must not flood the report
 KEPT_FAILURES = 200  # kept in all (the text shows 50), the first in (split, shard) order
@@ -302,8 +308,8 @@ class _ShardState:
             previous = row.sort_key
             self.reasons[row.reason] += 1
             if row.copy is None:
-                if row.stage not in INPUT_STAGES:
-                    self.fail(f"{where}: a whole input's row at stage {row.stage!r} (only {INPUT_STAGES})")
+                if row.stage not in WHOLE_INPUT_STAGES:
+                    self.fail(f"{where}: a whole input's row at stage {row.stage!r} (only {WHOLE_INPUT_STAGES})")
                 self.input_rows[row.stage] += 1
                 if row.reason != DUPLICATE:  # a duplicate listing row names the entry that was kept
                     self.failed_keys.add(row.key)
@@ -474,7 +480,7 @@ def _record_fields(record: bytes) -> tuple[str, int, int, str, str]:
     return (
         bytes(f["key"][0]).decode(),  # type: ignore[arg-type]
         int(f["copy"][0]),
-        int(f["label"][0]),
+        int(f["label"][0]) if "label" in f else -1,  # a detection record has objects, not a label
         bytes(f["params"][0]).decode(),  # type: ignore[arg-type]
         bytes(f["source_sha256"][0]).decode(),  # type: ignore[arg-type]
     )
@@ -667,7 +673,7 @@ def reconcile(manifest: Manifest, collected: Collected, report: Report) -> None:
                 "or an input that failed has records)",
             ),
         ]
-        for stage in INPUT_STAGES:
+        for stage in WHOLE_INPUT_STAGES:
             got = totals.input_rows_by_stage.get(stage, 0)
             want = c.failed_inputs_by_stage.get(stage, 0)
             checks.append((got == want, f"{stage} error rows ({got}) = failed at {stage} ({want})"))
@@ -866,11 +872,18 @@ def _check_against_listing(root: str, manifest: Manifest, source: str | None, re
 
     recorded, kind = manifest.input.root, manifest.input.kind
     where = (
-        recorded if not source else (source if kind == "folder" else fsutil.join(source, recorded.rsplit("/", 1)[-1]))
+        recorded
+        if not source
+        else (source if kind in ("folder", "annotations") else fsutil.join(source, recorded.rsplit("/", 1)[-1]))
     )
     classes = manifest.config.get("classes")
     try:
-        listing = list_inputs(where, tuple(classes) if classes else None)
+        if kind == "annotations":  # an annotated run's inputs are what its annotation sources list
+            from pipeline.job.annotated import list_annotated
+
+            listing = list_annotated(dataclasses.replace(config_from_manifest(manifest, root), input=where))
+        else:
+            listing = list_inputs(where, tuple(classes) if classes else None)
     except UserError as exc:
         report.fail(f"cannot list the source again to compare ({exc}); give --source")
         return
@@ -936,7 +949,8 @@ def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: s
     config = config_from_manifest(manifest, root)
     recorded = manifest.input.root
     # keys are relative to the input folder, or to the folder that holds a listing file
-    base = source or (recorded if manifest.input.kind == "folder" else recorded.rsplit("/", 1)[0])
+    base = source or (recorded if manifest.input.kind in ("folder", "annotations") else recorded.rsplit("/", 1)[0])
+    targets = _RecordTargets(config, manifest, base) if manifest.targets is not None else None
     decoder = Decoder(config.alpha_fill, config.max_pixels, config.high_bit_depth, config.max_image_bytes)
     renderers: dict[str, Renderer] = {}
     for row in chosen:
@@ -962,16 +976,75 @@ def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: s
                 device=config.device,
             )
         try:
-            sampled = json.loads(row.params)
+            sampled = ops_params(json.loads(row.params))
             # the image its params apply to: the planned JPEG window where they record one, else the whole image
             payload = renderers[split].render(decoder.decode_for(data, sampled), sampled)
         except (DecodeError, ValueError) as exc:
             report.fail(f"{where}: could not be regenerated: {exc}")
             continue
-        stored = _record_image(fsutil.join(root, row.shard), row.position)
-        if payload != stored:
+        record = _record_bytes(fsutil.join(root, row.shard), row.position)
+        if payload != _record_image(record):
             report.fail(f"{where}: regenerated pixels differ from the stored ones")
         report.checked["records regenerated"] += 1
+        if targets is not None:
+            problem = targets.check(row, data, renderers[split].ops, sampled, record, decoder)
+            if problem:
+                report.fail(f"{where}: {problem}")
+            report.checked["records' targets regenerated"] += 1
+
+
+class _RecordTargets:
+    """Regenerates a detection record's targets from its source annotation and params, and compares them."""
+
+    def __init__(self, config: Any, manifest: Manifest, base: str) -> None:
+        from pipeline.job.annotated import RunTargets
+
+        assert manifest.targets is not None
+        info = manifest.targets
+        self.config = config
+        self.base = base
+        self.targets = RunTargets(info.source_format, info.classes, info.keypoints, info.has("instance_segmentation"))
+        self.annotations: dict[str, dict[str, str]] = {}  # split -> key -> annotation JSON, read once per split
+
+    def annotation(self, split: str, key: str) -> str | None:
+        from pipeline.job.annotated import read_unit
+
+        if split not in self.annotations:
+            found: dict[str, str] = {}
+            for name, path in self.config.annotations:
+                if name == split:
+                    _, rows = read_unit(self.config, self.base, split, path)
+                    found = {r.file: r.to_json() for r in rows if not isinstance(r, ErrorRow)}
+            self.annotations[split] = found
+        return self.annotations[split].get(key)
+
+    def check(self, row: IndexRow, data: bytes, ops: Any, sampled: list[Any], record: bytes, decoder: Any) -> str:
+        """'' when the record's boxes, classes, masks, keypoints and removal counts are the regenerated ones."""
+        import numpy as np
+
+        from pipeline.format.detection_records import parse_detection_example, removed_counts
+        from pipeline.job.annotated import image_objects, record_targets, removed_entry
+
+        annotation = self.annotation(row.split, row.key)
+        if annotation is None:
+            return "its annotation is no longer in the annotation source"
+        shape = decoder(data).shape  # the upright image the params were sampled for
+        objects = image_objects(annotation, shape, self.targets)
+        if not isinstance(objects, Objects):
+            return f"its annotation no longer fits its image: {objects.message}"
+        carried, removed = record_targets(objects, ops, sampled, shape, self.config, self.targets.keypoints)
+        stored = parse_detection_example(record)
+        if removed_counts(json.loads(row.params)) != removed_entry(removed)[REMOVED]:
+            return "its removal counts differ from the regenerated ones"
+        if stored.classes.tolist() != carried.classes.tolist() or stored.ids.tolist() != carried.ids.tolist():
+            return "its objects' classes or ids differ from the regenerated ones"
+        if not np.allclose(stored.boxes, carried.boxes, atol=1e-3):
+            return "its boxes differ from the regenerated ones"
+        if not _same(stored.masks, carried.masks, exact=True):
+            return "its instance masks differ from the regenerated ones"
+        if not _same(stored.keypoints, carried.keypoints, exact=False):
+            return "its keypoints differ from the regenerated ones"
+        return ""
 
 
 def config_from_manifest(manifest: Manifest, output: str) -> Any:
@@ -985,6 +1058,8 @@ def config_from_manifest(manifest: Manifest, output: str) -> Any:
     for name in ("mean", "std", "classes"):
         if data.get(name) is not None:
             data[name] = tuple(data[name])
+    if data.get("annotations"):
+        data["annotations"] = tuple((str(split), str(path)) for split, path in data["annotations"])
     fields = {f.name for f in dataclasses.fields(JobConfig)}
     # The manifest does not record --batch-size (it never changes the bytes); records are regenerated one at a
     # time, and a batch of one passes the worker-memory bound whatever --image-size the run was allowed.
@@ -992,11 +1067,28 @@ def config_from_manifest(manifest: Manifest, output: str) -> Any:
     return JobConfig(output=output, **{k: v for k, v in data.items() if k in fields and k != "output"})
 
 
-def _record_image(shard: str, position: int) -> bytes:
+def _same(stored: Any, regenerated: Any, exact: bool) -> bool:
+    """Both absent, or equal arrays (``exact``), or equal within float32's rounding of what was written."""
+    import numpy as np
+
+    if stored is None or regenerated is None:
+        return stored is None and regenerated is None
+    if np.shape(stored) != np.shape(regenerated):
+        return False
+    return bool(np.array_equal(stored, regenerated) if exact else np.allclose(stored, regenerated, atol=1e-3))
+
+
+def _record_bytes(shard: str, position: int) -> bytes:
     for i, record in enumerate(iter_records(shard)):
         if i == position:
-            return bytes(parse_example(record)["image"][0])  # type: ignore[arg-type]
+            return bytes(record)
     raise ValueError(f"{shard} has no record {position}")
+
+
+def _record_image(record: bytes) -> bytes:
+    """The stored image's bytes (a detection record keeps a JPEG or PNG under ``image/encoded``)."""
+    f = parse_example(record)
+    return bytes((f["image"] if "image" in f else f["image/encoded"])[0])  # type: ignore[arg-type]
 
 
 def _digest(path: str) -> tuple[str, int]:

@@ -68,6 +68,21 @@ DETECTION_FEATURES: dict[str, dict[str, Any]] = {
 }
 
 
+# A detection record's params: the ops' entries, then one entry ``{"removed": {...}}`` with the counts by reason
+# and the source ids of the objects the removal rules took out (``transforms.targets.types.Removed``).
+REMOVED = "removed"
+
+
+def ops_params(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ops' entries of a record's params (what replays it): a detection record's removal entry left out."""
+    return entries[:-1] if entries and REMOVED in entries[-1] else entries
+
+
+def removed_counts(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A detection record's removal entry (counts by reason, ``ids``), or None for a classification record."""
+    return dict(entries[-1][REMOVED]) if entries and REMOVED in entries[-1] else None
+
+
 def encode_png(array: np.ndarray) -> bytes:
     """A uint8 [H, W] array as a greyscale PNG (Pillow, pinned: the same bytes for the same array)."""
     from PIL import Image

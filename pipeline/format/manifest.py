@@ -200,6 +200,7 @@ class ShardSummary:
     other_copies_failed: int = 0  # records of copy >= 1 whose input failed at read/decode (no row of their own)
     other_copies_hash: int = 0  # sum mod 2**64 of stable_hash64(key) over those records
     owned_failed_hash: int = 0  # sum mod 2**64 of stable_hash64(key) x (copies - 1) over owned failed inputs
+    removed_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)  # objects the rules removed
 
     @property
     def decoded_inputs(self) -> int:
@@ -220,6 +221,7 @@ class ShardSummary:
             "other_copies_failed": self.other_copies_failed,
             "other_copies_hash": self.other_copies_hash,
             "owned_failed_hash": self.owned_failed_hash,
+            **({"removed_by_reason": dict(self.removed_by_reason)} if self.removed_by_reason else {}),
         }
 
     @classmethod
@@ -239,6 +241,7 @@ class ShardSummary:
             other_copies_failed=_get(data, "other_copies_failed", w),
             other_copies_hash=_get(data, "other_copies_hash", w),
             owned_failed_hash=_get(data, "owned_failed_hash", w),
+            removed_by_reason=dict(data.get("removed_by_reason", {})),
         )
 
 
@@ -269,6 +272,8 @@ class SplitInfo:
     error_rows_by_reason: Mapping[str, int]
     columns: tuple[str, ...] = ()
     values_dim: int | None = None
+    # Detection records: objects the removal rules took out of the split's records, by reason (None: not such a run).
+    removed_objects: Mapping[str, int] | None = None
 
     @property
     def num_shards(self) -> int:
@@ -283,6 +288,7 @@ class SplitInfo:
             "error_rows_by_reason": dict(self.error_rows_by_reason),
             # only where the listing has target columns: a split without keeps the manifest it had before them
             **({"columns": list(self.columns), "values_dim": self.values_dim} if self.columns else {}),
+            **({"removed_objects": dict(self.removed_objects)} if self.removed_objects is not None else {}),
         }
 
     @classmethod
@@ -295,6 +301,7 @@ class SplitInfo:
             error_rows_by_reason=dict(data.get("error_rows_by_reason", {})),  # absent in the earliest manifests
             columns=tuple(data.get("columns", ())),
             values_dim=data.get("values_dim"),
+            removed_objects=dict(data["removed_objects"]) if data.get("removed_objects") is not None else None,
         )
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from pipeline import __version__, fsutil
 from pipeline.errors import ErrorRateExceeded, OutputTaken, ReconcileError
+from pipeline.format.detection_records import DETECTION_FEATURES
 from pipeline.format.manifest import (
     DUPLICATE,
     INPUT_STAGES,
@@ -44,6 +45,7 @@ from pipeline.format.manifest import (
     SplitInfo,
 )
 from pipeline.format.records import FEATURES, FORMAT_VERSION, MASK_ENCODED, MASK_FORMAT, TARGET_FEATURES
+from pipeline.job import annotated
 from pipeline.job.options import JobConfig
 from pipeline.job.output_lock import LOCK_FILE, OutputLock
 from pipeline.job.plan import MASK64, Plan
@@ -135,7 +137,9 @@ def _split_info(config: JobConfig, plan: Plan, split: str) -> SplitInfo:
     listing: Counter[str] = Counter()
     owned_failed: Counter[str] = Counter()
     record_failed: Counter[str] = Counter()
+    removed: Counter[str] = Counter()
     for s in summaries:
+        removed.update(s.removed_by_reason)
         listing.update(s.listing_errors_by_reason)
         owned_failed.update(s.failed_inputs_by_reason)
         record_failed.update(s.failed_records_by_reason)
@@ -161,13 +165,14 @@ def _split_info(config: JobConfig, plan: Plan, split: str) -> SplitInfo:
     for reason, n in owned_failed.items():
         failed_by_stage[reason.split("/", 1)[0]] += n
     failed_inputs = sum(failed_by_stage.values())
+    stages = INPUT_STAGES + ((annotated.STAGE,) if plan.targets is not None else ())
     decoded = listed - failed_inputs
     written = sum(s.info.records for s in summaries)
     failed_records = sum(record_failed.values())
     counts = Counts(
         listed=listed,
         failed_inputs=failed_inputs,
-        failed_inputs_by_stage={stage: failed_by_stage[stage] for stage in INPUT_STAGES},
+        failed_inputs_by_stage={stage: failed_by_stage[stage] for stage in stages},
         decoded=decoded,
         copies=copies,
         expected_records=decoded * copies,
@@ -194,6 +199,7 @@ def _split_info(config: JobConfig, plan: Plan, split: str) -> SplitInfo:
         error_rows_by_reason=dict(sorted(reasons.items())),
         columns=tuple(plan.columns.get(split, ())),
         values_dim=plan.values_dim if "values" in plan.columns.get(split, ()) else None,
+        removed_objects={r: removed[r] for r in annotated.REASONS} if plan.targets is not None else None,
     )
 
 
@@ -239,8 +245,24 @@ def check_error_rate(splits: Mapping[str, SplitInfo], max_rate: float, out: str)
     )
 
 
-def _features(plan: Plan) -> dict[str, Any]:
-    """The record schema: every record's fields, and the target fields the listing's columns add."""
+def _features(plan: Plan, encoding: str) -> dict[str, Any]:
+    """The record schema: every record's fields, and the target fields the listing's columns add.
+
+    An annotated run's records are detection records: the keys they hold (masks and keypoints where the run
+    has them, the image under the key its encoding uses).
+    """
+    targets = annotated.plan_targets(plan)
+    if targets is not None:
+        encoded = encoding in ("jpeg", "png")
+        skip = {"image"} if encoded else {"image/encoded", "image/format"}
+        skip |= {"image/segmentation/class/encoded", "image/segmentation/class/format"}
+        prefixes: tuple[str, ...] = () if targets.masks else ("image/object/mask",)
+        prefixes += () if targets.keypoints is not None else ("image/object/keypoint/",)
+        return {
+            name: spec
+            for name, spec in DETECTION_FEATURES.items()
+            if name not in skip and not name.startswith(prefixes)
+        }
     present = {name for names in plan.columns.values() for name in names}
     fields = {"labels": ("labels",), "values": ("values",), "mask": (MASK_ENCODED, MASK_FORMAT)}
     extra = {f: TARGET_FEATURES[f] for column in sorted(present) for f in fields[column]}
@@ -261,7 +283,7 @@ def _manifest(config: JobConfig, plan: Plan, splits: dict[str, SplitInfo]) -> Ma
         classes=tuple(plan.classes),
         image=ImageInfo((h, w, 3), config.encoding, stored_dtype(config.encoding)),
         preprocessing=preprocessing,
-        features=_features(plan),
+        features=_features(plan, config.encoding),
         seeding={
             "generator": "numpy Philox4x64, raw 64-bit words",
             "key": "[seed, first 8 bytes of sha256(utf-8 key) as little-endian uint64]",
@@ -270,6 +292,7 @@ def _manifest(config: JobConfig, plan: Plan, splits: dict[str, SplitInfo]) -> Ma
         sharding="shard = H mod num_shards, records sorted by H; H = sha256(key + NUL + copy)[:8] little-endian",
         splits=splits,
         run=plan.run,
+        targets=None if (targets := annotated.plan_targets(plan)) is None else targets.info(config.rules),
     )
 
 

@@ -106,7 +106,15 @@ class _AssignShards(beam.DoFn):
             for copy in range(copies):
                 order = record_order(found.key, copy)
                 record = PlannedRecord(
-                    order, found.key, copy, found.path, found.label, found.labels, found.values, found.mask
+                    order,
+                    found.key,
+                    copy,
+                    found.path,
+                    found.label,
+                    found.labels,
+                    found.values,
+                    found.mask,
+                    found.annotation,
                 )
                 self.records.setdefault((found.split, order % shards), []).append(record)
             self.held += copies

@@ -25,9 +25,11 @@ from apache_beam import pvalue
 from pipeline import fsutil
 from pipeline.errors import UserError, WorkerRefusal
 from pipeline.format.manifest import ErrorRow
+from pipeline.job import annotated
 from pipeline.job.chunks import Packed, SpilledPart, keep, pack, spill, stored, unpack
 from pipeline.job.listing import (
     DUPLICATE,
+    UNLABELED,
     Candidate,
     FolderEntry,
     InputItem,
@@ -46,7 +48,6 @@ from pipeline.job.listing import (
     table_classes,
     table_units,
 )
-from pipeline.job.mask_carry import refuse_unbuilt_carry
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import ListingStats, Plan, plan_from
 from pipeline.job.shard import work_dir
@@ -60,6 +61,7 @@ BUCKETS = 1024  # listing rows are grouped by key into this many buckets to sett
 # 1,024 per chunk of 4,096 rows would be 25 a row. 16 buckets keep every local worker busy.
 SPILLED_BUCKETS = 16
 ERRORS = "errors"
+DECLARED = "declared"  # an annotated run: (split, what its annotation source declares)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,6 +105,8 @@ class ListInputs(beam.PTransform):
     def expand(self, root: pvalue.PBegin) -> tuple[Any, Any]:
         source = self.source
         units = root | "Units" >> beam.Create(list(source.units))  # O(classes); Create spreads them over workers
+        if source.kind == annotated.KIND:
+            return self._annotations(units)
         if not source.is_table:
             stats = (
                 units
@@ -122,6 +126,25 @@ class ListInputs(beam.PTransform):
         )
         plan = stats | "Plan" >> beam.Map(_plan, self.config, source, pvalue.AsSingleton(classes))
         return (items, errors) | "TableWork" >> beam.Flatten(), plan
+
+    def _annotations(self, units: Any) -> tuple[Any, Any]:
+        """``--annotations``: each split's source read whole by one worker into packed inputs and error rows."""
+        source = self.source
+        read = units | "ReadAnnotations" >> beam.ParDo(
+            _ReadAnnotations(source, self.config, self.spill_dir)
+        ).with_outputs(ERRORS, DECLARED, main="items")
+        items, errors = read.items, read[ERRORS]
+        declared = read[DECLARED] | "Declared" >> beam.combiners.ToDict()
+        stats = (
+            (
+                items | "ItemStats" >> beam.Map(_item_stats, source.prefix),
+                errors | "ErrorStats" >> beam.Map(_error_stats),
+            )
+            | "AllStats" >> beam.Flatten()
+            | "SumStats" >> beam.CombineGlobally(_merge_stats)
+        )
+        plan = stats | "Plan" >> beam.Map(_annotated_plan, self.config, source, pvalue.AsSingleton(declared))
+        return (items, errors) | "AnnotatedWork" >> beam.Flatten(), plan
 
     def _tables(self, units: Any) -> tuple[Any, Any, Any]:
         source, spill_dir = self.source, self.spill_dir
@@ -164,6 +187,48 @@ class ListInputs(beam.PTransform):
             lambda found, top: numbered_classes(found, top), pvalue.AsSingleton(max_label)
         )
         return items, errors, classes
+
+
+class _ReadAnnotations(beam.DoFn):
+    """One split's annotation source -> packed inputs carrying their annotation, error rows, and what it declares."""
+
+    def __init__(self, source: Source, config: JobConfig, spill_dir: str | None) -> None:
+        self.source = source
+        self.config = config
+        self.spill_dir = spill_dir
+
+    def setup(self) -> None:
+        mark_started(work_dir(self.config.output))
+
+    def process(self, unit: Unit) -> Iterator[Any]:
+        root, prefix = self.source.root, self.source.prefix
+        items: list[InputItem] = []
+        errors: list[ErrorRow] = []
+        try:
+            declared, rows = annotated.read_unit(self.config, root, unit.split, unit.path)
+            for found in rows:
+                if isinstance(found, ErrorRow):
+                    errors.append(found)
+                    continue
+                path = fsutil.join(root, found.file)
+                items.append(InputItem(found.file, path, UNLABELED, unit.split, annotation=found.to_json()))
+        except UserError as exc:
+            raise WorkerRefusal(str(exc)) from None
+        for part in chunks(items, CHUNK):
+            yield keep(self.spill_dir, pack("item", part, prefix))
+        for rows_part in chunks(errors, CHUNK):
+            yield pvalue.TaggedOutput(ERRORS, rows_part)
+        yield pvalue.TaggedOutput(DECLARED, (unit.split, annotated.dataset_json(declared)))
+
+
+def _annotated_plan(stats: ListingStats, config: JobConfig, source: Source, declared: dict[str, str]) -> Plan:
+    """An annotated run's plan: the classes its sources declare (the same for every split)."""
+    try:
+        text = annotated.agreed(declared)
+    except UserError as exc:
+        raise WorkerRefusal(str(exc)) from None
+    classes = annotated.RunTargets.from_json(text, stats.masks).classes
+    return plan_from(config, source.root, source.kind, classes, stats, targets=text)
 
 
 class _FolderStats(beam.DoFn):
@@ -278,8 +343,6 @@ class _ResolveRows(beam.DoFn):
             buckets: dict[int, list[Candidate]] = {}
             errors: list[ErrorRow] = []
             rows = unpack(stored(chunk))
-            if any(row.mask is not None for row in rows):  # a mask column: refused before any row is resolved
-                refuse_unbuilt_carry(self.config)
             for row in rows:
                 found = resolve_row(self.source, row, classes, dim)
                 if isinstance(found, ErrorRow):

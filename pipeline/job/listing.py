@@ -68,6 +68,7 @@ class InputItem:
     labels: tuple[int, ...] | None = None
     values: tuple[float, ...] | None = None
     mask: str | None = None
+    annotation: str | None = None  # ``ImageAnnotation.to_json`` of an annotated run's input (``--annotations``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,13 +78,15 @@ class Unit:
     ``kind``: ``tree`` (every file under ``path``, recursively), ``loose``
     (the files directly in ``path``), ``table`` (a listing file), or
     ``row_group`` (row group ``part`` of a Parquet listing, its first row
-    numbered ``first_row``).
+    numbered ``first_row``), or ``annotations`` (split ``split``'s annotation
+    source, ``--annotations``).
     """
 
     kind: str
     path: str
     part: int = 0
     first_row: int = 0
+    split: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Source:
     """What the driver learnt about the input: O(classes), never O(files)."""
 
     root: str
-    kind: str  # folder, csv, parquet, jsonl
+    kind: str  # folder, csv, parquet, jsonl, annotations (a folder of images and --annotations)
     units: tuple[Unit, ...]
     split_layout: bool | None = None  # folders: ROOT/<split>/<class>/...; None: decided per file (object stores)
     fixed_classes: tuple[str, ...] | None = None
@@ -104,7 +107,7 @@ class Source:
     def prefix(self) -> str:
         """What a file's path starts with before its key (paths that do are not stored twice: see ``chunks``)."""
         base = self.root
-        if self.is_table:
+        if self.kind in LISTING_SUFFIXES.values():
             base = os.path.dirname(base) if fsutil.is_local(base) else posixpath.dirname(base)
         return base if base.endswith("/") else base + "/"
 

@@ -23,6 +23,7 @@ from transforms.formats import DEPTH_MODES
 from transforms.ops import Op
 from transforms.ops.base import shown_number
 from transforms.preprocess import Preprocessing, get_preprocessing
+from transforms.targets.types import TargetRules
 
 TRAIN_SPLIT = "train"
 DEFAULT_SHARD_SIZE_MB = 64.0
@@ -37,6 +38,18 @@ MIN_RECORDS_PER_SHARD = 8
 DEFAULT_MAX_ERROR_RATE = 0.1
 # Fields ``JobConfig.create`` fills from its ``config`` argument instead of taking them.
 _DERIVED_BY_CREATE = ("config_source", "ops")
+# Fields that only an annotated run (--annotations) sets: left out of a classification run's resolved config, so
+# its manifest and run fingerprint stay what they were before annotations existed.
+ANNOTATION_FIELDS = (
+    "annotations",
+    "annotation_format",
+    "yolo_names",
+    "min_box_area",
+    "min_visibility",
+    "min_box_side",
+    "erasing_hides_keypoints",
+)
+_RULES = TargetRules()
 
 # Bounds on the options whose value multiplies a worker's memory, the output's size or its file count. Each is
 # far past what a training job needs, and each is checked here, before any work, so a typo (an extra zero, a
@@ -106,6 +119,14 @@ class JobConfig:
     dali_index: bool = False
     overwrite: bool = False
     resume: bool = False
+    # (split, path) of each --annotations source (COCO .json, VOC or YOLO folder); () for classification.
+    annotations: tuple[tuple[str, str], ...] = ()
+    annotation_format: str = "auto"
+    yolo_names: str | None = None
+    min_box_area: float = _RULES.min_area
+    min_visibility: float = _RULES.min_visibility
+    min_box_side: float = _RULES.min_side
+    erasing_hides_keypoints: bool = _RULES.erasing_hides_keypoints
 
     def __post_init__(self) -> None:
         self.preprocessing  # noqa: B018  # validates --model, --mean and --std
@@ -171,9 +192,36 @@ class JobConfig:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise UserError(f"--batch-size {shown_number(self.batch_size)}: must be in [1, {MAX_BATCH_SIZE}]")
         self._check_worker_bytes()
+        self._check_annotations()
         # Validates the op list, and names the sizes that mean "the job's output size" (random_resized_crop),
         # so the manifest's config replays exactly whatever --image-size a later run is given.
         object.__setattr__(self, "ops", tuple(op.to_config() for op in self.train_ops()))
+
+    def _check_annotations(self) -> None:
+        """--annotations and the removal rules: one line naming the option (no file is opened here)."""
+        for option, value in (("--min-box-area", self.min_box_area), ("--min-box-side", self.min_box_side)):
+            if not (math.isfinite(value) and value >= 0):
+                raise UserError(f"{option} {value}: use a finite number of pixels, 0 or more")
+        if not (math.isfinite(self.min_visibility) and 0.0 <= self.min_visibility <= 1.0):
+            raise UserError(f"--min-visibility {self.min_visibility}: use a fraction in [0, 1]")
+        if self.annotation_format not in ("auto", "coco", "voc", "yolo"):
+            raise UserError(f"--annotation-format {self.annotation_format!r}: choose one of auto, coco, voc, yolo")
+        splits = [split for split, _ in self.annotations]
+        for split in splits:
+            if splits.count(split) > 1:
+                raise UserError(f"--annotations: split {split!r} is given twice; give one source per split")
+        if not self.annotations:
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            changed = [
+                f"--{name.replace('_', '-')}" for name in ANNOTATION_FIELDS[1:] if getattr(self, name) != defaults[name]
+            ]
+            if changed:
+                raise UserError(f"{', '.join(changed)} without --annotations: they apply to annotated images only")
+
+    @property
+    def rules(self) -> TargetRules:
+        """The removal rules objects meet after the ops (``--min-box-area`` ...), recorded in the manifest."""
+        return TargetRules(self.min_box_area, self.min_visibility, self.min_box_side, self.erasing_hides_keypoints)
 
     def _check_sizes(self) -> None:
         """--image-size: each side, then the pixels of one record (``MAX_IMAGE_SIDE``, ``MAX_IMAGE_PIXELS``)."""
@@ -282,6 +330,11 @@ class JobConfig:
             out[name] = list(out[name]) if out[name] is not None else None
         out["ops"] = [dict(op) for op in self.ops]
         out["eval_ops"] = "same as train" if self.augment_eval else "none"
+        if not self.annotations:  # a classification run's config is what it was before annotations existed
+            for name in ANNOTATION_FIELDS:
+                out.pop(name)
+        else:
+            out["annotations"] = [list(pair) for pair in self.annotations]
         return out
 
 

@@ -33,6 +33,8 @@ def item_hash(item: InputItem) -> int:
     targets = [(name, getattr(item, name)) for name in COLUMNS if getattr(item, name) is not None]
     if targets:  # an input without targets keeps its hash (and its run its id)
         text += "".join(f"\x00{name}={value!r}" for name, value in targets)
+    if item.annotation is not None:
+        text += f"\x00annotation={item.annotation}"
     return stable_hash64(text)
 
 
@@ -59,6 +61,7 @@ class ListingStats:
     names: set[str] = dataclasses.field(default_factory=set)  # class folders found (folder inputs)
     columns: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)  # target columns per split
     values_dim: int | None = None  # the length of every input's values (the listing's, checked per row)
+    masks: bool = False  # an annotated run: some annotation has an instance mask
 
     def add_item(self, item: InputItem) -> None:
         self.listed[item.split] += 1  # every listed row ends as an input or a refused row: together, the listing
@@ -67,6 +70,10 @@ class ListingStats:
         self.columns[item.split] = self.columns.get(item.split, frozenset()) | item_columns(item)
         if item.values is not None:
             self.values_dim = len(item.values)
+        if item.annotation is not None and not self.masks:
+            from pipeline.job.annotated import has_masks
+
+            self.masks = has_masks(item.annotation)
         self.count += 1
         self.digest = (self.digest + item_hash(item)) & MASK64
 
@@ -102,6 +109,7 @@ class ListingStats:
             self.names | other.names,
             {s: self.columns.get(s, frozenset()) | other.columns.get(s, frozenset()) for s in splits},
             self.values_dim if self.values_dim is not None else other.values_dim,
+            self.masks or other.masks,
         )
 
 
@@ -122,6 +130,9 @@ class Plan:
     run: str  # fingerprint of the run: config, listing, shard counts, format and version
     columns: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # target columns per split
     values_dim: int | None = None  # how many ``values`` each record holds, where the listing has them
+    # An annotated run: what its annotation sources declare (``annotated.dataset_json``), and whether masks.
+    targets: str | None = None
+    target_masks: bool = False
 
     def splits(self) -> list[str]:
         return sorted(self.listed)
@@ -145,8 +156,18 @@ class Plan:
         return cls(**values)
 
 
-def plan_from(config: JobConfig, root: str, kind: str, classes: tuple[str, ...], stats: ListingStats) -> Plan:
-    """Copies and shard counts per split from the listing's totals and the config alone."""
+def plan_from(
+    config: JobConfig,
+    root: str,
+    kind: str,
+    classes: tuple[str, ...],
+    stats: ListingStats,
+    targets: str | None = None,
+) -> Plan:
+    """Copies and shard counts per split from the listing's totals and the config alone.
+
+    ``targets``: what an annotated run's sources declare (classes, keypoints, format).
+    """
     from pipeline import __version__
     from pipeline.format.records import FORMAT_VERSION
 
@@ -166,6 +187,9 @@ def plan_from(config: JobConfig, root: str, kind: str, classes: tuple[str, ...],
     if columns:  # a listing without target columns keeps its run id
         run["columns"] = columns
         run["values_dim"] = stats.values_dim
+    if targets is not None:  # a run without annotations keeps its run id
+        run["targets"] = targets
+        run["target_masks"] = stats.masks
     digest = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:32]
     return Plan(
         root=root,
@@ -181,6 +205,8 @@ def plan_from(config: JobConfig, root: str, kind: str, classes: tuple[str, ...],
         run=digest,
         columns=columns,
         values_dim=stats.values_dim,
+        targets=targets,
+        target_masks=stats.masks if targets is not None else False,
     )
 
 

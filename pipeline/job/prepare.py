@@ -134,7 +134,7 @@ def refuse_overlap(out: str, source: Source) -> None:
     if not fsutil.is_local(out):
         prefix = out.rstrip("/") + "/"
         root = source.root.rstrip("/") + "/"
-        if source.kind == "folder" and (root.startswith(prefix) or prefix.startswith(root)):
+        if source.kind in ("folder", "annotations") and (root.startswith(prefix) or prefix.startswith(root)):
             raise UserError(f"--output {out!r} overlaps --input {source.root!r}; choose a separate folder")
         if root.startswith(prefix):
             raise UserError(f"--output {out!r} holds inputs of the listing; choose a folder that holds none")
@@ -146,7 +146,7 @@ def refuse_overlap(out: str, source: Source) -> None:
 
     if not fsutil.is_local(source.root):
         return
-    if source.kind == "folder" and (within(out_abs, source.root) or within(source.root, out_abs)):
+    if source.kind in ("folder", "annotations") and (within(out_abs, source.root) or within(source.root, out_abs)):
         raise UserError(f"--output {out!r} overlaps --input {source.root!r}; choose a folder outside it")
     if within(source.root, out_abs):
         raise UserError(f"--output {out!r} holds inputs of the listing; choose a folder that holds none")

@@ -128,8 +128,17 @@ def build_pipeline(
 def graph_size(config: JobConfig, beam_args: list[str] | None = None) -> int:
     """Bytes of the pipeline proto a runner would be sent for this job, built without running anything."""
     options = pipeline_options(list(beam_args or []))
-    p = build_pipeline(config, open_source(config.input, config.classes), options)
+    p = build_pipeline(config, open_job_source(config), options)
     return len(p.to_runner_api().SerializeToString())
+
+
+def open_job_source(config: JobConfig) -> Source:
+    """The input as the driver sees it: a folder or listing, or (``--annotations``) a folder and its annotations."""
+    if config.annotations:
+        from pipeline.job.annotated import open_annotated
+
+        return open_annotated(config)
+    return open_source(config.input, config.classes)
 
 
 def run_job(
@@ -167,7 +176,7 @@ def run_job(
     check_paths_reachable(beam_args, config.input, config.output, shared_mount)
     monitor = ProgressMonitor(progress_dir(config.output), 0, progress, plan_file=run_file(config.output))
     clock.done("check")
-    source = open_source(config.input, config.classes)
+    source = open_job_source(config)
     with storage_faults(config.output, AGAIN):  # a file in the way, a folder that cannot be made: before any work
         check_target(config, source)
         fsutil.make_dirs(config.output)

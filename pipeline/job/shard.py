@@ -48,7 +48,8 @@ from pipeline.format.manifest import (
 )
 from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
 from pipeline.format.tables import write_table
-from pipeline.job.mask_carry import carry_semantic_mask, check_mask_size, encode_mask, read_mask, refuse_unbuilt_carry
+from pipeline.job import annotated
+from pipeline.job.mask_carry import check_mask_size, encode_mask, read_mask
 from pipeline.job.options import RECORDS_IN_FLIGHT_PER_BATCH, JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
@@ -56,6 +57,8 @@ from transforms.decode import DecodeError, HeaderInfo, header_info, sniff_format
 from transforms.encoding import stored_dtype
 from transforms.errors import ConfigError
 from transforms.rng import stable_hash64
+from transforms.targets.carry import carry_semantic_mask
+from transforms.targets.types import Objects
 from transforms.window import add_plan, ends_whole, plan_of, plans_windows
 
 if TYPE_CHECKING:
@@ -98,7 +101,9 @@ TRANSIENT_ERRNOS = frozenset(
     )
     if hasattr(errno, name)
 )
-INPUT_STAGES = ("read", "decode")  # a failure at these stages is the input's (all its copies), not one record's
+# A failure at these stages is the input's (all its copies), not one record's; ``annotation``: an annotated
+# image whose annotation does not fit the decoded image (``annotated.image_objects``).
+INPUT_STAGES = ("read", "decode", annotated.STAGE)
 
 
 class PlannedRecord(NamedTuple):
@@ -112,6 +117,7 @@ class PlannedRecord(NamedTuple):
     labels: tuple[int, ...] | None = None
     values: tuple[float, ...] | None = None
     mask: str | None = None
+    annotation: str | None = None  # an annotated run: the image's ``ImageAnnotation`` JSON
 
 
 def summary_path(output: str, split: str, shard: int, num_shards: int) -> str:
@@ -327,8 +333,10 @@ class _ShardRun:
         self.running: list[tuple[Callable[[], list[bytes | Exception]], list[_Encoded]]] = []  # on the helper thread
         # Checked masks (and their image's decoded shape) of records not yet rendered, by position.
         self.masks: dict[int, tuple[np.ndarray, tuple[int, ...]]] = {}
-        if cfg.ops_for(split) and any(rec.mask is not None for rec in self.ordered):
-            refuse_unbuilt_carry(cfg)  # the listing refused it already; never a mask out of step with its image
+        # An annotated run: what its sources declare, and each record's objects at its decoded shape, by position.
+        self.run_targets = annotated.plan_targets(plan)
+        self.objects: dict[int, tuple[Objects, tuple[int, ...]]] = {}
+        self.removed: Counter[str] = Counter()  # objects the rules removed from this shard's records, by reason
 
     # --- the shard, start to end ---------------------------------------------------------------------------------
 
@@ -377,6 +385,7 @@ class _ShardRun:
             other_copies_failed=self.other_copies_failed,
             other_copies_hash=self.other_copies_hash,
             owned_failed_hash=owned_hash,
+            removed_by_reason={r: n for r, n in sorted(self.removed.items()) if n},
         )
 
     def write_summary(self, summary: ShardSummary) -> None:
@@ -442,6 +451,8 @@ class _ShardRun:
             self.whole_only.add(rec.key)  # never planned: its copies here share one decoded image
             return read
         height, width, orientation = header.shape()
+        if not self.take_targets(position, rec, (height, width, 3)):
+            return None
         sampled = self.sample(position, rec, (height, width, 3))
         if sampled is None:
             return None
@@ -486,7 +497,7 @@ class _ShardRun:
             self.failed_inputs += int(rec.copy == 0)
             return
         image, source_sha = loaded
-        if rec.mask is not None and not self.take_mask(position, rec, image.shape):
+        if not self.take_targets(position, rec, tuple(int(d) for d in image.shape)):
             return
         sampled = self.sample(position, rec, tuple(int(d) for d in image.shape))
         if sampled is not None:
@@ -514,12 +525,32 @@ class _ShardRun:
             self.take(position, rec, self.processor._decode_bytes(data, source_sha))
             return
         height, width, orientation = header.shape()
-        if rec.mask is not None and not self.take_mask(position, rec, (height, width, 3)):
+        if not self.take_targets(position, rec, (height, width, 3)):
             return
         sampled = self.sample(position, rec, (height, width, 3))
         if sampled is not None:
             cost = header.decoded.nbytes + self.cfg.rendered_bytes()
             self.encoded.add(_Encoded(rec, data, (height, width), orientation, sampled, source_sha, position, cost))
+
+    def take_targets(self, position: int, rec: PlannedRecord, shape: tuple[int, ...]) -> bool:
+        """The record's listing mask and annotation at its decoded (upright) ``shape``; False with its error row.
+
+        An annotation that does not fit the decoded image is the input's (stage ``annotation``, one row for all
+        its copies), as a bad image is.
+        """
+        if rec.mask is not None and not self.take_mask(position, rec, shape):
+            return False
+        if rec.annotation is None:
+            return True
+        assert self.run_targets is not None
+        objects = annotated.image_objects(rec.annotation, shape, self.run_targets)
+        if not isinstance(objects, Objects):
+            self.fail(position, rec, annotated.STAGE, *annotated.refused(objects))
+            self.failed_inputs += int(rec.copy == 0)
+            self.objects.pop(position, None)
+            return False
+        self.objects[position] = (objects, tuple(int(d) for d in shape))
+        return True
 
     def take_mask(self, position: int, rec: PlannedRecord, shape: tuple[int, ...]) -> bool:
         """Reads and checks the record's mask against its decoded image's ``shape``; False with its error row.
@@ -561,6 +592,7 @@ class _ShardRun:
         """
         self.slots[position] = None
         self.masks.pop(position, None)
+        self.objects.pop(position, None)
         if stage not in INPUT_STAGES:
             self.errors.append(ErrorRow(rec.key, rec.copy, self.split, stage, error_type, message))
         elif rec.copy == 0:
@@ -651,6 +683,12 @@ class _ShardRun:
                 stage = "range" if isinstance(payload, RangeError) else "augment"
                 self.fail(position, rec, stage, type(payload).__name__, message)
                 continue
+            if rec.annotation is not None:
+                try:
+                    self.slots[position] = self.detection_record(position, rec, sampled, source_sha, payload)
+                except ValueError as exc:  # a carry that cannot follow the params: this record's, said in its row
+                    self.fail(position, rec, "augment", type(exc).__name__, str(exc)[:500])
+                continue
             params = params_json(sampled)
             mask_png = self.carried_mask(position, sampled)
             example = example_parts(
@@ -669,6 +707,24 @@ class _ShardRun:
             )
             self.slots[position] = _Rendered(example, rec, params, source_sha)
 
+    def detection_record(
+        self, position: int, rec: PlannedRecord, sampled: list[dict[str, Any]], source_sha: str, payload: bytes
+    ) -> _Rendered:
+        """An annotated record: its objects carried through its params, the rules' removals counted in its params."""
+        assert self.run_targets is not None
+        cfg = self.cfg
+        objects, shape = self.objects.pop(position)
+        carried, removed = annotated.record_targets(
+            objects, self.renderer.ops, sampled, shape, cfg, self.run_targets.keypoints
+        )
+        params = params_json([*sampled, annotated.removed_entry(removed)])
+        for reason in annotated.REASONS:
+            self.removed[reason] += getattr(removed, reason)
+        example = annotated.detection_example(
+            payload, cfg, rec.key, rec.copy, params, source_sha, carried, self.run_targets.classes
+        )
+        return _Rendered((example,), rec, params, source_sha)
+
     def carried_mask(self, position: int, sampled: list[dict[str, Any]]) -> bytes | None:
         """The record's mask carried to the output as its image was, as PNG bytes; None when it has none."""
         held = self.masks.pop(position, None)
@@ -677,7 +733,8 @@ class _ShardRun:
         mask, shape = held
         cfg = self.cfg
         size = (cfg.image_size[0], cfg.image_size[1])
-        carried = carry_semantic_mask(mask, self.renderer.ops, sampled, shape, size, cfg.resize_mode)
+        shape3 = (int(shape[0]), int(shape[1]), 3)
+        carried = carry_semantic_mask(mask, self.renderer.ops, sampled, shape3, size, cfg.resize_mode)
         return encode_mask(carried)
 
     # --- writing -------------------------------------------------------------------------------------------------

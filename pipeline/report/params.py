@@ -33,21 +33,13 @@ def read_params(root: str, tables: Sequence[TableInfo]) -> tuple[list[list[dict[
     Empty parts are not opened, nor any after the ``MAX_ROWS``-th row; how many rows there are in all
     is the manifest's count.
     """
+    from pipeline.format.detection_records import ops_params
     from pipeline.format.manifest import IndexRow
     from pipeline.format.tables import iter_table
 
     parts = [t for t in tables if t.rows]
-    rows = [op_entries(json.loads(row.params)) for row in itertools.islice(iter_table(root, parts, IndexRow), MAX_ROWS)]
+    rows = [ops_params(json.loads(row.params)) for row in itertools.islice(iter_table(root, parts, IndexRow), MAX_ROWS)]
     return rows, sum(t.rows for t in parts) > len(rows)
-
-
-def op_entries(params: Any) -> list[dict[str, Any]]:
-    """The op entries of a record's parsed params: a list of ``{op, applied, params}``, or an object's ``ops``.
-
-    Other entries (a detection record's removal counts) are left out, wherever the job puts them.
-    """
-    entries = params.get("ops", []) if isinstance(params, dict) else params
-    return [e for e in entries if isinstance(e, dict) and "op" in e] if isinstance(entries, list) else []
 
 
 def flatten(records: list[list[dict[str, Any]]]) -> tuple[dict[str, list[Any]], dict[str, int]]:

@@ -55,6 +55,8 @@ def parse(record: bytes) -> dict[str, Any]:
     from pipeline.format.records import parse_example
 
     feature = parse_example(record)
+    if "image" not in feature and "image/encoded" in feature:  # a detection record stores JPEG/PNG there
+        feature["image"] = feature["image/encoded"]
     text = {k: _first_bytes(feature[k]) for k in ("image", "key", "params", "image/encoding")}
     return {
         "image": text["image"],
@@ -62,8 +64,9 @@ def parse(record: bytes) -> dict[str, Any]:
         "key": text["key"].decode("utf-8", "replace"),
         "params": text["params"].decode("utf-8", "replace"),
         "shape": [int(v) for v in feature["image/shape"]],
-        "label": int(feature["label"][0]),
+        "label": int(feature["label"][0]) if "label" in feature else -1,  # a detection record has objects instead
         "copy": int(feature["copy"][0]),
+        "objects": len(feature.get("image/object/class/label", [])),
     }
 
 
@@ -187,11 +190,11 @@ def _ops(params: str) -> list[str]:
     """The ops that ran, one short line each (``preview.describe``)."""
     import json
 
-    from pipeline.report.params import op_entries
+    from pipeline.format.detection_records import ops_params
     from pipeline.report.preview import describe
 
     try:
-        return describe(op_entries(json.loads(params)))
+        return describe(ops_params(json.loads(params)))
     except (ValueError, KeyError, TypeError, AttributeError):
         return ["(params unreadable)"]
 
@@ -217,6 +220,8 @@ def split_sheet(root: str, split_info: SplitInfo, manifest: Manifest) -> tuple[b
     for shard, position, record in sample_records(root, split_info):
         rec = parse(record)
         label = classes[rec["label"]] if 0 <= rec["label"] < len(classes) else f"label {rec['label']}"
+        if manifest.targets is not None:
+            label = f"{rec['objects']} objects"
         ops = _ops(rec["params"])
         tiles.append((display_pixels(rec, manifest.preprocessing), captions(rec["key"], rec["copy"], label, ops)))
         details.append(
@@ -255,35 +260,16 @@ def objects_caption(objects: int, removed: int | None) -> str:
     return text if removed is None else f"{text}, {removed} removed"
 
 
-REMOVAL_REASONS = ("outside", "min_area", "min_visibility", "min_side")
-
-
 def removed_count(params: str) -> int | None:
-    """How many objects the rules removed, if the record's params say so (a ``removed`` entry); else None.
-
-    Read defensively, as where the count sits is the job's choice: a ``removed`` key in the params object or
-    in one entry of the params list, holding a number, or counts by reason (``total``, or their sum).
-    """
+    """How many objects the removal rules took out of a detection record (its params' last entry); else None."""
     import json
 
+    from pipeline.format.detection_records import removed_counts
+    from transforms.targets.types import Removed
+
     try:
-        data = json.loads(params)
-    except ValueError:
+        entries = json.loads(params)
+        counts = removed_counts(entries) if isinstance(entries, list) else None
+        return None if counts is None else Removed(**counts).total
+    except (ValueError, TypeError):
         return None
-    entries = data if isinstance(data, list) else [data]
-    for entry in entries:
-        if not isinstance(entry, dict) or "removed" not in entry:
-            continue
-        value = entry["removed"]
-        if isinstance(value, dict):
-            counts = [value[k] for k in REMOVAL_REASONS if k in value]
-            if "total" in value:
-                value = value["total"]
-            elif counts and all(_is_int(v) for v in counts):
-                value = sum(counts)
-        return int(value) if _is_int(value) and value >= 0 else None
-    return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

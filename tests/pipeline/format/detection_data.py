@@ -74,7 +74,8 @@ def write_detection_output(out: Path, keys: list[str], copies: int = 2, encoding
                 pixels = sample_image(key, copy)
                 payload = tf.io.encode_png(pixels).numpy() if encoding == "png" else pixels.tobytes()
                 source = hashlib.sha256(key.encode()).hexdigest()
-                params = json.dumps([{"op": "none", "copy": copy}, {"removed": {"total": 0}}])
+                removed = {"outside": 0, "min_area": 0, "min_visibility": 0, "min_side": 0, "ids": []}
+                params = json.dumps([{"op": "none", "copy": copy}, {"removed": removed}])
                 record = build_detection_example(
                     image=payload,
                     shape=(SIZE, SIZE, 3),

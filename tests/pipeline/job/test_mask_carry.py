@@ -1,14 +1,13 @@
-"""The semantic mask's plumbing: which PNGs are masks, the size check, the carry to the output size, and the
-refusal of ops that move pixels (the geometric carry is not built yet)."""
+"""The semantic mask's plumbing: which PNGs are masks, the size check, and the carry to the output size (the
+geometry itself: ``tests/transforms/targets``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
-from pipeline.job.mask_carry import carry_semantic_mask, check_mask_size, encode_mask, moves_pixels, read_mask
-from transforms.config import load_ops, ops_from_data
+from pipeline.job.mask_carry import check_mask_size, encode_mask, read_mask
+from transforms.targets.carry import carry_semantic_mask
 
 
 def _png(array: np.ndarray, dtype=None) -> bytes:
@@ -34,7 +33,7 @@ def test_only_8_bit_single_channel_pngs_are_masks():
 def test_the_carry_resizes_as_the_image_with_nearest_neighbour(mode):
     mask = np.zeros((4, 8), np.uint8)
     mask[:, 4:] = 2
-    out = carry_semantic_mask(mask, load_ops("light", None)[1:], [], (4, 8, 3), (8, 8), mode)
+    out = carry_semantic_mask(mask, [], [], (4, 8, 3), (8, 8), mode)
     assert out.shape == (8, 8) and out.dtype == np.uint8
     assert set(np.unique(out)) <= {0, 2, 255}  # class ids stay class ids
     if mode == "pad":  # a 4x8 mask fitted into 8x8: two rows of padding above and below, ignored
@@ -42,12 +41,3 @@ def test_the_carry_resizes_as_the_image_with_nearest_neighbour(mode):
     else:
         assert (out[:, 4:] == 2).all() and (out[:, :4] == 0).all()
     assert encode_mask(out) == encode_mask(out.copy())  # the same pixels, the same bytes
-
-
-def test_ops_that_move_pixels_are_refused():
-    flip, brightness = load_ops("light", None)
-    assert moves_pixels(flip) and not moves_pixels(brightness)
-    assert all(moves_pixels(op) for op in load_ops("standard", None)[:3])  # a crop, a flip, a rotation
-    assert moves_pixels(ops_from_data([{"op": "randaugment"}], "test", None)[0])  # a policy that may pick a warp
-    with pytest.raises(UserError, match="masks through geometric ops: not built yet"):
-        carry_semantic_mask(np.zeros((2, 2), np.uint8), [flip], [], (2, 2, 3), (2, 2), "stretch")

@@ -75,17 +75,19 @@ def test_report_captions_count_objects_and_removals_and_the_page_has_a_legend(de
 @pytest.mark.parametrize(
     ("params", "removed"),
     [
-        ([{"op": "flip", "applied": True, "params": {}}, {"removed": {"total": 2}}], 2),
-        ({"ops": [], "removed": {"outside": 1, "min_area": 2, "min_visibility": 0, "min_side": 0, "ids": [3]}}, 3),
-        ([{"op": "flip"}, {"removed": 4}], 4),
-        ([{"op": "flip", "applied": True, "params": {}}], None),  # absent: say nothing
-        ([{"removed": {"ids": [1]}}], None),
-        ([{"removed": "many"}], None),
-        ([{"removed": -1}], None),
+        (
+            [
+                {"op": "flip", "applied": True, "params": {}},
+                {"removed": {"outside": 1, "min_area": 2, "min_visibility": 0, "min_side": 0, "ids": [3, 4, 5]}},
+            ],
+            3,
+        ),
+        ([{"op": "flip", "applied": True, "params": {}}], None),  # a classification record: say nothing
+        ([{"removed": {"outside": "many"}}], None),
         ("not json", None),
     ],
 )
-def test_removal_counts_are_read_where_they_are_and_nothing_said_where_absent(params, removed):
+def test_removal_counts_are_read_from_the_records_last_params_entry(params, removed):
     from pipeline.report.sheet import objects_caption, removed_count
 
     text = params if isinstance(params, str) else json.dumps(params)
@@ -93,11 +95,11 @@ def test_removal_counts_are_read_where_they_are_and_nothing_said_where_absent(pa
     assert objects_caption(1, removed) == ("1 object" if removed is None else f"1 object, {removed} removed")
 
 
-def test_params_histograms_skip_entries_that_are_not_ops():
-    from pipeline.report.params import flatten, op_entries
+def test_params_histograms_skip_the_removal_entry():
+    from pipeline.format.detection_records import ops_params
+    from pipeline.report.params import flatten
 
-    rows = [op_entries([{"op": "rotation", "applied": True, "params": {"angle": 3.0}}, {"removed": {"total": 1}}])]
-    rows.append(op_entries({"ops": [{"op": "rotation", "applied": False, "params": {}}], "removed": 0}))
+    rows = [ops_params([{"op": "rotation", "applied": True, "params": {"angle": 3.0}}, {"removed": {"outside": 1}}])]
     values, applied = flatten(rows)
     assert values == {"rotation.angle": [3.0]} and applied == {"rotation": 1}
 
