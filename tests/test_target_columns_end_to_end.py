@@ -138,3 +138,21 @@ def test_a_mask_column_goes_through_the_default_preset(listing, tmp_path, capsys
             checked += 1
     assert checked == 4
     assert main(["verify", str(out), "--sample", "2"]) == 0, capsys.readouterr()
+
+
+def test_tfds_reads_labels_values_and_the_mask(output):
+    """``tfds.builder_from_directory`` gives the listing's columns as the records hold them."""
+    import tensorflow_datasets as tfds
+
+    from pipeline.job.mask_carry import read_mask
+
+    builder = tfds.builder_from_directory(str(output))
+    got = {(ex["key"].decode(), int(ex["copy"])): ex for ex in tfds.as_numpy(builder.as_dataset(split="train"))}
+    assert builder.info.features["labels"].feature.names == ["cat", "dog"]
+    records = [parse_example(r) for p in sorted(output.glob("train-*.tfrecord")) for r in iter_records(str(p))]
+    assert len(got) == len(records) == 4
+    for rec in records:
+        ex = got[(bytes(rec["key"][0]).decode(), rec["copy"][0])]
+        assert list(ex["labels"]) == rec["labels"] and list(ex["values"]) == rec["values"]
+        assert ex[MASK_ENCODED].shape == (12, 16, 1)
+        assert (ex[MASK_ENCODED][:, :, 0] == read_mask(bytes(rec[MASK_ENCODED][0]))).all()

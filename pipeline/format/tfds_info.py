@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from pipeline.format.manifest import Manifest, SplitInfo
+from pipeline.format.records import MASK_ENCODED
 
 DATASET_NAME = "augbeam"
 VERSION = "1.0.0"
@@ -109,8 +110,37 @@ def _features(manifest: Manifest) -> tuple[dict[str, Any], dict[str, bytes]]:
         "copy": _feature(_TENSOR, docs["copy"], tensor={"shape": {}, "dtype": "int64", "encoding": "none"}),
         "params": _feature(_TEXT, docs["params"], text={}),
         "source_sha256": _feature(_TEXT, docs["source_sha256"], text={}),
+        **_column_features(manifest, docs),
     }
     return {"pythonClassName": _FEATURES_DICT, "featuresDict": {"features": features}}, files
+
+
+def _column_features(manifest: Manifest, docs: dict[str, str]) -> dict[str, Any]:
+    """The listing's target columns every split holds: ``labels`` a ``Sequence`` of ``ClassLabel``, ``values`` a
+    float32 ``[D]`` tensor, the semantic mask an ``Image`` of one channel (class ids, PNG).
+
+    TFDS parses every feature it is given in every split, so a column only some splits hold is left to
+    ``augbeam.load``.
+    """
+    splits = list(manifest.splits.values())
+    common = set.intersection(*(set(info.columns) for info in splits)) if splits else set()
+    out: dict[str, Any] = {}
+    if "labels" in common:
+        names = {"names": list(manifest.classes)}
+        doc = docs.get("labels", "class indices (multi-label)")
+        label = _feature(_CLASS_LABEL, doc, jsonFeature={"json": json.dumps(names, sort_keys=True)})
+        out["labels"] = _feature(_SEQUENCE, doc, sequence={"feature": label, "length": "-1"})
+    dims = {info.values_dim for info in splits}
+    if "values" in common and len(dims) == 1:
+        shape = {"dimensions": [str(dims.pop())]}
+        tensor = {"shape": shape, "dtype": "float32", "encoding": "none"}
+        out["values"] = _feature(_TENSOR, docs.get("values", "regression targets"), tensor=tensor)
+    if "mask" in common:
+        height, width, _ = manifest.image.shape
+        shape = {"dimensions": [str(height), str(width), "1"]}
+        image = {"shape": shape, "dtype": "uint8", "encodingFormat": "png"}
+        out[MASK_ENCODED] = _feature(_IMAGE, docs.get(MASK_ENCODED, "semantic mask: class ids"), image=image)
+    return out
 
 
 def _target_features(manifest: Manifest, image_feature: dict[str, Any], docs: dict[str, str]) -> dict[str, Any]:
