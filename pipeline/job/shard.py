@@ -719,8 +719,7 @@ class _ShardRun:
             objects, self.renderer.ops, sampled, shape, cfg, self.run_targets.keypoints
         )
         params = params_json([*sampled, annotated.removed_entry(removed)])
-        for reason in annotated.REASONS:
-            self.removed[reason] += getattr(removed, reason)
+        self.removed.update(removed.counts())
         example = annotated.detection_example(
             payload, cfg, rec.key, rec.copy, params, source_sha, carried, self.run_targets.classes
         )
