@@ -111,6 +111,22 @@ def test_verify_passes_on_records_with_targets(output, capsys):
     assert main(["verify", str(output), "--sample", "2"]) == 0, capsys.readouterr()
 
 
+def test_verify_regenerates_the_masks_from_the_mask_files(listing, output, tmp_path, capsys):
+    """A mask file that no longer gives the stored mask is reported: verify carries it through the params."""
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(listing, source)
+    ids = np.zeros((6, 8, 1), np.uint8)
+    ids[:, :4] = 2  # the left half now, where the records hold the right
+    _png(source / "masks/ok.png", ids)
+    assert main(["verify", str(output), "--sample", "2", "--source", str(source)]) == 1
+    said = capsys.readouterr()
+    said = said.out + said.err
+    assert "its semantic mask differs from" in said and "masks/ok.png" in said, said
+    assert main(["verify", str(output), "--sample", "2", "--source", str(listing)]) == 0, capsys.readouterr()
+
+
 def test_a_mask_column_goes_through_the_default_preset(listing, tmp_path, capsys):
     """The mask follows flips, crops and warps: each record's mask is the carry of its params; verify passes."""
     from pipeline.format.manifest import IndexRow

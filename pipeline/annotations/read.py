@@ -28,14 +28,17 @@ def annotation_format(path: str, fmt: str = "auto") -> str:
     if fmt != "auto":
         return fmt
     if not fsutil.exists(path):
-        raise UserError(
-            f"--annotations {path!r} does not exist; give a COCO .json file or a VOC or YOLO labels folder"
-        )
+        raise UserError(f"--annotations {path!r} does not exist; give a COCO .json file or a VOC or YOLO labels folder")
     if fsutil.is_dir(path):
         try:
             xml_files(path)  # raises when the folder holds none
         except UserError:
-            return "yolo"
+            if any(name.lower().endswith(".txt") for name, _ in fsutil.list_files(fsutil.normalize(path))):
+                return "yolo"
+            raise UserError(
+                f"--annotations {path!r} holds no .xml (Pascal VOC) or .txt (YOLO) files; give the folder of "
+                "label files (not the images' folder), or name the format with --annotation-format"
+            ) from None
         return "voc"
     if path.lower().endswith(".json"):
         return "coco"

@@ -951,6 +951,9 @@ def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: s
     # keys are relative to the input folder, or to the folder that holds a listing file
     base = source or (recorded if manifest.input.kind in ("folder", "annotations") else recorded.rsplit("/", 1)[0])
     targets = _RecordTargets(config, manifest, base) if manifest.targets is not None else None
+    masks = (
+        _ListingMasks(manifest, source, chosen) if any("mask" in s.columns for s in manifest.splits.values()) else None
+    )
     decoder = Decoder(config.alpha_fill, config.max_pixels, config.high_bit_depth, config.max_image_bytes)
     renderers: dict[str, Renderer] = {}
     for row in chosen:
@@ -991,6 +994,11 @@ def _regenerate(root: str, manifest: Manifest, chosen: list[IndexRow], source: s
             if problem:
                 report.fail(f"{where}: {problem}")
             report.checked["records' targets regenerated"] += 1
+        if masks is not None and masks.has(row):
+            problem = masks.check(row, data, renderers[split].ops, sampled, record, decoder, config)
+            if problem:
+                report.fail(f"{where}: {problem}")
+            report.checked["records' semantic masks regenerated"] += 1
 
 
 class _RecordTargets:
@@ -1044,6 +1052,61 @@ class _RecordTargets:
             return "its instance masks differ from the regenerated ones"
         if not _same(stored.keypoints, carried.keypoints, exact=False):
             return "its keypoints differ from the regenerated ones"
+        return ""
+
+
+class _ListingMasks:
+    """Regenerates the semantic mask of a listing's ``mask`` column from its mask file and the record's params."""
+
+    def __init__(self, manifest: Manifest, source: str | None, chosen: list[IndexRow]) -> None:
+        from pipeline.errors import UserError
+        from pipeline.job.listing import list_inputs
+
+        recorded = manifest.input.root
+        where = recorded if not source else fsutil.join(source, recorded.rsplit("/", 1)[-1])
+        classes = manifest.config.get("classes")
+        wanted = {(row.split, row.key) for row in chosen}
+        self.paths: dict[tuple[str, str], str] = {}  # (split, key) -> its mask file, for the chosen records only
+        self.problem = ""
+        try:
+            listing = list_inputs(where, tuple(classes) if classes else None)
+        except (UserError, OSError) as exc:  # said for each sampled record, as an unreadable source is
+            self.problem = f"its mask cannot be regenerated: the listing {where!r} cannot be read ({exc})"
+            return
+        for item in listing.items:
+            if item.mask is not None and (item.split, item.key) in wanted:
+                self.paths[(item.split, item.key)] = item.mask
+
+    def has(self, row: IndexRow) -> bool:
+        return bool(self.problem) or (row.split, row.key) in self.paths
+
+    def check(
+        self, row: IndexRow, data: bytes, ops: Any, sampled: list[Any], record: bytes, decoder: Any, config: Any
+    ) -> str:
+        """'' when the record's stored mask is its mask file carried through its params, as the job carries it."""
+        import numpy as np
+
+        from pipeline.format.detection_records import decode_png
+        from pipeline.format.records import MASK_ENCODED
+        from pipeline.job.mask_carry import check_mask_size, read_mask
+        from transforms.targets.carry import carry_semantic_mask
+
+        if self.problem:
+            return self.problem
+        path = self.paths[(row.split, row.key)]
+        try:
+            mask = read_mask(fsutil.read_bytes(path))
+        except OSError as exc:
+            return f"cannot read its mask {path!r}: {exc}"
+        shape = tuple(decoder(data).shape)  # the upright image the params were sampled for
+        bad = mask if isinstance(mask, tuple) else check_mask_size(mask, shape)
+        if bad is not None or isinstance(mask, tuple):
+            return f"its mask {path!r} no longer fits: {(bad or mask)[1]}"
+        size = (int(config.image_size[0]), int(config.image_size[1]))
+        carried = carry_semantic_mask(mask, ops, sampled, (shape[0], shape[1], 3), size, config.resize_mode)
+        stored = parse_example(record).get(MASK_ENCODED)
+        if not stored or not np.array_equal(decode_png(bytes(stored[0])), carried):  # type: ignore[arg-type]
+            return f"its semantic mask differs from {path!r} carried through its params"
         return ""
 
 

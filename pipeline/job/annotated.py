@@ -41,7 +41,6 @@ from transforms.targets.types import KeypointSpec, Objects, Removed, TargetRules
 
 KIND = "annotations"  # Source.kind and Unit.kind of an annotated run
 STAGE = "annotation"  # the error rows of annotations refused once the image is decoded (all its copies)
-REASONS = ("outside", "min_area", "min_visibility", "min_side")  # ``Removed``'s counts, in the order rules apply
 
 
 def open_annotated(config: JobConfig) -> Source:

@@ -53,6 +53,7 @@ from pipeline.job.prepare import read_run
 from pipeline.job.shard import WORK_DIR, staged_dir, summary_path
 from pipeline.job.side_files import make_side_files, publish_order, write_side_files
 from transforms.encoding import stored_dtype, stores_preprocessed
+from transforms.targets.types import REASONS
 
 # Pillow draws report.html's contact sheets (its font and zlib decide the report's bytes).
 PACKAGES = ("tensorflow", "tensorflow-io", "apache-beam", "numpy", "pyarrow", "protobuf", "keras", "pillow")
@@ -199,7 +200,7 @@ def _split_info(config: JobConfig, plan: Plan, split: str) -> SplitInfo:
         error_rows_by_reason=dict(sorted(reasons.items())),
         columns=tuple(plan.columns.get(split, ())),
         values_dim=plan.values_dim if "values" in plan.columns.get(split, ()) else None,
-        removed_objects={r: removed[r] for r in annotated.REASONS} if plan.targets is not None else None,
+        removed_objects={r: removed[r] for r in REASONS} if plan.targets is not None else None,
     )
 
 

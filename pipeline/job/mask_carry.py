@@ -3,7 +3,8 @@
 The mask follows the image through every op and the final resize with
 ``transforms.targets.carry.carry_semantic_mask`` (the same sampled params,
 nearest-neighbour so class ids stay class ids, 255 where pixels came from
-outside the image).
+outside the image), and is stored as detection records store theirs
+(``pipeline.format.detection_records.encode_png``: one PNG encoder for every mask).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MASK_FORMAT = "png"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale with alpha", 6: "RGBA"}
 
@@ -52,10 +52,3 @@ def check_mask_size(mask: np.ndarray, shape: Sequence[int]) -> Problem | None:
             "a mask must have its image's size (EXIF orientation applied)",
         )
     return None
-
-
-def encode_mask(mask: np.ndarray) -> bytes:
-    """The carried mask as the record stores it: a grayscale PNG (the same pixels give the same bytes)."""
-    import tensorflow as tf
-
-    return bytes(tf.io.encode_png(tf.constant(mask)[:, :, tf.newaxis]).numpy())

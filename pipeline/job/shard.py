@@ -34,6 +34,7 @@ import numpy as np
 
 from pipeline import fsutil
 from pipeline.format.dali_index import write_dali_index
+from pipeline.format.detection_records import encode_png
 from pipeline.format.manifest import (
     DaliIndexInfo,
     ErrorRow,
@@ -49,7 +50,7 @@ from pipeline.format.manifest import (
 from pipeline.format.records import TFRecordWriter, example_parts, framed_length, record_sha256
 from pipeline.format.tables import write_table
 from pipeline.job import annotated
-from pipeline.job.mask_carry import check_mask_size, encode_mask, read_mask
+from pipeline.job.mask_carry import check_mask_size, read_mask
 from pipeline.job.options import RECORDS_IN_FLIGHT_PER_BATCH, JobConfig
 from pipeline.job.progress_file import ShardProgress
 from transforms.augment import RangeError, params_json
@@ -718,8 +719,7 @@ class _ShardRun:
             objects, self.renderer.ops, sampled, shape, cfg, self.run_targets.keypoints
         )
         params = params_json([*sampled, annotated.removed_entry(removed)])
-        for reason in annotated.REASONS:
-            self.removed[reason] += getattr(removed, reason)
+        self.removed.update(removed.counts())
         example = annotated.detection_example(
             payload, cfg, rec.key, rec.copy, params, source_sha, carried, self.run_targets.classes
         )
@@ -735,7 +735,7 @@ class _ShardRun:
         size = (cfg.image_size[0], cfg.image_size[1])
         shape3 = (int(shape[0]), int(shape[1]), 3)
         carried = carry_semantic_mask(mask, self.renderer.ops, sampled, shape3, size, cfg.resize_mode)
-        return encode_mask(carried)
+        return encode_png(carried)
 
     # --- writing -------------------------------------------------------------------------------------------------
 

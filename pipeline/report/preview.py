@@ -202,20 +202,13 @@ class _TileDrawer:
 
 
 def _objects_caption(n: int, removed: Removed | None) -> str:
-    text = f"{n} object{'' if n == 1 else 's'}"
+    """The report's caption (``sheet.objects_caption``), with the removals by reason: ``2 removed (1 outside)``."""
+    from pipeline.report.sheet import objects_caption
+
     if removed is None or not removed.total:
-        return text
-    reasons = ", ".join(
-        f"{count} {name}"
-        for name, count in (
-            ("outside", removed.outside),
-            ("min_area", removed.min_area),
-            ("min_visibility", removed.min_visibility),
-            ("min_side", removed.min_side),
-        )
-        if count
-    )
-    return f"{text}, {removed.total} removed ({reasons})"
+        return objects_caption(n, None)
+    reasons = ", ".join(f"{count} {name}" for name, count in removed.counts().items() if count)
+    return f"{objects_caption(n, removed.total)} ({reasons})"
 
 
 def _tile(payload: bytes, tile: int) -> np.ndarray:

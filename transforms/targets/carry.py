@@ -39,6 +39,7 @@ from transforms.targets.types import (
     KP_OCCLUDED,
     KP_VISIBLE,
     MASK_IGNORE,
+    REASONS,
     KeypointSpec,
     Objects,
     Removed,
@@ -227,7 +228,7 @@ def carry_objects(
             masks = warp_mask(masks, step, 0)
     boxes = np.zeros([n, 4])
     keep = np.ones([n], bool)
-    counts = {"outside": 0, "min_area": 0, "min_visibility": 0, "min_side": 0}
+    counts = dict.fromkeys(REASONS, 0)
     for k, poly in enumerate(polys):
         area = _area(poly)
         if area > 0.0:

@@ -99,6 +99,10 @@ class TargetRules:
     erasing_hides_keypoints: bool = False
 
 
+# The removal rules' reasons, in the order they apply: ``Removed``'s counts, the params' entry, the manifest's sums.
+REASONS = ("outside", "min_area", "min_visibility", "min_side")
+
+
 @dataclasses.dataclass(frozen=True)
 class Removed:
     """Why objects left a record: counts by reason, and the source ids of the removed objects."""
@@ -108,6 +112,10 @@ class Removed:
     min_visibility: int = 0
     min_side: int = 0
     ids: tuple[int, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """``{reason: count}`` in ``REASONS``' order."""
+        return {reason: getattr(self, reason) for reason in REASONS}
 
     @property
     def total(self) -> int:

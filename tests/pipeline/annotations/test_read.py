@@ -29,3 +29,11 @@ def test_a_path_that_is_no_annotation_source_is_one_line(tmp_path):
         annotation_format(str(tmp_path / "missing.json"))
     with pytest.raises(UserError, match="choose one of auto, coco, voc, yolo"):
         annotation_format(str(other), "kitti")
+
+
+def test_a_folder_of_images_is_no_annotation_source(tmp_path):
+    """The images' folder given as --annotations: one line, not a YOLO run whose images all have no objects."""
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(UserError, match=r"holds no \.xml \(Pascal VOC\) or \.txt \(YOLO\) files"):
+        annotation_format(str(tmp_path))
+    assert annotation_format(str(tmp_path), "yolo") == "yolo"  # an explicit format is taken as given

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.job.mask_carry import check_mask_size, encode_mask, read_mask
+from pipeline.format.detection_records import encode_png
+from pipeline.job.mask_carry import check_mask_size, read_mask
 from transforms.targets.carry import carry_semantic_mask
 
 
@@ -40,4 +41,4 @@ def test_the_carry_resizes_as_the_image_with_nearest_neighbour(mode):
         assert (out[:2] == 255).all() and (out[-2:] == 255).all() and (out[2:6, 4:] == 2).all()
     else:
         assert (out[:, 4:] == 2).all() and (out[:, :4] == 0).all()
-    assert encode_mask(out) == encode_mask(out.copy())  # the same pixels, the same bytes
+    assert encode_png(out) == encode_png(out.copy())  # the same pixels, the same bytes

@@ -189,3 +189,15 @@ def test_preview_annotations_errors_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and said in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_copy_caption_counts_the_removals_by_reason():
+    from pipeline.report.preview import _objects_caption
+    from transforms.targets.types import Removed
+
+    assert (
+        _objects_caption(2, Removed(outside=1, min_side=2, ids=(0, 3, 4)))
+        == "2 objects, 3 removed (1 outside, 2 min_side)"
+    )
+    assert _objects_caption(1, Removed()) == "1 object"
+    assert _objects_caption(0, None) == "0 objects"
