@@ -458,8 +458,19 @@ def annotation_source(text: str) -> tuple[str, str]:
     """``--annotations [SPLIT=]PATH`` as (split, path): ``train`` unless a lowercase split name and ``=`` lead."""
     import re
 
+    from pipeline import fsutil
+    from pipeline.errors import UserError
+
     found = re.match(r"^([a-z][a-z0-9_]*)=(.+)$", text)
-    return (found.group(1), found.group(2)) if found else ("train", text)
+    if found:
+        return (found.group(1), found.group(2))
+    loose = re.match(r"^([^/=:]+)=(.+)$", text)
+    if loose and not fsutil.exists(text):  # ``Val=PATH``: a split name the rule refuses, not a path with a "="
+        raise UserError(
+            f"--annotations {text!r}: split {loose.group(1)!r} is not a split name; use lowercase letters, digits "
+            "and _ starting with a letter (train=PATH, validation=PATH)"
+        )
+    return ("train", text)
 
 
 def _absolute_if_local(path: str) -> str:

@@ -8,12 +8,13 @@ guess. The job and ``augbeam preview`` both read annotations through here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from pipeline import fsutil
 from pipeline.annotations.coco import read_coco
 from pipeline.annotations.source import DatasetTargets, ImageAnnotation
-from pipeline.annotations.voc import read_voc, xml_files
+from pipeline.annotations.voc import read_voc
 from pipeline.annotations.yolo import read_yolo
 from pipeline.errors import UserError
 from pipeline.format.manifest import ErrorRow
@@ -30,22 +31,43 @@ def annotation_format(path: str, fmt: str = "auto") -> str:
     if not fsutil.exists(path):
         raise UserError(f"--annotations {path!r} does not exist; give a COCO .json file or a VOC or YOLO labels folder")
     if fsutil.is_dir(path):
-        try:
-            xml_files(path)  # raises when the folder holds none
-        except UserError:
-            if any(name.lower().endswith(".txt") for name, _ in fsutil.list_files(fsutil.normalize(path))):
-                return "yolo"
-            raise UserError(
-                f"--annotations {path!r} holds no .xml (Pascal VOC) or .txt (YOLO) files; give the folder of "
-                "label files (not the images' folder), or name the format with --annotation-format"
-            ) from None
-        return "voc"
+        first = _first_label_file(fsutil.normalize(path))
+        if first == ".xml":
+            return "voc"
+        if first == ".txt":
+            return "yolo"
+        raise UserError(
+            f"--annotations {path!r} holds no .xml (Pascal VOC) or .txt (YOLO) files; give the folder of "
+            "label files (not the images' folder), or name the format with --annotation-format"
+        )
     if path.lower().endswith(".json"):
         return "coco"
     raise UserError(
         f"--annotations {path!r} is neither a COCO .json file nor a folder of VOC .xml or YOLO .txt files; "
         "give one of those, or name the format with --annotation-format"
     )
+
+
+def _first_label_file(root: str) -> str | None:
+    """``.xml`` or ``.txt``: the suffix of the first label file in sorted walk order, hidden files skipped.
+
+    Stops at the first one, so the driver reads O(1) entries of a large local folder, not the folder (a VOC
+    devkit's ``Annotations/`` sorts before its ``ImageSets/*.txt``). A remote folder is matched once, as
+    Beam's filesystems list it.
+    """
+    if fsutil.is_local(root):
+        for _dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                suffix = os.path.splitext(name)[1].lower()
+                if not name.startswith(".") and suffix in (".xml", ".txt"):
+                    return suffix
+        return None
+    for path, _size in fsutil.list_files(root):
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix in (".xml", ".txt") and not os.path.basename(path).startswith("."):
+            return suffix
+    return None
 
 
 def read_annotations(

@@ -37,3 +37,15 @@ def test_a_folder_of_images_is_no_annotation_source(tmp_path):
     with pytest.raises(UserError, match=r"holds no \.xml \(Pascal VOC\) or \.txt \(YOLO\) files"):
         annotation_format(str(tmp_path))
     assert annotation_format(str(tmp_path), "yolo") == "yolo"  # an explicit format is taken as given
+
+
+def test_a_split_name_the_rule_refuses_is_named_not_taken_for_a_path(tmp_path):
+    from pipeline.cli import annotation_source
+
+    assert annotation_source("validation=a/b.json") == ("validation", "a/b.json")
+    assert annotation_source("a/b.json") == ("train", "a/b.json")
+    with pytest.raises(UserError, match="split 'Val' is not a split name"):
+        annotation_source("Val=a/b.json")
+    odd = tmp_path / "x=y.json"  # a path that holds a "=" and exists is a path
+    odd.write_text("{}")
+    assert annotation_source(str(odd)) == ("train", str(odd))
