@@ -78,7 +78,9 @@ def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
         *("--copies", "2", "--eval-copies", "3", "--augment-eval", "--seed", "7", "--classes", "b, a"),
         *("--num-shards", "5", "--encoding", "jpeg", "--jpeg-quality", "80", "--resize", "pad"),
         *("--alpha-fill", "0", "--max-pixels", "1000", "--high-bit-depth", "range", "--device", "cpu"),
-        *("--max-image-bytes", "512M"),
+        *("--max-image-bytes", "512M", "--annotations", "validation=v.json", "--annotation-format", "coco"),
+        *("--yolo-names", "n.yaml", "--min-box-area", "2", "--min-visibility", "0.3", "--min-box-side", "1.5"),
+        *("--erasing-hides-keypoints",),
         *("--batch-size", "4", "--max-error-rate", "0.5", "--dali-index", "--overwrite"),
         *("--progress", "none", "--shared-mount", "--tf-threads", "2", "--resume", "--phase-log", "p.jsonl"),
     )
@@ -117,6 +119,13 @@ def test_every_run_option_reaches_jobconfig(tmp_path, monkeypatch):
         "dali_index": True,
         "overwrite": True,
         "resume": True,
+        "annotations": (("validation", "v.json"),),
+        "annotation_format": "coco",
+        "yolo_names": "n.yaml",
+        "min_box_area": 2.0,
+        "min_visibility": 0.3,
+        "min_box_side": 1.5,
+        "erasing_hides_keypoints": True,
     }
     assert set(expected) == {f.name for f in dataclasses.fields(JobConfig)}, "a JobConfig field is missing here"
     config, default = job_config(args), job_config(defaults)
