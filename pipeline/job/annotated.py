@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,8 @@ from pipeline.annotations.source import DatasetTargets, ImageAnnotation
 from pipeline.errors import UserError
 from pipeline.format.detection_records import REMOVED, build_detection_example
 from pipeline.format.manifest import ErrorRow, TargetsInfo
-from pipeline.job.listing import UNLABELED, InputItem, Listing, Source, Unit
+from pipeline.job.folder_walk import DUPLICATE
+from pipeline.job.listing import UNLABELED, InputItem, Listing, Source, Unit, listing_error
 from pipeline.job.options import JobConfig
 from pipeline.job.plan import Plan
 from transforms.encoding import stored_dtype
@@ -72,6 +73,36 @@ def open_annotated(config: JobConfig) -> Source:
     return Source(root, KIND, tuple(sources), fixed_classes=config.classes)
 
 
+def settle_duplicates(found: Iterable[ImageAnnotation], split: str) -> tuple[list[ImageAnnotation], list[ErrorRow]]:
+    """One annotation per image: a file named twice with the same annotation is kept once (a ``DuplicateInput``
+    row, not a failure); named twice with different annotations, it is refused (``DuplicateAnnotation``: which
+    one is right cannot be told), rather than written twice or one of them dropped unseen."""
+    by_key: dict[str, list[ImageAnnotation]] = {}
+    for annotation in found:
+        by_key.setdefault(annotation.file, []).append(annotation)
+    kept: list[ImageAnnotation] = []
+    errors: list[ErrorRow] = []
+    for key, same in by_key.items():
+        if len(same) == 1:
+            kept.append(same[0])
+        elif len({a.to_json() for a in same}) == 1:
+            kept.append(same[0])
+            errors += [listing_error(key, split, DUPLICATE, f"annotated {len(same)} times alike; kept once")] * (
+                len(same) - 1
+            )
+        else:
+            errors.append(
+                listing_error(
+                    key,
+                    split,
+                    "DuplicateAnnotation",
+                    f"the annotation source names this image {len(same)} times with different objects; "
+                    "merge them into one entry (the image is left out until then)",
+                )
+            )
+    return kept, errors
+
+
 def read_unit(config: JobConfig, root: str, split: str, path: str) -> tuple[DatasetTargets, Iterator[Any]]:
     """One split's annotation source, on a worker: what it declares, then each image's annotation or error row."""
     return read_annotations(
@@ -84,6 +115,26 @@ def read_unit(config: JobConfig, root: str, split: str, path: str) -> tuple[Data
     )
 
 
+def unit_inputs(
+    config: JobConfig, root: str, split: str, path: str
+) -> tuple[DatasetTargets, list[InputItem], list[ErrorRow], int]:
+    """One split's annotation source as inputs (each carrying its annotation's JSON), error rows (refused
+    annotations, duplicates) and the count of rows listed; the job's worker and ``list_annotated`` alike."""
+    declared, rows = read_unit(config, root, split, path)
+    found: list[ImageAnnotation] = []
+    errors: list[ErrorRow] = []
+    listed = 0
+    for row in rows:
+        listed += 1
+        if isinstance(row, ErrorRow):
+            errors.append(row)
+        else:
+            found.append(row)
+    settled, duplicates = settle_duplicates(found, split)
+    items = [InputItem(a.file, fsutil.join(root, a.file), UNLABELED, split, annotation=a.to_json()) for a in settled]
+    return declared, items, errors + duplicates, listed
+
+
 def list_annotated(config: JobConfig) -> Listing:
     """Every split's annotation source read in this process (the job reads them on its workers the same way)."""
     source = open_annotated(config)
@@ -92,15 +143,11 @@ def list_annotated(config: JobConfig) -> Listing:
     listed: Counter[str] = Counter()
     classes: tuple[str, ...] = ()
     for unit in source.units:
-        declared, rows = read_unit(config, source.root, unit.split, unit.path)
+        declared, unit_items, unit_errors, count = unit_inputs(config, source.root, unit.split, unit.path)
         classes = declared.classes
-        for found in rows:
-            listed[unit.split] += 1
-            if isinstance(found, ErrorRow):
-                errors.append(found)
-            else:
-                path = fsutil.join(source.root, found.file)
-                items.append(InputItem(found.file, path, UNLABELED, unit.split, annotation=found.to_json()))
+        items += unit_items
+        errors += unit_errors
+        listed[unit.split] += count
     items.sort(key=lambda i: i.key)
     return Listing(source.root, KIND, items, errors, list(classes), listed)
 

@@ -29,7 +29,6 @@ from pipeline.job import annotated
 from pipeline.job.chunks import Packed, SpilledPart, keep, pack, spill, stored, unpack
 from pipeline.job.listing import (
     DUPLICATE,
-    UNLABELED,
     Candidate,
     FolderEntry,
     InputItem,
@@ -202,16 +201,8 @@ class _ReadAnnotations(beam.DoFn):
 
     def process(self, unit: Unit) -> Iterator[Any]:
         root, prefix = self.source.root, self.source.prefix
-        items: list[InputItem] = []
-        errors: list[ErrorRow] = []
         try:
-            declared, rows = annotated.read_unit(self.config, root, unit.split, unit.path)
-            for found in rows:
-                if isinstance(found, ErrorRow):
-                    errors.append(found)
-                    continue
-                path = fsutil.join(root, found.file)
-                items.append(InputItem(found.file, path, UNLABELED, unit.split, annotation=found.to_json()))
+            declared, items, errors, _listed = annotated.unit_inputs(self.config, root, unit.split, unit.path)
         except UserError as exc:
             raise WorkerRefusal(str(exc)) from None
         for part in chunks(items, CHUNK):
