@@ -115,14 +115,7 @@ class ListInputs(beam.PTransform):
             plan = stats | "Plan" >> beam.Map(_plan, self.config, source, None)
             return units, plan
         items, errors, classes = self._tables(units)
-        stats = (
-            (
-                items | "ItemStats" >> beam.Map(_item_stats, source.prefix),
-                errors | "ErrorStats" >> beam.Map(_error_stats),
-            )
-            | "AllStats" >> beam.Flatten()
-            | "SumStats" >> beam.CombineGlobally(_merge_stats)
-        )
+        stats = _listing_stats(items, errors, source.prefix)
         plan = stats | "Plan" >> beam.Map(_plan, self.config, source, pvalue.AsSingleton(classes))
         return (items, errors) | "TableWork" >> beam.Flatten(), plan
 
@@ -134,14 +127,7 @@ class ListInputs(beam.PTransform):
         ).with_outputs(ERRORS, DECLARED, main="items")
         items, errors = read.items, read[ERRORS]
         declared = read[DECLARED] | "Declared" >> beam.combiners.ToDict()
-        stats = (
-            (
-                items | "ItemStats" >> beam.Map(_item_stats, source.prefix),
-                errors | "ErrorStats" >> beam.Map(_error_stats),
-            )
-            | "AllStats" >> beam.Flatten()
-            | "SumStats" >> beam.CombineGlobally(_merge_stats)
-        )
+        stats = _listing_stats(items, errors, source.prefix)
         plan = stats | "Plan" >> beam.Map(_annotated_plan, self.config, source, pvalue.AsSingleton(declared))
         return (items, errors) | "AnnotatedWork" >> beam.Flatten(), plan
 
@@ -220,6 +206,18 @@ def _annotated_plan(stats: ListingStats, config: JobConfig, source: Source, decl
         raise WorkerRefusal(str(exc)) from None
     classes = annotated.RunTargets.from_json(text, stats.masks).classes
     return plan_from(config, source.root, source.kind, classes, stats, targets=text)
+
+
+def _listing_stats(items: Any, errors: Any, prefix: str) -> Any:
+    """The listing's totals from its packed inputs and error rows (a few counters cross the stage)."""
+    return (
+        (
+            items | "ItemStats" >> beam.Map(_item_stats, prefix),
+            errors | "ErrorStats" >> beam.Map(_error_stats),
+        )
+        | "AllStats" >> beam.Flatten()
+        | "SumStats" >> beam.CombineGlobally(_merge_stats)
+    )
 
 
 class _FolderStats(beam.DoFn):
