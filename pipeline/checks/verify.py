@@ -57,12 +57,13 @@ from pipeline.format.manifest import (
 from pipeline.format.reader import ReaderError, read_manifest
 from pipeline.format.records import iter_records, parse_example, read_records
 from pipeline.format.tables import iter_rows, iter_table
+from pipeline.job.annotated import STAGE as ANNOTATION_STAGE
 from transforms.rng import stable_hash64
 from transforms.targets.types import Objects
 
 # Stages whose error row stands for a whole input: the manifest's, and an annotated run's ``annotation`` (an
 # annotation that does not fit its decoded image; ``pipeline.job.annotated.STAGE``).
-WHOLE_INPUT_STAGES = (*INPUT_STAGES, "annotation")
+WHOLE_INPUT_STAGES = (*INPUT_STAGES, ANNOTATION_STAGE)  # an annotation that does not fit its decoded image
 
 SHARD_FAILURES = 20  # kept per shard: one broken shard must not flood the report
 KEPT_FAILURES = 200  # kept in all (the text shows 50), the first in (split, shard) order
