@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pipeline.format.manifest import Manifest
     from pipeline.job.options import JobConfig
     from pipeline.report.preview import ImageTargets, PreviewTargets
+    from pipeline.runtime.warm_workers import WarmWorkers
 
 EPILOG = """Without Beam options the job runs one worker process per core on this machine (the DirectRunner's
 multi_processing mode). Beam options go after '--', for example:
@@ -355,19 +357,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietBeamImports())
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, beam_args = split_beam_args(argv)
-    if ours[:1] == ["run"]:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
-    return _main(ours, beam_args)
+    if ours[:1] != ["run"]:
+        return _main(ours, beam_args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.16 logs CUDA plugin noise as errors
+    from pipeline.job.warm_start import start_warm_workers
+
+    # First thing, before the parser imports the job's modules and Beam: the warm worker server's imports (the
+    # longest part of a small job's start) then overlap the driver's. A run that stops early kills it.
+    with start_warm_workers(beam_args) or contextlib.nullcontext() as warm:
+        return _main(ours, beam_args, warm)
 
 
-def _main(ours: list[str], beam_args: list[str]) -> int:
+def _main(ours: list[str], beam_args: list[str], warm: WarmWorkers | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(ours)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (Beam options go after a bare '--')")
     try:
         if args.command == "run":
-            return _run(args, beam_args)
+            return _run(args, beam_args, warm)
         if args.command == "verify":
             return _verify(args, beam_args)
         if beam_args:
@@ -392,8 +400,8 @@ def _main(ours: list[str], beam_args: list[str]) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL)."""
+def _run(args: argparse.Namespace, beam_args: list[str], warm: WarmWorkers | None) -> int:
+    """``augbeam run`` (``main`` has already set TF_CPP_MIN_LOG_LEVEL and started the warm worker server)."""
     from pipeline.job.run import run_job
     from pipeline.runtime.tf_threads import parse_tf_threads
 
@@ -411,6 +419,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         shared_mount=args.shared_mount,
         tf_threads=args.tf_threads,
         on_phase=_phase_logger(args.phase_log),
+        warm=warm,
     )
     print_summary(manifest, config.output, time.perf_counter() - started)
     return 0

@@ -26,6 +26,7 @@ from pipeline.job.options import JobConfig
 from pipeline.job.output_lock import OutputLock
 from pipeline.job.prepare import check_output, check_target, check_writable, run_file
 from pipeline.job.side_files import warm_up
+from pipeline.job.warm_start import start_warm_workers
 from pipeline.runtime.runners import (
     check_paths_reachable,
     default_parallelism,
@@ -41,6 +42,7 @@ from pipeline.runtime.worker_logs import quiet_worker_logs
 
 if TYPE_CHECKING:
     from pipeline.job.progress import ProgressMonitor
+    from pipeline.runtime.warm_workers import WarmWorkers
 
 PHASES = ("check", "listing", "graph", "run", "finalize")
 
@@ -97,6 +99,7 @@ def build_pipeline(
     remote: bool = False,
     listing_spill: str | None = None,
     token: str = "",
+    worker_command: str | None = None,
 ) -> Any:
     """The whole job as a Beam pipeline, not yet run; its size does not depend on the number of inputs.
 
@@ -110,7 +113,7 @@ def build_pipeline(
     from pipeline.job.list_stage import ListInputs
     from pipeline.job.shard import SPILL_DIR, work_dir
 
-    runner = fn_api_runner(options)  # None: Beam picks
+    runner = fn_api_runner(options, worker_command)  # None: Beam picks
     p = beam.Pipeline(runner=runner, options=options)
     drop_pipeline_temp(p)  # so neither a graph that is never run nor a killed run leaves it in the temp folder
     # On the DirectRunner a listing file's rows go through files too (``listing_spill``: a folder the caller
@@ -149,6 +152,7 @@ def run_job(
     shared_mount: bool = False,
     tf_threads: int | str = "auto",
     on_phase: Callable[[Phase], None] | None = None,
+    warm: WarmWorkers | None = None,
 ) -> Manifest:
     """Runs the whole job and returns the manifest.
 
@@ -160,6 +164,9 @@ def run_job(
     each ``Phase`` of the driver's work as it ends. Without Beam options
     that choose the DirectRunner's mode, it runs one worker process per core
     (``runners.default_parallelism``) and says so in one line on stderr.
+    Local worker processes are forked from a warm server (``warm_workers``):
+    ``warm`` when the caller started it early (``start_warm_workers``, which it
+    then closes), else one started here.
 
     It holds the output folder's lock (``output_lock``) from before it looks
     at what the folder holds until it returns or raises: a second run into the
@@ -168,8 +175,13 @@ def run_job(
     from pipeline.job.progress import ProgressMonitor
     from pipeline.job.shard import progress_dir
 
-    clock = _PhaseClock(on_phase)
     given = list(beam_args or [])
+    if warm is None:
+        own = start_warm_workers(given)
+        if own is not None:
+            with own:
+                return run_job(config, given, progress, on_result, shared_mount, tf_threads, on_phase, own)
+    clock = _PhaseClock(on_phase)
     beam_args = default_parallelism(given)  # every core, unless the user chose the local mode
     options = pipeline_options(beam_args)
     threads = resolve_tf_threads(tf_threads, beam_args)
@@ -188,7 +200,7 @@ def run_job(
             listing_spill = make_scratch() if source.is_table else None
         clock.done("listing")
         return _run_locked(
-            config, source, options, beam_args, given, threads, monitor, clock, lock, on_result, listing_spill
+            config, source, options, beam_args, given, threads, monitor, clock, lock, on_result, listing_spill, warm
         )
 
 
@@ -204,6 +216,7 @@ def _run_locked(
     lock: OutputLock,
     on_result: Callable[[Any], None] | None,
     listing_spill: str | None,
+    warm: WarmWorkers | None,
 ) -> Manifest:
     """``run_job`` once the folder's lock is held and the folder checked: build, run, finalize."""
     from pipeline.job.graph import counters
@@ -219,12 +232,15 @@ def _run_locked(
             remote=runs_remotely(beam_args),
             listing_spill=listing_spill,
             token=lock.token,
+            worker_command=warm.command if warm is not None else None,
         )
         p.to_runner_api()  # what every runner does first; timed here as part of building the graph
         clock.done("graph")
         threading.Thread(target=warm_up, name="augbeam-warm-up", daemon=True).start()  # finalize's imports
         if beam_args != given:
             print(parallelism_line(beam_args), file=sys.stderr)
+        if warm is not None:
+            warm.used = True  # from here its workers may run: closing it waits for them
         with monitor, quiet_worker_logs():
             result = run_watched(p, work_dir(config.output), start_bound(options), start_hint(options))
     except Exception as exc:

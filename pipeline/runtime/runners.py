@@ -111,25 +111,29 @@ def _quiet_runner_class() -> type:
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
     class QuietWorkersFnApiRunner(fn_runner.FnApiRunner):
+        def __init__(self, worker_command: str | None = None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._worker_command = (worker_command or f"{sys.executable} -m {WORKER_MODULE}").encode()
+
         def run_via_runner_api(self, pipeline_proto: Any, options: Any) -> Any:
             beam_command = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main".encode()
-            ours = f"{sys.executable} -m {WORKER_MODULE}".encode()
             for environment in pipeline_proto.components.environments.values():
+                # Beam's multi_processing environment: its payload is the worker's command line
                 if environment.urn == python_urns.SUBPROCESS_SDK and environment.payload == beam_command:
-                    environment.payload = ours
+                    environment.payload = self._worker_command
             return super().run_via_runner_api(pipeline_proto, options)
 
     return QuietWorkersFnApiRunner
 
 
-def fn_api_runner(options: PipelineOptions) -> Any | None:
+def fn_api_runner(options: PipelineOptions, worker_command: str | None = None) -> Any | None:
     """Beam's FnApiRunner set up as the DirectRunner sets it up, for a batch DirectRunner job; else None.
 
     The DirectRunner first tries Prism, which downloads its binary at run time (no network here: a user's
     job must not depend on one), costs 0.1-0.2 s when that fails, and leaves an empty ``beam-temp*``
     folder in the system temp folder each time; it then runs this same FnApiRunner. Streaming jobs keep
     the DirectRunner (FnApiRunner runs batch only). Its ``multi_processing`` workers start quietly
-    (``_quiet_runner_class``).
+    (``_quiet_runner_class``), or through ``worker_command`` when given (``warm_workers``' shim).
     """
     from apache_beam.options.pipeline_options import StandardOptions
     from apache_beam.portability.api import beam_provision_api_pb2
@@ -141,7 +145,7 @@ def fn_api_runner(options: PipelineOptions) -> Any | None:
         return None
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return _quiet_runner_class()(provision_info=provision)
+    return _quiet_runner_class()(worker_command=worker_command, provision_info=provision)
 
 
 def is_local(runner: str) -> bool:

@@ -35,18 +35,36 @@ def _print_unless_refusal(*values: Any, **kwargs: Any) -> None:
     builtins.print(*values, **kwargs)
 
 
-def main() -> None:
-    """Runs Beam's SDK harness with a stderr handler for CRITICAL records only, and refusals not printed."""
+def quiet_stderr() -> None:
+    """A root handler that passes CRITICAL records only, added before anything logs.
+
+    With a handler there, neither the ``basicConfig()`` in Beam's ``PipelineOptions`` nor the
+    ``logging.warning`` of an import (Beam's, about apitools) adds Python's default stderr handler.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.CRITICAL)
     handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
-    logging.getLogger().addHandler(handler)  # so the basicConfig() in Beam's PipelineOptions adds no handler
+    logging.getLogger().addHandler(handler)
+
+
+def run_harness() -> None:
+    """Beam's SDK harness, with refusals not printed (``quiet_stderr`` done first).
+
+    Returns when the runner ends the harness; raises if the harness failed. A worker forked from the warm
+    server (``fork_server``) calls this too, so both kinds of worker start the same harness the same way.
+    """
     from apache_beam.runners.worker import sdk_worker, sdk_worker_main
 
     # The harness prints a failed instruction's traceback with the builtin print (sdk_worker._execute); a
     # module global of that name comes first.
     sdk_worker.print = _print_unless_refusal  # type: ignore[attr-defined]
-    sdk_worker_main.main(sys.argv)  # returns when the runner ends the harness; raises if the harness failed
+    sdk_worker_main.main(sys.argv)
+
+
+def main() -> None:
+    """Runs the harness, then exits at once (see the module's docstring)."""
+    quiet_stderr()
+    run_harness()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -268,7 +268,7 @@ def test_cli_makes_a_local_output_absolute_and_keeps_input_as_given(tmp_path, mo
 
     seen = []
 
-    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto", on_phase=None):
+    def fake_run_job(config, beam_args, progress="none", shared_mount=False, tf_threads="auto", **_):
         seen.append(config)
         raise UserError("stopped")
 
