@@ -22,16 +22,21 @@ import shutil
 import tempfile
 from typing import Any
 
-from pipeline import fsutil
-
 PREFIX = "augbeam-run-"
+
+
+def scratch_prefix() -> str:
+    """``augbeam-run-<pid>-``: what this process's scratch folders' names start with."""
+    return f"{PREFIX}{os.getpid()}-"
 
 
 def make_scratch() -> str:
     """A new scratch folder for this process's run: ``<TMPDIR>/augbeam-run-<pid>-<random>``."""
-    folder = os.path.join(tempfile.gettempdir(), f"{PREFIX}{os.getpid()}-")
+    from pipeline import fsutil  # imports Beam: not at this module's import (warm_workers imports it first thing)
+
+    folder = os.path.join(tempfile.gettempdir(), scratch_prefix())
     with fsutil.writing(folder):
-        return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
+        return tempfile.mkdtemp(prefix=scratch_prefix())
 
 
 def remove_scratch(folder: str) -> None:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 
 from pipeline.runtime.runners import DEFAULT_RUNNER, DIRECT_MODE_FLAGS, is_direct
+from pipeline.runtime.scratch import scratch_prefix
 from pipeline.runtime.tf_threads import usable_cpus
 
 DISABLE_ENV = "AUGBEAM_WARM_WORKERS"
@@ -68,7 +69,8 @@ class WarmWorkers:
 
     def __init__(self, modules: tuple[str, ...]) -> None:
         self.used = False  # whether a job's runner was made: then close() lets the server finish
-        self.folder = tempfile.mkdtemp(prefix="augbeam-workers-")
+        # A scratch folder (named with this pid): the next run removes it if a SIGKILL left it behind.
+        self.folder = tempfile.mkdtemp(prefix=scratch_prefix())
         self.path = os.path.join(self.folder, "fork.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

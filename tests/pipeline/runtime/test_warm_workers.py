@@ -290,7 +290,10 @@ def test_the_command_forks_its_workers_and_leaves_nothing_behind(photos_with_bad
     assert server is not None, "no warm worker server started"
     assert len(forked) == 2, forked  # both workers came from the server
     assert not _alive(server) and not any(_alive(pid) for pid in forked)
-    assert len(sockets) == 1 and not Path(sockets.pop()).parent.exists()  # the socket's folder is removed
+    assert len(sockets) == 1
+    folder = Path(sockets.pop()).parent
+    assert not folder.exists()  # removed; named as a scratch folder, so a run after a SIGKILL removes it
+    assert folder.name.startswith(f"augbeam-run-{job.pid}-") and folder.parent == Path(tempfile.gettempdir())
 
 
 def _group(pgid: int) -> set[int]:
@@ -300,7 +303,6 @@ def _group(pgid: int) -> set[int]:
 
 
 def test_a_run_refused_at_its_options_stops_the_server_at_once(tmp_path):
-    before = set(Path(tempfile.gettempdir()).glob("augbeam-workers-*"))
     started = time.monotonic()
     job = _augbeam(
         ["run", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "out")], start_new_session=True
@@ -309,7 +311,7 @@ def test_a_run_refused_at_its_options_stops_the_server_at_once(tmp_path):
     assert job.returncode != 0 and "missing" in err
     assert time.monotonic() - started < 20  # not the server's imports awaited
     assert not _group(job.pid)
-    assert set(Path(tempfile.gettempdir()).glob("augbeam-workers-*")) == before
+    assert not list(Path(tempfile.gettempdir()).glob(f"augbeam-run-{job.pid}-*"))
 
 
 def test_sigkill_of_the_driver_alone_ends_the_server_and_its_workers(photos_with_bad, tmp_path):
