@@ -220,5 +220,3 @@ def _rel(root: str, path: str) -> str:
 
 def _hidden(rel: str) -> bool:
     return any(part.startswith(".") for part in rel.split("/"))
-
-

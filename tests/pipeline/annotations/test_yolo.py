@@ -57,7 +57,7 @@ def test_a_box_outside_is_refused_at_the_decoded_size_and_one_pixel_out_is_clipp
         ("0 0.5 0.5 0.2", "MalformedAnnotation", "labels/a.txt: line 2: object 1: 4 values"),
         ("0 0.5 0.5 0.2 0.2 0.1", "MalformedAnnotation", "line 2: object 1: 6 values"),
         ("0 0.5 zero 0.2 0.2", "MalformedAnnotation", "line 2: object 1: '0 0.5 zero 0.2 0.2' is not numbers"),
-        ("2 0.5 0.5 0.2 0.2", "UnknownCategory", "a.png (" ),
+        ("2 0.5 0.5 0.2 0.2", "UnknownCategory", "a.png ("),
         ("0 0.5 0.5 -0.2 0.2", "BadAnnotation", "negative or zero size"),
         ("0 0.5 nan 0.2 0.2", "BadAnnotation", "non-finite"),
     ],
