@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UserError
+from pipeline.runtime.worker_shim import WORKER_MODULE  # what a multi_processing worker process runs
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -42,7 +43,6 @@ DATAFLOW_RUNNERS = frozenset({"dataflow", "testdataflow"})
 SELF_STARTED_ENVIRONMENTS = ("EXTERNAL", "LOOPBACK")
 # Beam's options that choose the DirectRunner's local mode: given either, ``default_parallelism`` adds nothing.
 DIRECT_MODE_FLAGS = ("--direct_num_workers", "--direct_running_mode")
-WORKER_MODULE = "pipeline.runtime.sdk_worker"  # what a multi_processing worker process runs
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipeline/runtime/runners.py -> the checkout
 
 
@@ -65,6 +65,12 @@ def is_streaming(beam_args: list[str]) -> bool:
     return bool(PipelineOptions(list(beam_args)).view_as(StandardOptions).streaming)
 
 
+def chooses_local_mode(beam_args: list[str]) -> bool:
+    """Whether the arguments give either of ``DIRECT_MODE_FLAGS`` (either option form; Beam takes no abbreviations)."""
+    given = {arg.split("=", 1)[0] for arg in beam_args if arg.startswith("--")}
+    return bool(given & set(DIRECT_MODE_FLAGS))
+
+
 def default_parallelism(beam_args: list[str], cpus: int | None = None) -> list[str]:
     """Beam's arguments, with one ``multi_processing`` worker per usable core when the user chose no local mode.
 
@@ -77,9 +83,8 @@ def default_parallelism(beam_args: list[str], cpus: int | None = None) -> list[s
     from pipeline.runtime.tf_threads import usable_cpus
 
     args = list(beam_args)
-    given = {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
     cpus = usable_cpus() if cpus is None else cpus
-    if cpus <= 1 or given & set(DIRECT_MODE_FLAGS):
+    if cpus <= 1 or chooses_local_mode(args):
         return args
     try:
         if not is_direct(runner_name(args)) or is_streaming(args):

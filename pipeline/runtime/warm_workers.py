@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-from pipeline.runtime.runners import DEFAULT_RUNNER, DIRECT_MODE_FLAGS, is_direct
+from pipeline.runtime.runners import DEFAULT_RUNNER, chooses_local_mode, is_direct
 from pipeline.runtime.scratch import scratch_prefix
 from pipeline.runtime.tf_threads import usable_cpus
 
@@ -54,8 +54,7 @@ def wanted(beam_args: list[str], cpus: int | None = None) -> bool:
     except SystemExit:  # a malformed option: Beam reports it later, in one line
         return False
     cores = usable_cpus() if cpus is None else cpus
-    given = {arg.split("=", 1)[0] for arg in beam_args if arg.startswith("--")} & set(DIRECT_MODE_FLAGS)
-    if given:
+    if chooses_local_mode(beam_args):
         mode, workers = known.direct_running_mode, 1 if known.direct_num_workers is None else known.direct_num_workers
         workers = workers if workers > 0 else cores  # Beam: 0 means one per core
     else:

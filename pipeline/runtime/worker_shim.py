@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 
-WORKER_MODULE = "pipeline.runtime.sdk_worker"  # what a worker runs when Beam starts it (runners.WORKER_MODULE)
+WORKER_MODULE = "pipeline.runtime.sdk_worker"  # what a worker runs when Beam starts it (runners uses this name)
 STARTED = b"F"  # the forked worker's first byte: from then on the shim must not start another worker
 EXIT = struct.Struct("!i")  # then, when it ends, its exit code
 

@@ -46,6 +46,15 @@ def test_used_only_for_several_local_worker_processes(beam_args, expected):
     assert warm_workers.wanted(beam_args, cpus=4) is expected
 
 
+@pytest.mark.parametrize("beam_args", [[], ["--runner=DirectRunner"], ["--runner=FlinkRunner"], ["--streaming"]])
+@pytest.mark.parametrize("cpus", [1, 4])
+def test_without_a_local_mode_it_agrees_with_the_default_parallelism(beam_args, cpus):
+    """Read without Beam, the same decision as ``default_parallelism`` (which reads Beam's options)."""
+    from pipeline.runtime.runners import default_parallelism
+
+    assert warm_workers.wanted(beam_args, cpus=cpus) == (default_parallelism(beam_args, cpus=cpus) != beam_args)
+
+
 def test_one_core_has_no_worker_processes_by_default():
     assert not warm_workers.wanted([], cpus=1)
     assert not warm_workers.wanted(["--direct_num_workers=0", *MULTI], cpus=1)
