@@ -73,9 +73,12 @@ class RangeError(ValueError):
 
 
 def _stats(images: Any) -> Any:
-    """Per image: [min, max, 1.0 if every value is finite else 0.0] as float32 [B, 3]."""
+    """Per image: [min, max, 1.0 if every value is finite else 0.0] as float32 [B, 3] (of float32 or uint8)."""
     import tensorflow as tf
 
+    if images.dtype == tf.uint8:  # finite by type; min and max without a float32 copy
+        low, high = (tf.cast(f(images, axis=[1, 2, 3]), tf.float32) for f in (tf.reduce_min, tf.reduce_max))
+        return tf.stack([low, high, tf.ones_like(low)], axis=1)
     # x * 0 sums to 0 when every value is finite and to NaN otherwise: one pass instead of a test and a select.
     # Min and max only matter (and are only reported as such) when the image is finite.
     finite = tf.math.is_finite(tf.reduce_sum(images * 0.0, axis=[1, 2, 3]))
@@ -363,7 +366,7 @@ class Renderer:
             x, before = self._each_looped(x, applied, values, start, stop, last)
             done_final = last
         if not done_final:
-            x, before = self._final(self._as_float(x))
+            x, before = self._final(x)
         return tf.ensure_shape(x, [None, height, width, 3]), before
 
     def _each_alone(
@@ -399,26 +402,26 @@ class Renderer:
         y = one[tf.newaxis]
         for i in range(start, stop):
             y = self._apply_op(i, self._as_float(y, i), flags[tf.newaxis], vals[tf.newaxis], single=True)
-        y = self._as_float(y)
-        stats = tf.zeros([1, 3], tf.float32)
         if last:
             y, stats = self._final(y)
+        else:
+            y, stats = self._as_float(y), tf.zeros([1, 3], tf.float32)
         return y[0], stats[0]
 
     def _as_float(self, x: Any, i: int | None = None) -> Any:
-        """Traced: ``x`` as float32, except before an op that only moves pixels (op ``i``).
+        """Traced: ``x`` as float32, except before an op (op ``i``) that takes uint8 as it is.
 
-        Flips and crops run on the uint8 input (same values, 4x fewer bytes); the first other op, or the final
-        resize, gets float32.
+        Flips and crops run on the uint8 input (same values, 4x fewer bytes), and resizing ops read it as float32
+        themselves (``Op.float_output``); the first other op gets float32.
         """
         import tensorflow as tf
 
-        if x.dtype == tf.float32 or (i is not None and self.ops[i].moves_pixels_only):
+        if x.dtype == tf.float32 or (i is not None and (self.ops[i].moves_pixels_only or self.ops[i].float_output())):
             return x
         return tf.cast(x, tf.float32)
 
     def _final(self, x: Any) -> tuple[Any, Any]:
-        """Traced: the final resize, and the range guard's stats taken before it clips (what the ops produced)."""
+        """Traced: the final resize (of uint8 or float32), and the range guard's stats taken before it clips."""
         return resize_images(x, self.size, self.resize_mode), _stats(x)
 
     def _payloads(self, x: Any, before: Any) -> tuple[Any, Any]:

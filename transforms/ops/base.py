@@ -110,7 +110,10 @@ class Op:
         return None
 
     def float_output(self) -> bool:
-        """True when ``apply_batch`` returns float32 even from uint8 input (``moves_pixels_only`` ops that resample)."""
+        """True when ``apply_batch`` takes uint8 and returns float32, the values it returns for that input as float32.
+
+        The renderer then hands the op uint8 (a resizing crop, a resize): no float32 copy of a large input.
+        """
         return False
 
     def with_output_size(self, size: tuple[int, int]) -> Op:

@@ -212,3 +212,52 @@ def test_sampled_values_cover_each_declared_range(name):
             values.max(),
         )
         assert len(set(values)) > min(30, span), field
+
+
+@pytest.mark.parametrize("mode", ["stretch", "crop", "pad"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "bicubic", "area", "lanczos3"])
+@pytest.mark.parametrize("size", [(24, 20), (70, 90)])  # down and up
+def test_resize_of_uint8_equals_resize_of_its_float32_bit_for_bit(mode, interpolation, size):
+    """The resizing ops take uint8 as it is (no float32 copy of a large input): the values must not change."""
+    import tensorflow as tf
+
+    from transforms.ops.crops import INTERPOLATIONS, RESIZE_MODES, resize_images
+
+    assert interpolation in INTERPOLATIONS and mode in RESIZE_MODES
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 45, 61, 3), dtype=np.uint8)
+    from_uint8 = resize_images(tf.constant(pixels), size, mode, interpolation, 7.0)
+    from_float = resize_images(tf.constant(pixels, tf.float32), size, mode, interpolation, 7.0)
+    assert from_uint8.dtype == tf.float32
+    np.testing.assert_array_equal(from_uint8.numpy(), from_float.numpy())
+
+
+def test_final_resize_and_guards_of_uint8_equal_those_of_float32():
+    """Without a float op the renderer resizes the decoded uint8 itself: same payload and guard stats."""
+    import tensorflow as tf
+
+    from transforms.augment import _stats
+    from transforms.ops.crops import resize_images
+
+    pixels = np.random.default_rng(4).integers(3, 250, (2, 33, 41, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(_stats(tf.constant(pixels)).numpy(), _stats(tf.constant(pixels, tf.float32)).numpy())
+    for config in ("none", [{"op": "horizontal_flip", "p": 0.5}], [{"op": "resize", "height": 20, "width": 16}]):
+        ops = load_ops(config) if isinstance(config, str) else ops_from_data(config)
+        renderer = Renderer(ops, (24, 24), "stretch", get_preprocessing("none"), "float32")
+        sampled = [Augmenter(ops, 1).sample(f"k{i}", 0, pixels.shape[1:]) for i in range(len(pixels))]
+        got = renderer.render_batch(pixels, sampled)
+        want = [
+            resize_images(tf.constant(replayed(ops, image, one))[tf.newaxis], (24, 24))[0].numpy().tobytes()
+            for image, one in zip(pixels, sampled, strict=True)
+        ]
+        assert got == want, config
+
+
+def replayed(ops, image, sampled):
+    """The ops applied one by one in float32, as a record's params replay them."""
+    import tensorflow as tf
+
+    x = tf.constant(image, tf.float32)
+    for op, entry in zip(ops, sampled, strict=True):
+        if entry["applied"]:
+            x = op.apply(x, entry["params"])
+    return x
