@@ -1,11 +1,12 @@
 """Where a worker's CPU goes per record: one shard's work in-process, under cProfile, split into named parts.
 
-python bench/profile_shard.py --corpus /tmp/corpus [--n 400] [--encoding float32] [--warm 16] [--top 25]
-    [--no-profile] [--json out.json]
+python bench/profile_shard.py --corpus /tmp/corpus [--n 400] [--encoding float32] [--config standard] [--warm 16]
+    [--top 25] [--no-profile] [--json out.json]
 
 Runs ``ShardProcessor`` as the default command's workers do (one TensorFlow
 thread, so every TensorFlow call is on the profiled thread; ``--model
-mobilenet_v2 --image-size 224 224 --config standard --copies 1``) on the
+mobilenet_v2 --image-size 224 224 --copies 1``, ``--config`` as given:
+``none`` is what an evaluation split renders) on the
 first ``--n`` files of the corpus (``bench/make_corpus.py`` makes one),
 as one shard. A first shard of ``--warm`` records traces the functions and is
 not counted. Prints the process's CPU per record and, per part, the
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--warm", type=int, default=16)
     parser.add_argument("--encoding", default="float32")
+    parser.add_argument("--config", default="standard", help="a preset or config file, as the job's --config")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true", help="time only (cProfile adds its own overhead)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -94,7 +96,7 @@ def main() -> None:
             input=str(args.corpus),
             output=str(out),
             image_size=(224, 224),
-            config="standard",
+            config=args.config,
             model="mobilenet_v2",
             encoding=args.encoding,
         )
@@ -117,11 +119,13 @@ def main() -> None:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         n = len(measured)
         print(f"shard sha256 {summary.info.sha256}")
-        print(f"{n} records, {args.encoding}: {cpu / n * 1e3:.2f} ms CPU and {wall / n * 1e3:.2f} ms wall per record")
+        per_record = f"{cpu / n * 1e3:.2f} ms CPU and {wall / n * 1e3:.2f} ms wall per record"
+        print(f"{n} records, {args.encoding}, --config {args.config}: {per_record}")
         report = {
             "records": n,
             "written": summary.info.records,
             "encoding": args.encoding,
+            "config": args.config,
             "cpu_ms_per_record": cpu / n * 1e3,
             "wall_ms_per_record": wall / n * 1e3,
             "shard_sha256": summary.info.sha256,

@@ -150,6 +150,7 @@ def _bench_module(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -238,6 +239,7 @@ def _scale_module():
     spec = importlib.util.spec_from_file_location("bench_scale", ROOT / "bench" / "scale.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -413,3 +415,41 @@ def test_profile_shard_runs(tmp_path):
     assert result["records"] == result["written"] == 4
     parts = result["parts_ms_per_record"]
     assert parts["render call (TF, decode inside)"] > 0 and parts["record sha256 (record_sha256)"] > 0
+
+
+# ---------------------------------------------------------------------------------------------- timeline
+
+
+def test_timeline_splits_a_run_into_phases():
+    """Start-up until a worker works, rendering until the last one stops, the tail between the workers' ends."""
+    timeline = _bench_module("timeline")
+    track = timeline.Track
+    tracks = {
+        1: track("driver", [(0.0, 0.0), (1.0, 1.0), (2.0, 1.0), (9.0, 1.0), (10.0, 1.5)]),
+        2: track("server", [(0.0, 0.0), (3.0, 2.9), (10.0, 2.9)]),
+        3: track("worker", [(3.0, 0.0), (4.0, 1.0), (7.0, 4.0), (8.0, 4.05), (10.0, 4.1)]),  # idles after 7 s
+        4: track("worker", [(3.0, 0.0), (4.0, 1.0), (9.0, 6.0), (10.0, 6.0)]),
+        5: track("other", [(3.0, 0.0), (10.0, 0.0)]),
+    }
+    out = timeline.phases(10.0, tracks)
+    assert out["workers"] == 2
+    assert (out["startup_s"], out["rendering_s"], out["tail_s"], out["finalize_s"]) == (3.0, 6.0, 2.0, 1.0)
+    assert out["cores_busy_startup"] == 1.3  # driver 1.0 + server 2.9 CPU-s over 3 s
+    assert out["cores_busy_rendering"] == round((4.075 + 6.0) / 6.0, 2)
+    assert out["cores_busy_whole_run"] == 1.45
+    assert out["cpu_s_by_role"] == {"driver": 1.5, "server": 2.9, "worker": 10.1, "other": 0.0}
+    assert out["worker_cpu_s"] == [4.1, 6.0]
+    assert timeline.phases(2.0, {1: track("driver", [(0.0, 0.0), (2.0, 1.9)])}) == {"wall_s": 2.0, "workers": 0}
+
+
+def test_timeline_runs_a_command(tmp_path):
+    out = tmp_path / "timeline.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "timeline.py"), "--json", str(out), "--", sys.executable, "-c", "pass"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["runs"][0]["workers"] == 0 and result["runs"][0]["wall_s"] > 0
