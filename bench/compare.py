@@ -183,6 +183,8 @@ sys.path.insert(0, str(ROOT))
 from make_corpus import make_corpus  # noqa: E402
 from rss import RssSampler  # noqa: E402
 
+from transforms import tf_import  # noqa: E402
+
 VARIANTS = (
     "codec_floor",
     "pillow",
@@ -1072,6 +1074,7 @@ def run_corpus(
                 for variant in order:
                     out = work / "out" / encoding / variant / label
                     shutil.rmtree(out, ignore_errors=True)
+                    variant_env = {**env, **VARIANT_ENV.get(variant, {})}
                     if variant in BEAM_ARGS:
                         jobs = JOBS_PER_RUN.get(variant, 1)
                         cmds = [
@@ -1090,8 +1093,10 @@ def run_corpus(
                         cmd += ["--child-corpus", str(corpora[label]), "--out", str(out), "--encoding", encoding]
                         cmd += ["--crop-resizes", "yes" if crop_resizes else "no"]
                         cmds = [cmd + ["--seed", str(args.seed)]]
+                        # A user's script imports TensorFlow whole; the baselines borrow only the job's sampling.
+                        variant_env[tf_import.ENV_SWITCH] = "0"
                     log = logs / f"{encoding}-{variant}-{label}-{repeat}.log"
-                    result = measure(cmds, log, {**env, **VARIANT_ENV.get(variant, {})}, sample_rss=True)
+                    result = measure(cmds, log, variant_env, sample_rss=True)
                     runs[encoding][variant][label].append(result)
                     print(
                         f"[{corpus} {repeat + 1}/{args.repeats}] {encoding:<7} {variant:<18} {label:<2}: "

@@ -22,7 +22,20 @@ WORKER_MODULES = (
     "pipeline.job.prepare",
     "pipeline.format.tfds_info",
     "pipeline.runtime.tf_threads",
+    # last: the names the modules above use (read from their sources)
+    "pipeline.job.warm_start:resolve_tensorflow_names",
 )
+
+
+def resolve_tensorflow_names() -> None:
+    """The TensorFlow names the job's code uses, resolved in the server rather than in each worker after the fork.
+
+    ``import tensorflow`` resolves its API name by name (``transforms.tf_import``); without this, every worker
+    would import the modules behind those names itself (about 1.7 CPU-s each, measured in docs/performance.md).
+    """
+    from transforms import tf_import
+
+    tf_import.resolve_used_by("transforms", "pipeline")
 
 
 def start_warm_workers(beam_args: list[str]) -> WarmWorkers | None:

@@ -21,7 +21,7 @@ stopped or killed it), and the server exits when the driver closes its stdin
 ``python -m pipeline.runtime.fork_server FD MODULE...``: FD is a listening
 Unix socket the driver made (so shims can connect before the imports finish);
 MODULEs are what a worker imports (the caller names them: this package may
-not import the job's modules).
+not import the job's modules); ``module:function`` also calls the function.
 """
 
 from __future__ import annotations
@@ -58,10 +58,17 @@ class WorkerRequest:
 
 
 def preload(modules: list[str]) -> None:
-    """Imports what a worker imports before its first image, once for every worker."""
+    """Imports what a worker imports before its first image, once for every worker.
+
+    ``module:function`` imports the module and calls the function (with no arguments): warm-up that an import
+    alone does not do, such as resolving TensorFlow's names (``pipeline.job.warm_start``).
+    """
     importlib.import_module("apache_beam.runners.worker.sdk_worker_main")
-    for name in modules:
-        importlib.import_module(name)
+    for entry in modules:
+        name, _, function = entry.partition(":")
+        module = importlib.import_module(name)
+        if function:
+            getattr(module, function)()
     gc.freeze()  # the imports' objects: out of the collector's passes, so their pages stay shared
 
 
