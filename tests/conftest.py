@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+# First, as in the job's processes: TensorFlow by name (transforms.tf_import), so the golden files check that path.
+import pipeline.job  # noqa: F401, I001
 from tests.helpers import CLEAN_ARGS, DATA, PHOTOS, cli_args, in_process, run
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

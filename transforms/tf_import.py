@@ -8,11 +8,14 @@ is most of the path to the first record (measured: docs/performance.md, "Importi
 :func:`install` puts the module ``tensorflow`` in ``sys.modules`` unexecuted. Its attributes are resolved on first
 use from the ``from X import Y as Z`` lines of TensorFlow's own ``__init__``: the same objects from the same modules,
 so nothing renders differently (the golden files are the check). Before the first, it does what that ``__init__``
-does besides importing: TensorFlow 2 behaviour, and the kernel and plugin libraries it loads. A name the table
-lacks (``tf.keras``, which the ``__init__`` sets up in code, or ``dir(tf)``), and ``import tensorflow.keras``, run
-the whole ``__init__`` in the module, which is from then on what a plain import makes.
+does besides importing: TensorFlow 2 behaviour, the kernel and plugin libraries it loads, and the ops modules
+whose imports give every tensor its operators, slicing, conversions and gradients. A name the table lacks
+(``tf.keras``, which the ``__init__`` sets up in code, or ``dir(tf)``), and ``import tensorflow.keras``, run the
+whole ``__init__`` in the module, which is from then on what a plain import makes. It pickles by name.
 
-Nothing happens where ``tensorflow`` is imported already, or with ``AUGBEAM_LAZY_TENSORFLOW=0``.
+Installed by the job's processes only (``pipeline.job``), whose TensorFlow code is this project's and tested under
+it; a training script that imports ``augbeam`` to read the output gets a plain import. Nothing happens where
+``tensorflow`` is imported already, or with ``AUGBEAM_LAZY_TENSORFLOW=0``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class _LazyTensorFlow(types.ModuleType):
         run_whole_init(self)
         return list(self.__dict__)
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled by name, as a plain module is (Beam's cloudpickle dispatches on the exact type)."""
+        return importlib.import_module, (self.__name__,)
+
 
 def _prelude(module: types.ModuleType) -> None:
     """What TensorFlow's ``__init__`` does besides importing names, once, before the first name is resolved."""
@@ -88,6 +95,9 @@ def _run_prelude(module: types.ModuleType) -> None:
 
     tf2.enable()
     v2_compat.enable_v2_behavior()
+    # What other modules' imports register for every tensor (operators, slicing, conversions, gradients), which
+    # a plain import has before any name is used: ``tf.constant(2) * 2`` needs math_ops imported (0.2 s more).
+    importlib.import_module("tensorflow.python.ops.standard_ops")
     if os.environ.get("TF_USE_MODULAR_FILESYSTEM", "0") in ("1", "true"):
         importlib.import_module("tensorflow_io_gcs_filesystem")
     kernel_dir = Path(module.__path__[0]) / "core" / "kernels"

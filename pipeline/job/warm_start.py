@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 # What a local worker process imports before its first image (found from a worker's ``sys.modules`` after a
 # job): the warm worker server imports these once and forks the workers from it (``warm_workers``).
 WORKER_MODULES = (
+    "pipeline.job",  # first: it installs transforms.tf_import before anything imports TensorFlow
     "tensorflow",
     "PIL.JpegImagePlugin",
     "PIL.ImageOps",

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The same render as the job's kinds of ops (decode, resize, a projective warp, colour), printed as a hash.
 RENDER = """
 import hashlib, json, sys, types
-import transforms  # installs it, unless switched off
+import pipeline.job  # installs it, unless switched off
 import tensorflow as tf
 UNUSED = ("tensorflow._api.v2.compat.v1", "tensorflow.python.feature_column.feature_column_v2",
           "tensorflow.python.distribute.combinations", "keras")
@@ -69,7 +69,7 @@ def test_a_name_outside_the_table_runs_the_whole_init_and_the_module_is_then_a_p
     result = run_python(
         """
 import json, sys, types
-import transforms
+import pipeline.job
 import tensorflow as tf
 probe = hasattr(tf, "__wrapped__")  # a dunder probe finds nothing and loads nothing
 before = type(tf) is types.ModuleType
@@ -85,7 +85,7 @@ def test_import_of_tensorflow_keras_works_before_any_name_is_used():
     result = run_python(
         """
 import json
-import transforms
+import pipeline.job
 from tensorflow.keras import layers
 import tensorflow as tf
 print(json.dumps({"dense": layers.Dense.__name__, "same": tf.keras.layers.Dense is layers.Dense}))
@@ -107,7 +107,7 @@ print(json.dumps({"installed": tf_import.install(), "plain": type(sys.modules["t
     off = run_python(
         """
 import json, sys, types
-import transforms
+import pipeline.job
 print(json.dumps({"imported": "tensorflow" in sys.modules}))
 """,
         lazy=False,
@@ -119,7 +119,7 @@ def test_installing_imports_nothing_of_tensorflow_until_a_name_is_used():
     result = run_python(
         """
 import json, sys
-import pipeline
+import pipeline.job
 loaded = sorted(name for name in sys.modules if name.startswith("tensorflow."))
 import tensorflow as tf
 tf.constant(1)
@@ -165,7 +165,7 @@ def test_threads_resolving_names_at_once_get_the_same_objects_and_the_prelude_on
     result = run_python(
         """
 import json, threading
-import transforms
+import pipeline.job
 import tensorflow as tf
 names = ["image", "io", "function", "cast", "constant", "raw_ops", "math", "float32"] * 4
 got = {}
@@ -181,3 +181,50 @@ print(json.dumps({"same": same, "value": int(tf.cast(tf.constant(2.6), tf.int32)
 """
     )
     assert result == {"same": True, "value": 2, "eager": True}
+
+
+def test_a_function_that_uses_tf_pickles_with_beams_pickler_as_with_a_plain_import():
+    """Beam pickles a lambda with its globals; the lazy module must travel by name as a plain module does."""
+    result = run_python(
+        """
+import json, pickle
+import pipeline.job
+import tensorflow as tf
+from apache_beam.internal import pickler
+double = lambda x: int(tf.constant(x) * 2)
+again = pickler.loads(pickler.dumps(double))
+print(json.dumps({"beam": again(21), "plain_pickle": pickle.loads(pickle.dumps(tf)) is tf}))
+"""
+    )
+    assert result == {"beam": 42, "plain_pickle": True}
+
+
+def test_tensors_behave_as_with_a_plain_import_before_any_other_name_is_used():
+    """Operators, slicing and gradients come from other modules' imports, which a plain import has made."""
+    result = run_python(
+        """
+import json
+import pipeline.job
+import tensorflow as tf
+x = tf.constant([1.0, 2.0, 3.0])
+times, sliced = (x * 2).numpy().tolist(), x[1:].numpy().tolist()  # before any name but ``constant``
+with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = tf.reduce_sum(x * x)
+print(json.dumps({"times": times, "slice": sliced,
+                  "grad": tape.gradient(y, x).numpy().tolist(), "from_list": tf.stack([x[0], 5.0]).numpy().tolist()}))
+"""
+    )
+    assert result == {"times": [2.0, 4.0, 6.0], "slice": [2.0, 3.0], "grad": [2.0, 4.0, 6.0], "from_list": [1.0, 5.0]}
+
+
+def test_a_training_script_that_reads_the_output_gets_a_plain_import():
+    result = run_python(
+        """
+import json, sys, types
+import augbeam
+import tensorflow as tf
+print(json.dumps({"plain": type(sys.modules["tensorflow"]) is types.ModuleType}))
+"""
+    )
+    assert result == {"plain": True}
