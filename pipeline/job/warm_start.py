@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 # job): the warm worker server imports these once and forks the workers from it (``warm_workers``).
 WORKER_MODULES = (
     "pipeline.job",  # first: it installs transforms.tf_import before anything imports TensorFlow
-    "tensorflow",
+    "tensorflow",  # by name it is only the module here; with AUGBEAM_LAZY_TENSORFLOW=0 the whole import
     "PIL.JpegImagePlugin",
     "PIL.ImageOps",
     "pipeline.job.graph",
